@@ -1,0 +1,115 @@
+"""The emulator's bundled sample models.
+
+``SAMPLES`` maps each name to its :class:`ModelDef`; the files ``samples/<name>.om`` next to
+this module are ``to_text(SAMPLES[name])`` and are regenerated with
+``python -m fastexec.emulator.samples`` (``--check`` only compares). docs/model-format.md has
+the table of samples and why each exists.
+"""
+
+from __future__ import annotations
+
+import argparse
+import pathlib
+import sys
+
+from .model_file import ModelDef, TensorDef, to_text, write_model
+
+SAMPLES_DIR = pathlib.Path(__file__).resolve().parent / "samples"
+
+SAMPLES: dict[str, ModelDef] = {
+    # ResNet50 INT8, batch 8, on an Atlas 300I Pro class card: 1140 us per batch. The kernel
+    # reduces the 150528 pixels of each image to 1000 "logits", each the sum of a run of 150 or
+    # 151 pixels times 0.0066 (about the mean pixel value: 0..254, well inside float16).
+    "resnet50-int8": ModelDef(
+        name="resnet50-int8",
+        inputs=(TensorDef("data", "uint8", "NCHW", (8, 3, 224, 224)),),
+        outputs=(TensorDef("logits", "float16", "ND", (8, 1000)),),
+        kernel="segment_sum",
+        scale=0.0066,
+        bias=0.0,
+        compute_us=1140.0,
+    ),
+    # 1,000,000-byte input and output with 1 ms of compute: under the emulator's slow-link
+    # profile (1 GB/s) the H2D copy, the execute and the D2H copy each take about 1 ms.
+    "balanced": ModelDef(
+        name="balanced",
+        inputs=(TensorDef("x", "float32", "ND", (4, 62500)),),
+        outputs=(TensorDef("y", "float32", "ND", (4, 62500)),),
+        kernel="affine",
+        scale=2.0,
+        bias=0.5,
+        compute_us=1000.0,
+    ),
+    # 64 bytes each way and 5 us of compute: measures per-call overhead.
+    "tiny": ModelDef(
+        name="tiny",
+        inputs=(TensorDef("x", "float32", "ND", (1, 16)),),
+        outputs=(TensorDef("y", "float32", "ND", (1, 16)),),
+        kernel="identity",
+        compute_us=5.0,
+    ),
+    # Dynamic batch with gears 1, 2, 4, 8: 100 us + 20 us per sample.
+    "dynamic-batch": ModelDef(
+        name="dynamic-batch",
+        inputs=(TensorDef("images", "float32", "NCHW", (-1, 3, 16, 16)),),
+        outputs=(TensorDef("scores", "float32", "ND", (-1, 10)),),
+        kernel="segment_sum",
+        scale=1.0,
+        bias=0.0,
+        compute_us=100.0,
+        per_sample_us=20.0,
+        dynamic_batch=(1, 2, 4, 8),
+    ),
+    # Two inputs and two outputs of different dtypes, for executors that match IO by name.
+    "multi-io": ModelDef(
+        name="multi-io",
+        inputs=(
+            TensorDef("a", "int32", "ND", (2, 64)),
+            TensorDef("b", "float16", "ND", (2, 32)),
+        ),
+        outputs=(
+            TensorDef("a_out", "int32", "ND", (2, 64)),
+            TensorDef("b_out", "float16", "ND", (2, 32)),
+        ),
+        kernel="affine",
+        scale=3.0,
+        bias=-1.0,
+        compute_us=50.0,
+    ),
+}
+
+
+def sample_path(name: str) -> pathlib.Path:
+    """Path of the bundled file of sample ``name``."""
+    if name not in SAMPLES:
+        raise ValueError(f"unknown sample model {name!r}: available are {', '.join(sorted(SAMPLES))}")
+    return SAMPLES_DIR / f"{name}.om"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m fastexec.emulator.samples",
+        description="Write the bundled sample model files (samples/<name>.om) from SAMPLES.",
+    )
+    parser.add_argument(
+        "--check", action="store_true", help="only report files that differ from SAMPLES; exit 1 if any"
+    )
+    args = parser.parse_args(argv)
+    stale = []
+    for name, model in SAMPLES.items():
+        path = sample_path(name)
+        current = path.read_text(encoding="utf-8") if path.is_file() else None
+        if current == to_text(model):
+            continue
+        stale.append(name)
+        if args.check:
+            print(f"{path}: out of date", file=sys.stderr)
+        else:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            write_model(path, model)
+            print(f"wrote {path}")
+    return 1 if args.check and stale else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,223 @@
+/* Internal declarations shared by the emulator's translation units. */
+#ifndef FASTEXEC_EMU_H
+#define FASTEXEC_EMU_H
+
+#define _GNU_SOURCE
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "acl/acl.h"
+#include "fastexec/acl_emulator.h"
+#include "model_file.h"
+
+#define EMU_API ACL_FUNC_VISIBILITY
+
+/* ---------------------------------------------------------------- time */
+uint64_t emu_now_ns(void);
+void emu_sleep_until(uint64_t deadline_ns);
+/* Absolute CLOCK_MONOTONIC deadline for pthread_cond_timedwait, `ms` from now. */
+struct timespec emu_deadline_ms(int64_t ms);
+
+/* ---------------------------------------------------------------- errors */
+/* Record the calling thread's message for aclGetRecentErrMsg and return `code`. */
+aclError emu_fail(aclError code, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* A checked-mode finding: counted, remembered process-wide, and reported as emu_fail. */
+aclError emu_finding(fxemuFindingKind kind, aclError code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* ---------------------------------------------------------------- config */
+extern fxemuProfile emu_profile;            /* fast / checked may change at run time */
+void emu_init_once(void);                   /* reads the environment; idempotent */
+uint64_t emu_copy_ns(aclrtMemcpyKind kind, size_t bytes);
+
+/* ---------------------------------------------------------------- faults */
+extern atomic_int emu_fault_rules;          /* number of active rules: fast path when 0 */
+/* Called at the top of every API: returns a code to fail with, or ACL_SUCCESS. */
+aclError emu_fault_call(const char *api);
+/* Called when an API enqueues a task: sets *fail_code / *stall_ms when a rule fires. */
+void emu_fault_task(const char *api, aclError *fail_code, uint32_t *stall_ms);
+
+#define EMU_ENTER(api)                                                   \
+    do {                                                                 \
+        emu_init_once();                                                 \
+        if (atomic_load_explicit(&emu_fault_rules, memory_order_relaxed)) { \
+            aclError fault_ = emu_fault_call(api);                       \
+            if (fault_ != ACL_SUCCESS) return fault_;                    \
+        }                                                                \
+    } while (0)
+
+/* ---------------------------------------------------------------- handles */
+typedef enum {
+    EMU_H_CONTEXT = 1,
+    EMU_H_STREAM,
+    EMU_H_EVENT,
+    EMU_H_DATABUFFER,
+    EMU_H_DATASET,
+    EMU_H_DESC,
+    EMU_H_EXECCFG,
+} emu_handle_kind;
+
+void emu_handle_add(const void *p, emu_handle_kind kind);
+int emu_handle_remove(const void *p, emu_handle_kind kind);   /* 1 if it was live */
+int emu_handle_live(const void *p, emu_handle_kind kind);
+const char *emu_handle_kind_name(emu_handle_kind kind);
+/* Validate a handle argument: NULL -> ACL_ERROR_INVALID_PARAM, not live -> destroyed-handle finding. */
+aclError emu_check_handle(const void *p, emu_handle_kind kind, const char *api);
+
+/* ---------------------------------------------------------------- counters */
+typedef struct {
+    atomic_uint_fast64_t streams, events, contexts, datasets, data_buffers, model_descs, exec_configs,
+        models, tasks_run, overruns;
+} emu_live_counters;
+extern emu_live_counters emu_live;
+
+/* ---------------------------------------------------------------- devices, contexts */
+enum { EMU_ENGINE_COMPUTE = 0, EMU_ENGINE_H2D = 1, EMU_ENGINE_D2H = 2, EMU_ENGINES = 3 };
+
+typedef struct {
+    pthread_mutex_t mu;
+    uint64_t free_at;      /* emulated time at which the engine's last reserved task ends */
+} emu_engine;
+
+typedef struct emu_context emu_context;
+typedef struct emu_stream emu_stream;
+
+typedef struct {
+    int32_t id;
+    emu_engine engines[EMU_ENGINES];
+    uint64_t mem_used;               /* guarded by the memory lock */
+    int set_count;                   /* aclrtSetDevice reference count; guarded by emu_global_mu */
+    emu_context *default_ctx;
+} emu_device;
+
+struct emu_context {
+    emu_device *dev;
+    int is_default;
+    emu_stream *default_stream;
+};
+
+extern pthread_mutex_t emu_global_mu;       /* devices, contexts, stream list, init state */
+extern emu_device *emu_devices;
+extern int emu_initialized;                 /* aclInit done and not finalized */
+
+emu_context *emu_current_context(void);     /* NULL when none or destroyed */
+/* The stream an API should use: `s` validated, or the current context's default stream for NULL. */
+aclError emu_resolve_stream(aclrtStream s, emu_stream **out, const char *api);
+
+/* Reserve an engine interval: start at or after `earliest`, last `dur_ns`. Returns the end. */
+uint64_t emu_engine_reserve(emu_engine *e, uint64_t earliest, uint64_t dur_ns, uint64_t *start);
+/* After the real work: extend the engine if the work overran, count it, and wait for the end. */
+uint64_t emu_engine_finish(emu_engine *e, uint64_t planned_end);
+
+/* ---------------------------------------------------------------- memory */
+typedef enum { EMU_MEM_PAGEABLE = 0, EMU_MEM_PINNED, EMU_MEM_DEVICE, EMU_MEM_REGISTERED } emu_mem_kind;
+
+typedef struct emu_alloc {
+    char *base;
+    size_t size;          /* bytes the caller may use (rounded size) */
+    emu_mem_kind kind;
+    emu_device *dev;
+    int inflight;         /* queued tasks using it */
+    int free_pending;     /* freed while in use with checked mode off: freed when inflight drops to 0 */
+} emu_alloc;
+
+/* Classify [p, p+n). Returns the allocation (or NULL for pageable host memory). Fails with
+ * ACL_ERROR_RT_PARAM_INVALID when the range starts inside an allocation and runs past its end. */
+aclError emu_mem_find(const void *p, size_t n, emu_alloc **out, const char *api, const char *what);
+const char *emu_mem_kind_name(emu_mem_kind kind);
+/* Pin allocations for a queued task / release them when it completes. */
+void emu_mem_hold(emu_alloc *a);
+void emu_mem_release(emu_alloc *a);
+/* Synchronous copy with the timing model (calling thread). */
+void emu_timed_copy(emu_device *dev, void *dst, const void *src, size_t n, aclrtMemcpyKind dir);
+
+/* ---------------------------------------------------------------- streams, tasks */
+typedef enum {
+    EMU_T_COPY = 1,
+    EMU_T_MEMSET,
+    EMU_T_EXEC,
+    EMU_T_RECORD,
+    EMU_T_WAIT,
+    EMU_T_CALLBACK,
+    EMU_T_HOSTFUNC,
+    EMU_T_STALL,
+} emu_task_kind;
+
+typedef struct emu_event emu_event;
+typedef struct emu_model emu_model;
+
+typedef struct emu_task {
+    struct emu_task *next;
+    emu_task_kind kind;
+    uint64_t submit_ns;
+    aclError fail_code;       /* injected failure */
+    uint32_t stall_ms;        /* injected stall before the task */
+    emu_alloc *holds[2 * EMU_MAX_IO + 2];
+    int n_holds;
+    union {
+        struct { void *dst; const void *src; size_t n; aclrtMemcpyKind dir; } copy;
+        struct { void *dst; int value; size_t n; } memset;
+        struct { emu_model *model; uint64_t batch; void *in[EMU_MAX_IO]; void *out[EMU_MAX_IO]; } exec;
+        struct { emu_event *ev; uint64_t seq; } record;
+        struct { emu_event *ev; uint64_t seq; } wait;
+        struct { aclrtCallback fn; void *data; int block; } callback;
+        struct { aclrtHostFunc fn; void *args; } hostfunc;
+        struct { uint32_t ms; } stall;
+    } u;
+} emu_task;
+
+struct emu_stream {
+    emu_context *ctx;
+    emu_device *dev;
+    int is_default;
+    uint32_t flags;
+    pthread_mutex_t mu;
+    pthread_cond_t cv_work;      /* worker waits for tasks */
+    pthread_cond_t cv_done;      /* hosts wait for completion */
+    emu_task *head, *tail;
+    uint64_t submitted, completed;
+    uint64_t ready_at;           /* emulated end time of the last completed task */
+    aclError err_sync;           /* first task error since the last synchronisation */
+    aclError err_event;          /* first task error since the last event record */
+    int32_t sync_timeout_ms;     /* sticky from an exec config; -1 = forever */
+    int32_t event_timeout_ms;
+    int stopping;
+    int used_callback, used_hostfunc;
+    int has_subscriber;
+    uint64_t subscriber;         /* pthread id of the report thread */
+    pthread_t thread;
+    emu_stream *next_all;        /* global list of streams */
+};
+
+struct emu_event {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    uint32_t flags;
+    uint64_t record_seq;         /* records issued */
+    uint64_t done_seq;           /* newest record completed */
+    uint64_t ts;                 /* emulated time of that completion */
+    aclError err;                /* task error captured by that record */
+    int32_t timeout_ms;          /* sticky from the recording stream's exec config */
+    int refs;                    /* handle + queued tasks */
+};
+
+aclError emu_stream_create(emu_context *ctx, uint32_t flags, int is_default, emu_stream **out);
+void emu_stream_destroy(emu_stream *s);       /* drains, joins, frees */
+/* Allocate a task; the caller fills it and calls emu_stream_push (which takes ownership). */
+emu_task *emu_task_new(emu_task_kind kind);
+void emu_stream_push(emu_stream *s, emu_task *t, const char *api);
+aclError emu_stream_sync(emu_stream *s, int32_t timeout_ms);
+void emu_event_unref(emu_event *ev);
+/* Destroy every stream of a context (default stream included). */
+void emu_context_drop_streams(emu_context *ctx);
+
+/* ---------------------------------------------------------------- models */
+void emu_exec_task_run(emu_stream *s, emu_task *t);
+void emu_exec_task_done(emu_task *t, aclError err);
+uint64_t emu_exec_duration_ns(const emu_model *m, uint64_t batch);
+
+#endif

@@ -1,0 +1,765 @@
+/* Models: loading, descriptions, datasets, execution (sync, async, V2), exec configs,
+ * dynamic batch. */
+#include "emu.h"
+
+#include <errno.h>
+#include <stdlib.h>
+
+struct emu_model {
+    uint32_t id;
+    emu_model_def def;
+    emu_device *dev;
+    int has_dyn;                 /* dynamic-batch tensor appended as input def.num_inputs */
+    int exec_mode;               /* 0 none yet, 1 synchronous, 2 stream-ordered; guarded by model_mu */
+    int inflight;                /* queued or running executions */
+    emu_stream *inflight_stream; /* stream of the queued executions */
+    int unloading;
+};
+
+static pthread_mutex_t model_mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t model_cv = PTHREAD_COND_INITIALIZER;   /* an execution finished */
+static emu_model **models;   /* index id-1; ids are never reused */
+static uint32_t n_models;
+
+uint64_t emu_models_live(void) { return atomic_load(&emu_live.models); }
+
+/* Look a model up and keep model_mu held on success. */
+static aclError lock_model(uint32_t id, emu_model **out, const char *api)
+{
+    pthread_mutex_lock(&model_mu);
+    emu_model *m = id >= 1 && id <= n_models ? models[id - 1] : NULL;
+    if (!m || m->unloading) {
+        pthread_mutex_unlock(&model_mu);
+        return emu_fail(ACL_ERROR_GE_EXEC_MODEL_ID_INVALID, "%s: model id %u is not loaded", api, id);
+    }
+    *out = m;
+    return ACL_SUCCESS;
+}
+
+/* ================================================================ load / unload */
+
+static aclError read_file(const char *path, char **text, size_t *len, const char *api)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f) return emu_fail(ACL_ERROR_GE_EXEC_MODEL_PATH_INVALID, "%s: cannot open model file '%s': %s", api, path, strerror(errno));
+    size_t cap = 4096, n = 0;
+    char *buf = malloc(cap);
+    size_t got;
+    while ((got = fread(buf + n, 1, cap - n, f)) > 0) {
+        n += got;
+        if (n == cap) {
+            if (cap >= ((size_t)64 << 20)) {
+                free(buf);
+                fclose(f);
+                return emu_fail(ACL_ERROR_PARSE_MODEL, "%s: '%s' is larger than 64 MiB; not an emulator model file", api, path);
+            }
+            cap *= 2;
+            buf = realloc(buf, cap);
+        }
+    }
+    int bad = ferror(f);
+    fclose(f);
+    if (bad) {
+        free(buf);
+        return emu_fail(ACL_ERROR_GE_EXEC_MODEL_PATH_INVALID, "%s: cannot read model file '%s'", api, path);
+    }
+    *text = buf;
+    *len = n;
+    return ACL_SUCCESS;
+}
+
+static aclError parse(const char *text, size_t len, emu_model_def *def, const char *api, const char *origin)
+{
+    char err[512];
+    aclError rc = emu_model_parse(text, len, def, err, sizeof err);
+    if (rc) return emu_fail(rc, "%s: %s: %s", api, origin, err);
+    return ACL_SUCCESS;
+}
+
+static aclError load_def(const emu_model_def *def, uint32_t *modelId, const char *api)
+{
+    emu_context *ctx = emu_current_context();
+    if (!ctx) return emu_fail(ACL_ERROR_RT_CONTEXT_NULL, "%s: the calling thread has no current context (call aclrtSetDevice)", api);
+    emu_model *m = calloc(1, sizeof *m);
+    m->def = *def;
+    m->dev = ctx->dev;
+    m->has_dyn = def->num_gears > 0;
+    pthread_mutex_lock(&model_mu);
+    models = realloc(models, (n_models + 1) * sizeof *models);
+    models[n_models++] = m;
+    m->id = n_models;
+    pthread_mutex_unlock(&model_mu);
+    atomic_fetch_add(&emu_live.models, 1);
+    *modelId = m->id;
+    return ACL_SUCCESS;
+}
+
+static aclError require_init(const char *api)
+{
+    if (!emu_initialized) return emu_fail(ACL_ERROR_GE_EXEC_NOT_INIT, "%s: aclInit has not been called", api);
+    return ACL_SUCCESS;
+}
+
+EMU_API aclError aclmdlLoadFromFile(const char *modelPath, uint32_t *modelId)
+{
+    EMU_ENTER("aclmdlLoadFromFile");
+    if (!modelPath || !modelId) return emu_fail(ACL_ERROR_INVALID_PARAM, "aclmdlLoadFromFile: modelPath and modelId must not be NULL");
+    aclError rc = require_init("aclmdlLoadFromFile");
+    if (rc) return rc;
+    char *text;
+    size_t len;
+    rc = read_file(modelPath, &text, &len, "aclmdlLoadFromFile");
+    if (rc) return rc;
+    emu_model_def *def = malloc(sizeof *def);
+    rc = parse(text, len, def, "aclmdlLoadFromFile", modelPath);
+    free(text);
+    if (!rc) rc = load_def(def, modelId, "aclmdlLoadFromFile");
+    free(def);
+    return rc;
+}
+
+EMU_API aclError aclmdlLoadFromMem(const void *model, size_t modelSize, uint32_t *modelId)
+{
+    EMU_ENTER("aclmdlLoadFromMem");
+    if (!model || !modelId || modelSize == 0)
+        return emu_fail(ACL_ERROR_INVALID_PARAM, "aclmdlLoadFromMem: model, modelSize and modelId must be set");
+    aclError rc = require_init("aclmdlLoadFromMem");
+    if (rc) return rc;
+    emu_model_def *def = malloc(sizeof *def);
+    rc = parse(model, modelSize, def, "aclmdlLoadFromMem", "model data");
+    if (!rc) rc = load_def(def, modelId, "aclmdlLoadFromMem");
+    free(def);
+    return rc;
+}
+
+EMU_API aclError aclmdlQuerySize(const char *fileName, size_t *workSize, size_t *weightSize)
+{
+    EMU_ENTER("aclmdlQuerySize");
+    if (!fileName || !workSize || !weightSize) return emu_fail(ACL_ERROR_INVALID_PARAM, "aclmdlQuerySize: arguments must not be NULL");
+    char *text;
+    size_t len;
+    aclError rc = read_file(fileName, &text, &len, "aclmdlQuerySize");
+    if (rc) return rc;
+    emu_model_def *def = malloc(sizeof *def);
+    rc = parse(text, len, def, "aclmdlQuerySize", fileName);
+    if (!rc) {
+        *workSize = def->workspace_bytes;
+        *weightSize = def->weight_bytes;
+    }
+    free(def);
+    free(text);
+    return rc;
+}
+
+EMU_API aclError aclmdlUnload(uint32_t modelId)
+{
+    EMU_ENTER("aclmdlUnload");
+    emu_model *m;
+    aclError rc = lock_model(modelId, &m, "aclmdlUnload");
+    if (rc) return rc;
+    m->unloading = 1;   /* new executions fail from now on */
+    while (m->inflight) pthread_cond_wait(&model_cv, &model_mu);
+    models[modelId - 1] = NULL;
+    pthread_mutex_unlock(&model_mu);
+    free(m);
+    atomic_fetch_sub(&emu_live.models, 1);
+    return ACL_SUCCESS;
+}
+
+/* ================================================================ descriptions */
+
+/* An input or output as the ACL API sees it (the dynamic-batch tensor included). */
+typedef struct {
+    char name[ACL_MAX_TENSOR_NAME_LEN];
+    aclDataType dtype;
+    aclFormat format;
+    size_t ndims;
+    int64_t dims[ACL_MAX_DIM_CNT];
+    size_t bytes;   /* at the largest batch */
+} io_info;
+
+struct aclmdlDesc {
+    int filled;
+    size_t n_in, n_out;
+    io_info in[EMU_MAX_IO + 1], out[EMU_MAX_IO];
+    size_t num_gears;
+    uint64_t gears[ACL_MAX_BATCH_NUM];
+};
+
+static void fill_io(io_info *io, const emu_tensor_def *t, uint64_t max_batch)
+{
+    snprintf(io->name, sizeof io->name, "%s", t->name);
+    io->dtype = t->dtype;
+    io->format = t->format;
+    io->ndims = t->ndims;
+    memcpy(io->dims, t->dims, t->ndims * sizeof t->dims[0]);
+    io->bytes = emu_tensor_bytes(t, max_batch);
+}
+
+EMU_API aclmdlDesc *aclmdlCreateDesc(void)
+{
+    emu_init_once();
+    if (atomic_load(&emu_fault_rules) && emu_fault_call("aclmdlCreateDesc")) return NULL;
+    aclmdlDesc *d = calloc(1, sizeof *d);
+    emu_handle_add(d, EMU_H_DESC);
+    atomic_fetch_add(&emu_live.model_descs, 1);
+    return d;
+}
+
+EMU_API aclError aclmdlDestroyDesc(aclmdlDesc *modelDesc)
+{
+    EMU_ENTER("aclmdlDestroyDesc");
+    aclError rc = emu_check_handle(modelDesc, EMU_H_DESC, "aclmdlDestroyDesc");
+    if (rc) return rc;
+    emu_handle_remove(modelDesc, EMU_H_DESC);
+    atomic_fetch_sub(&emu_live.model_descs, 1);
+    free(modelDesc);
+    return ACL_SUCCESS;
+}
+
+EMU_API aclError aclmdlGetDesc(aclmdlDesc *modelDesc, uint32_t modelId)
+{
+    EMU_ENTER("aclmdlGetDesc");
+    aclError rc = emu_check_handle(modelDesc, EMU_H_DESC, "aclmdlGetDesc");
+    if (rc) return rc;
+    emu_model *m;
+    rc = lock_model(modelId, &m, "aclmdlGetDesc");
+    if (rc) return rc;
+    const emu_model_def *def = &m->def;
+    uint64_t maxb = emu_model_max_batch(def);
+    aclmdlDesc *d = modelDesc;
+    memset(d, 0, sizeof *d);
+    d->filled = 1;
+    d->n_in = def->num_inputs + (m->has_dyn ? 1 : 0);
+    d->n_out = def->num_outputs;
+    for (size_t i = 0; i < def->num_inputs; i++) fill_io(&d->in[i], &def->inputs[i], maxb);
+    for (size_t i = 0; i < def->num_outputs; i++) fill_io(&d->out[i], &def->outputs[i], maxb);
+    if (m->has_dyn) {
+        io_info *io = &d->in[def->num_inputs];
+        snprintf(io->name, sizeof io->name, "%s", ACL_DYNAMIC_TENSOR_NAME);
+        io->dtype = ACL_INT64;
+        io->format = ACL_FORMAT_ND;
+        io->ndims = 1;
+        io->dims[0] = 1;
+        io->bytes = 8;
+    }
+    d->num_gears = def->num_gears;
+    memcpy(d->gears, def->gears, def->num_gears * sizeof def->gears[0]);
+    pthread_mutex_unlock(&model_mu);
+    return ACL_SUCCESS;
+}
+
+static const aclmdlDesc *live_desc(const aclmdlDesc *d, const char *api)
+{
+    emu_init_once();
+    return d && emu_check_handle(d, EMU_H_DESC, api) == ACL_SUCCESS ? d : NULL;
+}
+
+static const io_info *desc_io(const aclmdlDesc *d, int output, size_t index, const char *api)
+{
+    d = live_desc(d, api);
+    if (!d) return NULL;
+    if (output) return index < d->n_out ? &d->out[index] : NULL;
+    return index < d->n_in ? &d->in[index] : NULL;
+}
+
+EMU_API size_t aclmdlGetNumInputs(aclmdlDesc *modelDesc)
+{
+    const aclmdlDesc *d = live_desc(modelDesc, "aclmdlGetNumInputs");
+    return d ? d->n_in : 0;
+}
+
+EMU_API size_t aclmdlGetNumOutputs(aclmdlDesc *modelDesc)
+{
+    const aclmdlDesc *d = live_desc(modelDesc, "aclmdlGetNumOutputs");
+    return d ? d->n_out : 0;
+}
+
+EMU_API size_t aclmdlGetInputSizeByIndex(aclmdlDesc *modelDesc, size_t index)
+{
+    const io_info *io = desc_io(modelDesc, 0, index, "aclmdlGetInputSizeByIndex");
+    return io ? io->bytes : 0;
+}
+
+EMU_API size_t aclmdlGetOutputSizeByIndex(aclmdlDesc *modelDesc, size_t index)
+{
+    const io_info *io = desc_io(modelDesc, 1, index, "aclmdlGetOutputSizeByIndex");
+    return io ? io->bytes : 0;
+}
+
+static aclError get_dims(const aclmdlDesc *d, int output, size_t index, aclmdlIODims *dims, const char *api)
+{
+    EMU_ENTER(api);
+    if (!dims) return emu_fail(ACL_ERROR_INVALID_PARAM, "%s: dims is NULL", api);
+    aclError rc = emu_check_handle(d, EMU_H_DESC, api);
+    if (rc) return rc;
+    const io_info *io = desc_io(d, output, index, api);
+    if (!io)
+        return emu_fail(ACL_ERROR_INVALID_PARAM, "%s: index %zu is out of range (the model has %zu %s)", api, index, output ? d->n_out : d->n_in,
+                        output ? "outputs" : "inputs");
+    memset(dims, 0, sizeof *dims);
+    snprintf(dims->name, sizeof dims->name, "%s", io->name);
+    dims->dimCount = io->ndims;
+    memcpy(dims->dims, io->dims, io->ndims * sizeof io->dims[0]);
+    return ACL_SUCCESS;
+}
+
+EMU_API aclError aclmdlGetInputDims(const aclmdlDesc *modelDesc, size_t index, aclmdlIODims *dims)
+{
+    return get_dims(modelDesc, 0, index, dims, "aclmdlGetInputDims");
+}
+
+EMU_API aclError aclmdlGetOutputDims(const aclmdlDesc *modelDesc, size_t index, aclmdlIODims *dims)
+{
+    return get_dims(modelDesc, 1, index, dims, "aclmdlGetOutputDims");
+}
+
+EMU_API const char *aclmdlGetInputNameByIndex(const aclmdlDesc *modelDesc, size_t index)
+{
+    const io_info *io = desc_io(modelDesc, 0, index, "aclmdlGetInputNameByIndex");
+    return io ? io->name : "";
+}
+
+EMU_API const char *aclmdlGetOutputNameByIndex(const aclmdlDesc *modelDesc, size_t index)
+{
+    const io_info *io = desc_io(modelDesc, 1, index, "aclmdlGetOutputNameByIndex");
+    return io ? io->name : "";
+}
+
+EMU_API aclDataType aclmdlGetInputDataType(const aclmdlDesc *modelDesc, size_t index)
+{
+    const io_info *io = desc_io(modelDesc, 0, index, "aclmdlGetInputDataType");
+    return io ? io->dtype : ACL_DT_UNDEFINED;
+}
+
+EMU_API aclDataType aclmdlGetOutputDataType(const aclmdlDesc *modelDesc, size_t index)
+{
+    const io_info *io = desc_io(modelDesc, 1, index, "aclmdlGetOutputDataType");
+    return io ? io->dtype : ACL_DT_UNDEFINED;
+}
+
+EMU_API aclFormat aclmdlGetInputFormat(const aclmdlDesc *modelDesc, size_t index)
+{
+    const io_info *io = desc_io(modelDesc, 0, index, "aclmdlGetInputFormat");
+    return io ? io->format : ACL_FORMAT_UNDEFINED;
+}
+
+EMU_API aclFormat aclmdlGetOutputFormat(const aclmdlDesc *modelDesc, size_t index)
+{
+    const io_info *io = desc_io(modelDesc, 1, index, "aclmdlGetOutputFormat");
+    return io ? io->format : ACL_FORMAT_UNDEFINED;
+}
+
+static aclError index_by_name(const aclmdlDesc *d, int output, const char *name, size_t *index, const char *api)
+{
+    EMU_ENTER(api);
+    if (!name || !index) return emu_fail(ACL_ERROR_INVALID_PARAM, "%s: name and index must not be NULL", api);
+    aclError rc = emu_check_handle(d, EMU_H_DESC, api);
+    if (rc) return rc;
+    size_t n = output ? d->n_out : d->n_in;
+    for (size_t i = 0; i < n; i++) {
+        if (strcmp((output ? d->out : d->in)[i].name, name) == 0) {
+            *index = i;
+            return ACL_SUCCESS;
+        }
+    }
+    return emu_fail(ACL_ERROR_INVALID_PARAM, "%s: the model has no %s named '%s'", api, output ? "output" : "input", name);
+}
+
+EMU_API aclError aclmdlGetInputIndexByName(const aclmdlDesc *modelDesc, const char *name, size_t *index)
+{
+    return index_by_name(modelDesc, 0, name, index, "aclmdlGetInputIndexByName");
+}
+
+EMU_API aclError aclmdlGetOutputIndexByName(const aclmdlDesc *modelDesc, const char *name, size_t *index)
+{
+    return index_by_name(modelDesc, 1, name, index, "aclmdlGetOutputIndexByName");
+}
+
+EMU_API aclError aclmdlGetDynamicBatch(const aclmdlDesc *modelDesc, aclmdlBatch *batch)
+{
+    EMU_ENTER("aclmdlGetDynamicBatch");
+    if (!batch) return emu_fail(ACL_ERROR_INVALID_PARAM, "aclmdlGetDynamicBatch: batch is NULL");
+    aclError rc = emu_check_handle(modelDesc, EMU_H_DESC, "aclmdlGetDynamicBatch");
+    if (rc) return rc;
+    memset(batch, 0, sizeof *batch);
+    batch->batchCount = modelDesc->num_gears;
+    memcpy(batch->batch, modelDesc->gears, modelDesc->num_gears * sizeof modelDesc->gears[0]);
+    return ACL_SUCCESS;
+}
+
+/* ================================================================ datasets */
+
+struct aclmdlDataset {
+    aclDataBuffer **bufs;
+    size_t n, cap;
+    uint64_t dyn_batch;   /* set by aclmdlSetDynamicBatchSize; 0 = not set */
+};
+
+EMU_API aclmdlDataset *aclmdlCreateDataset(void)
+{
+    emu_init_once();
+    if (atomic_load(&emu_fault_rules) && emu_fault_call("aclmdlCreateDataset")) return NULL;
+    aclmdlDataset *ds = calloc(1, sizeof *ds);
+    emu_handle_add(ds, EMU_H_DATASET);
+    atomic_fetch_add(&emu_live.datasets, 1);
+    return ds;
+}
+
+EMU_API aclError aclmdlDestroyDataset(const aclmdlDataset *dataset)
+{
+    EMU_ENTER("aclmdlDestroyDataset");
+    aclError rc = emu_check_handle(dataset, EMU_H_DATASET, "aclmdlDestroyDataset");
+    if (rc) return rc;
+    emu_handle_remove(dataset, EMU_H_DATASET);
+    atomic_fetch_sub(&emu_live.datasets, 1);
+    free(dataset->bufs);
+    free((void *)dataset);
+    return ACL_SUCCESS;
+}
+
+EMU_API aclError aclmdlAddDatasetBuffer(aclmdlDataset *dataset, aclDataBuffer *dataBuffer)
+{
+    EMU_ENTER("aclmdlAddDatasetBuffer");
+    aclError rc = emu_check_handle(dataset, EMU_H_DATASET, "aclmdlAddDatasetBuffer");
+    if (!rc) rc = emu_check_handle(dataBuffer, EMU_H_DATABUFFER, "aclmdlAddDatasetBuffer");
+    if (rc) return rc;
+    if (dataset->n == dataset->cap) {
+        dataset->cap = dataset->cap ? dataset->cap * 2 : 4;
+        dataset->bufs = realloc(dataset->bufs, dataset->cap * sizeof *dataset->bufs);
+    }
+    dataset->bufs[dataset->n++] = dataBuffer;
+    return ACL_SUCCESS;
+}
+
+EMU_API size_t aclmdlGetDatasetNumBuffers(const aclmdlDataset *dataset)
+{
+    emu_init_once();
+    if (!dataset || emu_check_handle(dataset, EMU_H_DATASET, "aclmdlGetDatasetNumBuffers")) return 0;
+    return dataset->n;
+}
+
+EMU_API aclDataBuffer *aclmdlGetDatasetBuffer(const aclmdlDataset *dataset, size_t index)
+{
+    emu_init_once();
+    if (!dataset || emu_check_handle(dataset, EMU_H_DATASET, "aclmdlGetDatasetBuffer")) return NULL;
+    return index < dataset->n ? dataset->bufs[index] : NULL;
+}
+
+/* ================================================================ dynamic batch */
+
+EMU_API aclError aclmdlSetDynamicBatchSize(uint32_t modelId, aclmdlDataset *dataset, size_t index, uint64_t batchSize)
+{
+    EMU_ENTER("aclmdlSetDynamicBatchSize");
+    aclError rc = emu_check_handle(dataset, EMU_H_DATASET, "aclmdlSetDynamicBatchSize");
+    if (rc) return rc;
+    if (batchSize == 0) return emu_fail(ACL_ERROR_INVALID_PARAM, "aclmdlSetDynamicBatchSize: batchSize must be > 0");
+    emu_model *m;
+    rc = lock_model(modelId, &m, "aclmdlSetDynamicBatchSize");
+    if (rc) return rc;
+    const emu_model_def *def = &m->def;
+    if (!m->has_dyn) {
+        pthread_mutex_unlock(&model_mu);
+        return emu_fail(ACL_ERROR_GE_DYNAMIC_BATCH_SIZE_INVALID, "aclmdlSetDynamicBatchSize: model %u has no dynamic-batch gears", modelId);
+    }
+    int found = 0;
+    for (size_t g = 0; g < def->num_gears; g++) found |= def->gears[g] == batchSize;
+    if (!found) {
+        char gears[256] = "";
+        for (size_t g = 0; g < def->num_gears; g++)
+            snprintf(gears + strlen(gears), sizeof gears - strlen(gears), "%s%llu", g ? "," : "", (unsigned long long)def->gears[g]);
+        pthread_mutex_unlock(&model_mu);
+        return emu_fail(ACL_ERROR_GE_DYNAMIC_BATCH_SIZE_INVALID, "aclmdlSetDynamicBatchSize: batch %llu is not a gear of model %u (gears: %s)",
+                        (unsigned long long)batchSize, modelId, gears);
+    }
+    if (index != def->num_inputs) {
+        pthread_mutex_unlock(&model_mu);
+        return emu_fail(ACL_ERROR_INVALID_PARAM, "aclmdlSetDynamicBatchSize: index %zu is not the dynamic-batch input (%zu, '%s')", index, def->num_inputs,
+                        ACL_DYNAMIC_TENSOR_NAME);
+    }
+    if (m->inflight && emu_profile.checked) {
+        pthread_mutex_unlock(&model_mu);
+        return emu_finding(FXEMU_FINDING_BATCH_WHILE_RUNNING, FXEMU_ERR_BATCH_WHILE_RUNNING,
+                           "aclmdlSetDynamicBatchSize: model %u has %d execution(s) in flight; the batch size is model-global and not stream-ordered",
+                           modelId, m->inflight);
+    }
+    pthread_mutex_unlock(&model_mu);
+    aclDataBuffer *buf = index < dataset->n ? dataset->bufs[index] : NULL;
+    void *addr = buf ? aclGetDataBufferAddr(buf) : NULL;
+    size_t size = buf ? aclGetDataBufferSizeV2(buf) : 0;
+    if (!addr) return emu_fail(ACL_ERROR_INVALID_PARAM, "aclmdlSetDynamicBatchSize: the dataset has no buffer at index %zu", index);
+    if (size < 4) return emu_fail(ACL_ERROR_GE_DYNAMIC_INPUT_LENGTH_INVALID, "aclmdlSetDynamicBatchSize: the buffer at index %zu holds %zu bytes (at least 4 needed)", index, size);
+    /* The runtime writes the batch value into the tensor with a synchronous copy. */
+    uint64_t v = batchSize;
+    uint32_t v32 = (uint32_t)batchSize;
+    rc = aclrtMemcpy(addr, size, size >= 8 ? (const void *)&v : (const void *)&v32, size >= 8 ? 8 : 4, ACL_MEMCPY_HOST_TO_DEVICE);
+    if (rc) return rc;
+    dataset->dyn_batch = batchSize;
+    return ACL_SUCCESS;
+}
+
+/* ================================================================ exec configs */
+
+struct aclmdlExecConfigHandle {
+    int32_t stream_timeout_ms, event_timeout_ms;
+    void *work_ptr;
+    size_t size_opts[6];   /* IPV350: WORK_SIZET .. MEC_TIMETHR_SIZET */
+};
+
+EMU_API aclmdlExecConfigHandle *aclmdlCreateExecConfigHandle(void)
+{
+    emu_init_once();
+    if (atomic_load(&emu_fault_rules) && emu_fault_call("aclmdlCreateExecConfigHandle")) return NULL;
+    aclmdlExecConfigHandle *h = calloc(1, sizeof *h);
+    h->stream_timeout_ms = -1;
+    h->event_timeout_ms = -1;
+    emu_handle_add(h, EMU_H_EXECCFG);
+    atomic_fetch_add(&emu_live.exec_configs, 1);
+    return h;
+}
+
+EMU_API aclError aclmdlDestroyExecConfigHandle(const aclmdlExecConfigHandle *handle)
+{
+    EMU_ENTER("aclmdlDestroyExecConfigHandle");
+    aclError rc = emu_check_handle(handle, EMU_H_EXECCFG, "aclmdlDestroyExecConfigHandle");
+    if (rc) return rc;
+    emu_handle_remove(handle, EMU_H_EXECCFG);
+    atomic_fetch_sub(&emu_live.exec_configs, 1);
+    free((void *)handle);
+    return ACL_SUCCESS;
+}
+
+EMU_API aclError aclmdlSetExecConfigOpt(aclmdlExecConfigHandle *handle, aclmdlExecConfigAttr attr, const void *attrValue, size_t valueSize)
+{
+    EMU_ENTER("aclmdlSetExecConfigOpt");
+    aclError rc = emu_check_handle(handle, EMU_H_EXECCFG, "aclmdlSetExecConfigOpt");
+    if (rc) return rc;
+    if (!attrValue) return emu_fail(ACL_ERROR_INVALID_PARAM, "aclmdlSetExecConfigOpt: attrValue is NULL");
+    if (attr == ACL_MDL_STREAM_SYNC_TIMEOUT || attr == ACL_MDL_EVENT_SYNC_TIMEOUT) {
+        if (valueSize != sizeof(int32_t))
+            return emu_fail(ACL_ERROR_INVALID_PARAM, "aclmdlSetExecConfigOpt: attribute %d takes an int32_t (valueSize 4, got %zu)", (int)attr, valueSize);
+        int32_t v;
+        memcpy(&v, attrValue, sizeof v);
+        if (v < -1) return emu_fail(ACL_ERROR_INVALID_PARAM, "aclmdlSetExecConfigOpt: timeout must be -1 or >= 0 ms (got %d)", v);
+        if (attr == ACL_MDL_STREAM_SYNC_TIMEOUT) handle->stream_timeout_ms = v;
+        else handle->event_timeout_ms = v;
+        return ACL_SUCCESS;
+    }
+    int ipv350_only = attr >= ACL_MDL_WORK_ADDR_PTR && attr <= ACL_MDL_MEC_TIMETHR_SIZET;
+    if (ipv350_only && emu_profile.exec_async_v2) {
+        size_t want = attr == ACL_MDL_WORK_ADDR_PTR ? sizeof(void *) : sizeof(size_t);
+        if (valueSize != want)
+            return emu_fail(ACL_ERROR_INVALID_PARAM, "aclmdlSetExecConfigOpt: attribute %d takes %zu bytes (got %zu)", (int)attr, want, valueSize);
+        if (attr == ACL_MDL_WORK_ADDR_PTR) memcpy(&handle->work_ptr, attrValue, sizeof(void *));
+        else memcpy(&handle->size_opts[attr - ACL_MDL_WORK_SIZET], attrValue, sizeof(size_t));
+        return ACL_SUCCESS;
+    }
+    return emu_fail(ACL_ERROR_INVALID_PARAM, "aclmdlSetExecConfigOpt: attribute %d is not supported on %s (only ACL_MDL_STREAM_SYNC_TIMEOUT and ACL_MDL_EVENT_SYNC_TIMEOUT%s)",
+                    (int)attr, emu_profile.soc_name, emu_profile.exec_async_v2 ? " and the work-memory options 2..7" : "");
+}
+
+/* ================================================================ execution */
+
+uint64_t emu_exec_duration_ns(const emu_model *m, uint64_t batch)
+{
+    return m->def.compute_ns + m->def.per_sample_ns * batch;
+}
+
+typedef struct {
+    uint64_t batch;
+    void *in[EMU_MAX_IO], *out[EMU_MAX_IO];
+    emu_alloc *holds[2 * EMU_MAX_IO + 2];
+    int n_holds;
+} exec_args;
+
+static aclError check_buffer(const aclmdlDataset *ds, size_t i, size_t need, int output, const emu_tensor_def *t, void **addr, exec_args *a,
+                             const char *api)
+{
+    const char *side = output ? "output" : "input";
+    aclDataBuffer *b = ds->bufs[i];
+    if (!emu_handle_live(b, EMU_H_DATABUFFER))
+        return emu_finding(FXEMU_FINDING_DESTROYED_HANDLE, FXEMU_ERR_DESTROYED_HANDLE, "%s: %s %zu ('%s') is a destroyed data buffer", api, side, i,
+                           t ? t->name : ACL_DYNAMIC_TENSOR_NAME);
+    void *p = aclGetDataBufferAddr(b);
+    size_t size = aclGetDataBufferSizeV2(b);
+    const char *name = t ? t->name : ACL_DYNAMIC_TENSOR_NAME;
+    if (!p) return emu_fail(ACL_ERROR_GE_FAILURE, "%s: %s %zu ('%s') has no memory (NULL buffers are for synchronous aclmdlExecute outputs only)", api, side, i, name);
+    if (size + 64 < need)
+        return emu_fail(ACL_ERROR_GE_FAILURE, "%s: %s %zu ('%s') buffer holds %zu bytes, the model needs %zu", api, side, i, name, size, need);
+    emu_alloc *al;
+    aclError rc = emu_mem_find(p, need < size ? need : size, &al, api, side);
+    if (rc) return rc;
+    if (!al || (al->kind != EMU_MEM_DEVICE && al->kind != EMU_MEM_REGISTERED))
+        return emu_finding(FXEMU_FINDING_HOST_POINTER, FXEMU_ERR_HOST_POINTER, "%s: %s %zu ('%s') at %p is %s; model inputs and outputs must be device memory", api,
+                           side, i, name, p, emu_mem_kind_name(al ? al->kind : EMU_MEM_PAGEABLE));
+    if ((size_t)(al->base + al->size - (char *)p) < need)
+        return emu_fail(ACL_ERROR_GE_FAILURE, "%s: %s %zu ('%s') at %p: its device block ends before the %zu bytes the model needs", api, side, i, name, p, need);
+    *addr = p;
+    a->holds[a->n_holds++] = al;
+    return ACL_SUCCESS;
+}
+
+/* Validate the datasets of one execution; on success model_mu is held and `m` is returned. */
+static aclError prepare_exec(uint32_t modelId, const aclmdlDataset *input, const aclmdlDataset *output, int mode, emu_stream *s, emu_model **out,
+                             exec_args *a, const char *api)
+{
+    aclError rc = emu_check_handle(input, EMU_H_DATASET, api);
+    if (!rc) rc = emu_check_handle(output, EMU_H_DATASET, api);
+    if (rc) return rc;
+    emu_context *ctx = emu_current_context();
+    if (!ctx) return emu_fail(ACL_ERROR_RT_CONTEXT_NULL, "%s: the calling thread has no current context", api);
+    emu_model *m;
+    rc = lock_model(modelId, &m, api);
+    if (rc) return rc;
+    const emu_model_def *def = &m->def;
+    if (m->dev != ctx->dev) {
+        pthread_mutex_unlock(&model_mu);
+        return emu_fail(ACL_ERROR_RT_MODEL_CONTEXT, "%s: model %u was loaded on device %d, the current context is on device %d", api, modelId, m->dev->id,
+                        ctx->dev->id);
+    }
+    if (m->exec_mode && m->exec_mode != mode) {
+        pthread_mutex_unlock(&model_mu);
+        return emu_finding(FXEMU_FINDING_MIXED_SYNC_ASYNC, ACL_ERROR_GE_FAILURE,
+                           "%s: model %u was already executed %s; one model must not mix synchronous and asynchronous execution", api, modelId,
+                           m->exec_mode == 1 ? "synchronously (aclmdlExecute)" : "asynchronously (on a stream)");
+    }
+    size_t need_in = def->num_inputs + (m->has_dyn ? 1 : 0);
+    if (input->n < need_in || output->n != def->num_outputs) {
+        pthread_mutex_unlock(&model_mu);
+        return emu_fail(ACL_ERROR_GE_FAILURE, "%s: model %u takes %zu input buffer(s) and %zu output buffer(s); the datasets hold %zu and %zu", api, modelId,
+                        need_in, def->num_outputs, input->n, output->n);
+    }
+    a->batch = m->has_dyn ? (input->dyn_batch ? input->dyn_batch : emu_model_max_batch(def)) : emu_model_max_batch(def);
+    a->n_holds = 0;
+    for (size_t i = 0; i < def->num_inputs && !rc; i++)
+        rc = check_buffer(input, i, emu_tensor_bytes(&def->inputs[i], a->batch), 0, &def->inputs[i], &a->in[i], a, api);
+    void *dyn_addr;
+    if (!rc && m->has_dyn) rc = check_buffer(input, def->num_inputs, 4, 0, NULL, &dyn_addr, a, api);
+    for (size_t i = 0; i < def->num_outputs && !rc; i++)
+        rc = check_buffer(output, i, emu_tensor_bytes(&def->outputs[i], a->batch), 1, &def->outputs[i], &a->out[i], a, api);
+    if (!rc && m->inflight && s && m->inflight_stream != s && emu_profile.checked)
+        rc = emu_finding(FXEMU_FINDING_MODEL_TWO_STREAMS, FXEMU_ERR_MODEL_BUSY_OTHER_STREAM,
+                         "%s: model %u is still executing on another stream; one model id must not execute on two streams at once", api, modelId);
+    if (rc) {
+        pthread_mutex_unlock(&model_mu);
+        return rc;
+    }
+    m->exec_mode = mode;
+    *out = m;
+    return ACL_SUCCESS;
+}
+
+void emu_exec_task_run(emu_stream *s, emu_task *t)
+{
+    (void)s;
+    emu_model *m = t->u.exec.model;
+    emu_kernel_run(&m->def, t->u.exec.batch, (const void *const *)t->u.exec.in, t->u.exec.out);
+}
+
+void emu_exec_task_done(emu_task *t, aclError err)
+{
+    (void)err;
+    pthread_mutex_lock(&model_mu);
+    t->u.exec.model->inflight--;
+    pthread_cond_broadcast(&model_cv);
+    pthread_mutex_unlock(&model_mu);
+}
+
+static aclError enqueue_exec(uint32_t modelId, const aclmdlDataset *input, aclmdlDataset *output, emu_stream *s, const char *api)
+{
+    emu_model *m;
+    exec_args a;
+    aclError rc = prepare_exec(modelId, input, output, 2, s, &m, &a, api);
+    if (rc) return rc;
+    m->inflight++;
+    m->inflight_stream = s;
+    pthread_mutex_unlock(&model_mu);
+    emu_task *t = emu_task_new(EMU_T_EXEC);
+    t->u.exec.model = m;
+    t->u.exec.batch = a.batch;
+    memcpy(t->u.exec.in, a.in, sizeof a.in);
+    memcpy(t->u.exec.out, a.out, sizeof a.out);
+    memcpy(t->holds, a.holds, a.n_holds * sizeof a.holds[0]);
+    t->n_holds = a.n_holds;
+    emu_stream_push(s, t, api);
+    return ACL_SUCCESS;
+}
+
+EMU_API aclError aclmdlExecute(uint32_t modelId, const aclmdlDataset *input, aclmdlDataset *output)
+{
+    EMU_ENTER("aclmdlExecute");
+    emu_model *m;
+    exec_args a;
+    aclError rc = prepare_exec(modelId, input, output, 1, NULL, &m, &a, "aclmdlExecute");
+    if (rc) return rc;
+    m->inflight++;
+    pthread_mutex_unlock(&model_mu);
+    emu_engine *e = &m->dev->engines[EMU_ENGINE_COMPUTE];
+    uint64_t launch = emu_profile.fast ? 0 : (uint64_t)(emu_profile.launch_us * 1e3);
+    uint64_t end = emu_engine_reserve(e, emu_now_ns() + launch, emu_exec_duration_ns(m, a.batch), NULL);
+    emu_kernel_run(&m->def, a.batch, (const void *const *)a.in, a.out);
+    emu_engine_finish(e, end);
+    pthread_mutex_lock(&model_mu);
+    m->inflight--;
+    pthread_cond_broadcast(&model_cv);
+    pthread_mutex_unlock(&model_mu);
+    return ACL_SUCCESS;
+}
+
+EMU_API aclError aclmdlExecuteAsync(uint32_t modelId, const aclmdlDataset *input, aclmdlDataset *output, aclrtStream stream)
+{
+    EMU_ENTER("aclmdlExecuteAsync");
+    emu_stream *s;
+    aclError rc = emu_resolve_stream(stream, &s, "aclmdlExecuteAsync");
+    if (rc) return rc;
+    return enqueue_exec(modelId, input, output, s, "aclmdlExecuteAsync");
+}
+
+static aclError v2_args(aclrtStream stream, const aclmdlExecConfigHandle *handle, emu_stream **s, const char *api)
+{
+    if (!stream) return emu_fail(ACL_ERROR_INVALID_PARAM, "%s: stream must not be NULL", api);
+    aclError rc = emu_check_handle(handle, EMU_H_EXECCFG, api);
+    if (!rc) rc = emu_resolve_stream(stream, s, api);
+    return rc;
+}
+
+/* The exec config's timeouts stick to the stream for later synchronisations. */
+static void apply_timeouts(emu_stream *s, const aclmdlExecConfigHandle *h)
+{
+    pthread_mutex_lock(&s->mu);
+    s->sync_timeout_ms = h->stream_timeout_ms;
+    s->event_timeout_ms = h->event_timeout_ms;
+    pthread_mutex_unlock(&s->mu);
+}
+
+EMU_API aclError aclmdlExecuteV2(uint32_t modelId, const aclmdlDataset *input, aclmdlDataset *output, aclrtStream stream,
+                                 const aclmdlExecConfigHandle *handle)
+{
+    EMU_ENTER("aclmdlExecuteV2");
+    emu_stream *s;
+    aclError rc = v2_args(stream, handle, &s, "aclmdlExecuteV2");
+    if (rc) return rc;
+    apply_timeouts(s, handle);
+    rc = enqueue_exec(modelId, input, output, s, "aclmdlExecuteV2");
+    if (rc) return rc;
+    rc = emu_stream_sync(s, handle->stream_timeout_ms);
+    if (rc) {
+        const char *why = aclGetRecentErrMsg();
+        return emu_fail(rc, "aclmdlExecuteV2: %s", why ? why : "stream synchronization failed");
+    }
+    return ACL_SUCCESS;
+}
+
+EMU_API aclError aclmdlExecuteAsyncV2(uint32_t modelId, const aclmdlDataset *input, aclmdlDataset *output, aclrtStream stream,
+                                      const aclmdlExecConfigHandle *handle)
+{
+    EMU_ENTER("aclmdlExecuteAsyncV2");
+    if (!emu_profile.exec_async_v2)
+        return emu_fail(ACL_ERROR_API_NOT_SUPPORT, "aclmdlExecuteAsyncV2: not supported on %s (the documentation lists IPV350 only; use aclmdlExecuteAsync)",
+                        emu_profile.soc_name);
+    emu_stream *s;
+    aclError rc = v2_args(stream, handle, &s, "aclmdlExecuteAsyncV2");
+    if (rc) return rc;
+    apply_timeouts(s, handle);
+    return enqueue_exec(modelId, input, output, s, "aclmdlExecuteAsyncV2");
+}

@@ -1,0 +1,1390 @@
+/* The emulator's model file: a strict line-based text parser and the deterministic kernels.
+ *
+ * Format and arithmetic are specified in docs/model-format.md; the Python twin
+ * (fastexec/emulator/model_file.py) applies the same rules and holds the numpy reference of
+ * the kernels, which tests/test_model_file.py compares with this file bit for bit.
+ *
+ * Parser robustness: the input is arbitrary bytes of a given length (no NUL terminator is
+ * needed, NUL bytes are rejected), every read is bounded by that length, and nothing is
+ * allocated except the C numeric locale used to read decimals.
+ */
+#if !defined(_GNU_SOURCE) && !defined(_POSIX_C_SOURCE)
+#define _POSIX_C_SOURCE 200809L /* newlocale, uselocale */
+#endif
+
+#include "model_file.h"
+
+#include <errno.h>
+#include <locale.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* y = x * scale + bias must be two separately rounded operations (numpy does a multiply,
+ * then an add). ISO C mode already forbids contraction across statements, but GNU modes
+ * default to -ffp-contract=fast, which would fuse them into an FMA where the target has one. */
+#if defined(__clang__)
+#pragma STDC FP_CONTRACT OFF
+#elif defined(__GNUC__)
+#pragma GCC optimize("fp-contract=off")
+#endif
+
+#define LINE_MAX_BYTES 4096u
+#define MAX_TOKENS 8u
+#define TENSOR_BYTES_LIMIT ((uint64_t)1 << 40)
+#define TWO_POW_63 9223372036854775808.0
+#define TWO_POW_53 ((uint64_t)1 << 53)
+
+static const char RESERVED_TENSOR_NAME[] = "ascend_mbatch_shape_data";
+
+/* ------------------------------------------------------------------------------------------
+ * Name tables
+ * ---------------------------------------------------------------------------------------- */
+
+typedef struct {
+    const char *name;
+    aclDataType dtype;
+} dtype_entry;
+
+static const dtype_entry DTYPE_TABLE[] = {
+    {"float32", ACL_FLOAT}, {"float16", ACL_FLOAT16}, {"float64", ACL_DOUBLE},
+    {"int8", ACL_INT8},     {"int16", ACL_INT16},     {"int32", ACL_INT32},
+    {"int64", ACL_INT64},   {"uint8", ACL_UINT8},     {"uint16", ACL_UINT16},
+    {"uint32", ACL_UINT32}, {"uint64", ACL_UINT64},   {"bool", ACL_BOOL},
+};
+
+typedef struct {
+    const char *name;
+    aclFormat format;
+} format_entry;
+
+static const format_entry FORMAT_TABLE[] = {
+    {"NCHW", ACL_FORMAT_NCHW},
+    {"NHWC", ACL_FORMAT_NHWC},
+    {"ND", ACL_FORMAT_ND},
+    {"NC1HWC0", ACL_FORMAT_NC1HWC0},
+    {"FRACTAL_Z", ACL_FORMAT_FRACTAL_Z},
+    {"NC1HWC0_C04", ACL_FORMAT_NC1HWC0_C04},
+    {"HWCN", ACL_FORMAT_HWCN},
+    {"NDHWC", ACL_FORMAT_NDHWC},
+    {"FRACTAL_NZ", ACL_FORMAT_FRACTAL_NZ},
+    {"NCDHW", ACL_FORMAT_NCDHW},
+    {"NDC1HWC0", ACL_FORMAT_NDC1HWC0},
+    {"FRACTAL_Z_3D", ACL_FRACTAL_Z_3D},
+    {"NC", ACL_FORMAT_NC},
+    {"NCL", ACL_FORMAT_NCL},
+};
+
+static const char *const KERNEL_NAMES[] = {"identity", "affine", "segment_sum"};
+
+#define COUNT_OF(a) (sizeof(a) / sizeof((a)[0]))
+
+/* Element size, following aclDataTypeSize for the dtypes the format allows. */
+static size_t dtype_size(aclDataType dt)
+{
+    switch (dt) {
+    case ACL_BOOL:
+    case ACL_INT8:
+    case ACL_UINT8:
+        return 1;
+    case ACL_FLOAT16:
+    case ACL_INT16:
+    case ACL_UINT16:
+        return 2;
+    case ACL_FLOAT:
+    case ACL_INT32:
+    case ACL_UINT32:
+        return 4;
+    default: /* INT64, UINT64, DOUBLE (aclDataTypeSize's default branch is 8 as well) */
+        return 8;
+    }
+}
+
+static const char *dtype_name(aclDataType dt)
+{
+    for (size_t i = 0; i < COUNT_OF(DTYPE_TABLE); i++) {
+        if (DTYPE_TABLE[i].dtype == dt) {
+            return DTYPE_TABLE[i].name;
+        }
+    }
+    return "?";
+}
+
+static bool dtype_is_float(aclDataType dt)
+{
+    return dt == ACL_FLOAT || dt == ACL_FLOAT16 || dt == ACL_DOUBLE;
+}
+
+/* ------------------------------------------------------------------------------------------
+ * Tokens and messages
+ * ---------------------------------------------------------------------------------------- */
+
+typedef struct {
+    const char *p;
+    size_t n;
+} token;
+
+static bool tok_is(token t, const char *s)
+{
+    size_t n = strlen(s);
+    return t.n == n && memcmp(t.p, s, n) == 0;
+}
+
+#define QUOTE_BYTES 40u
+#define QBUF (QUOTE_BYTES * 4u + 8u)
+
+/* 'token' for messages: at most QUOTE_BYTES source bytes, bytes outside 0x20..0x7e and the
+ * quote/backslash written as \xNN, "..." appended when cut. Same as model_file._quote(). */
+static const char *quote(char *buf, token t)
+{
+    static const char hex[] = "0123456789abcdef";
+    size_t o = 0;
+    size_t n = t.n < QUOTE_BYTES ? t.n : QUOTE_BYTES;
+    buf[o++] = '\'';
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)t.p[i];
+        if (c >= 0x20 && c < 0x7f && c != '\'' && c != '\\') {
+            buf[o++] = (char)c;
+        } else {
+            buf[o++] = '\\';
+            buf[o++] = 'x';
+            buf[o++] = hex[c >> 4];
+            buf[o++] = hex[c & 15];
+        }
+    }
+    if (t.n > n) {
+        buf[o++] = '.';
+        buf[o++] = '.';
+        buf[o++] = '.';
+    }
+    buf[o++] = '\'';
+    buf[o] = '\0';
+    return buf;
+}
+
+typedef struct {
+    emu_model_def *m;
+    char *err;
+    size_t errlen;
+    bool have_header;
+    size_t line_name, line_kernel, line_compute, line_per_sample, line_dyn, line_ws, line_wt;
+    size_t line_in[EMU_MAX_IO];
+    size_t line_out[EMU_MAX_IO];
+    locale_t c_locale;
+    bool c_locale_tried;
+} parser;
+
+#if defined(__GNUC__)
+__attribute__((format(printf, 3, 4)))
+#endif
+static int fail(parser *ps, size_t line, const char *fmt, ...)
+{
+    if (ps->err != NULL && ps->errlen > 0) {
+        int k;
+        if (line > 0) {
+            k = snprintf(ps->err, ps->errlen, "line %zu: ", line);
+        } else {
+            k = snprintf(ps->err, ps->errlen, "model file: ");
+        }
+        if (k >= 0 && (size_t)k < ps->errlen) {
+            va_list ap;
+            va_start(ap, fmt);
+            vsnprintf(ps->err + k, ps->errlen - (size_t)k, fmt, ap);
+            va_end(ap);
+        }
+    }
+    return -1;
+}
+
+/* ------------------------------------------------------------------------------------------
+ * Numbers
+ * ---------------------------------------------------------------------------------------- */
+
+static bool is_digit(char c)
+{
+    return c >= '0' && c <= '9';
+}
+
+typedef enum { NUM_OK = 0, NUM_SYNTAX, NUM_RANGE } num_status;
+
+/* Integer grammar: -?[0-9]+. The magnitude must fit in uint64. */
+static num_status parse_int(token t, bool *neg, uint64_t *mag)
+{
+    size_t i = 0;
+    *neg = false;
+    *mag = 0;
+    if (i < t.n && t.p[i] == '-') {
+        *neg = true;
+        i++;
+    }
+    if (i == t.n) {
+        return NUM_SYNTAX;
+    }
+    bool overflow = false;
+    uint64_t v = 0;
+    for (; i < t.n; i++) {
+        if (!is_digit(t.p[i])) {
+            return NUM_SYNTAX;
+        }
+        unsigned d = (unsigned)(t.p[i] - '0');
+        if (v > (UINT64_MAX - d) / 10u) {
+            overflow = true; /* keep scanning so that junk still reads as a syntax error */
+        } else {
+            v = v * 10u + d;
+        }
+    }
+    if (overflow) {
+        return NUM_RANGE;
+    }
+    *mag = v;
+    return NUM_OK;
+}
+
+static num_status parse_i64(token t, int64_t *out)
+{
+    bool neg;
+    uint64_t mag;
+    num_status st = parse_int(t, &neg, &mag);
+    if (st != NUM_OK) {
+        return st;
+    }
+    if (neg) {
+        if (mag > (uint64_t)INT64_MAX + 1u) {
+            return NUM_RANGE;
+        }
+        *out = mag == (uint64_t)INT64_MAX + 1u ? INT64_MIN : -(int64_t)mag;
+    } else {
+        if (mag > (uint64_t)INT64_MAX) {
+            return NUM_RANGE;
+        }
+        *out = (int64_t)mag;
+    }
+    return NUM_OK;
+}
+
+/* Decimal grammar: [+-]?([0-9]+(\.[0-9]*)?|\.[0-9]+)([eE][+-]?[0-9]+)? -- no inf/nan/hex. */
+static bool decimal_syntax_ok(token t)
+{
+    size_t i = 0, digits = 0;
+    if (i < t.n && (t.p[i] == '+' || t.p[i] == '-')) {
+        i++;
+    }
+    while (i < t.n && is_digit(t.p[i])) {
+        i++;
+        digits++;
+    }
+    if (i < t.n && t.p[i] == '.') {
+        i++;
+        while (i < t.n && is_digit(t.p[i])) {
+            i++;
+            digits++;
+        }
+    }
+    if (digits == 0) {
+        return false;
+    }
+    if (i < t.n && (t.p[i] == 'e' || t.p[i] == 'E')) {
+        i++;
+        if (i < t.n && (t.p[i] == '+' || t.p[i] == '-')) {
+            i++;
+        }
+        size_t exp_digits = 0;
+        while (i < t.n && is_digit(t.p[i])) {
+            i++;
+            exp_digits++;
+        }
+        if (exp_digits == 0) {
+            return false;
+        }
+    }
+    return i == t.n;
+}
+
+/* Correctly rounded decimal -> double (strtod), independent of the process's LC_NUMERIC. */
+static num_status parse_decimal(parser *ps, token t, double *out)
+{
+    char buf[LINE_MAX_BYTES + 1];
+    if (!decimal_syntax_ok(t) || t.n > LINE_MAX_BYTES) {
+        return NUM_SYNTAX;
+    }
+    memcpy(buf, t.p, t.n);
+    buf[t.n] = '\0';
+    if (!ps->c_locale_tried) {
+        ps->c_locale_tried = true;
+        ps->c_locale = newlocale(LC_NUMERIC_MASK, "C", (locale_t)0);
+    }
+    locale_t previous = (locale_t)0;
+    if (ps->c_locale != (locale_t)0) {
+        previous = uselocale(ps->c_locale);
+    }
+    errno = 0;
+    char *end = NULL;
+    double v = strtod(buf, &end);
+    int e = errno;
+    if (ps->c_locale != (locale_t)0) {
+        uselocale(previous);
+    }
+    if (end != buf + t.n) {
+        return NUM_SYNTAX;
+    }
+    /* ERANGE on underflow (tiny values -> 0 or subnormal) is accepted, like Python's float(). */
+    if (e == ERANGE && (v > 1.0 || v < -1.0)) {
+        return NUM_RANGE;
+    }
+    if (v != v || v > 1.7976931348623157e308 || v < -1.7976931348623157e308) {
+        return NUM_RANGE;
+    }
+    *out = v;
+    return NUM_OK;
+}
+
+/* ------------------------------------------------------------------------------------------
+ * Line handlers
+ * ---------------------------------------------------------------------------------------- */
+
+static int check_unique_key(parser *ps, size_t line, size_t *slot, const char *key)
+{
+    if (*slot != 0) {
+        return fail(ps, line, "duplicate key '%s': it may appear once and was already given on line %zu",
+                    key, *slot);
+    }
+    *slot = line;
+    return 0;
+}
+
+static int check_arity(parser *ps, size_t line, size_t ntok, size_t want, const char *usage)
+{
+    if (ntok - 1 != want) {
+        return fail(ps, line, "'%s' takes %zu field%s, got %zu", usage, want, want == 1 ? "" : "s",
+                    ntok - 1);
+    }
+    return 0;
+}
+
+static int handle_header(parser *ps, size_t line, const token *tok, size_t ntok)
+{
+    char q[QBUF];
+    if (!tok_is(tok[0], EMU_MODEL_MAGIC)) {
+        return fail(ps, line,
+                    "expected the header 'fastexec-emulator-model 1' as the first non-comment line, got %s",
+                    quote(q, tok[0]));
+    }
+    if (ntok != 2) {
+        return fail(ps, line, "header takes 1 field (the format version), got %zu: expected "
+                              "'fastexec-emulator-model 1'", ntok - 1);
+    }
+    int64_t version;
+    num_status st = parse_i64(tok[1], &version);
+    if (st == NUM_SYNTAX) {
+        return fail(ps, line, "bad format version %s: expected an integer", quote(q, tok[1]));
+    }
+    if (st != NUM_OK || version != EMU_MODEL_FORMAT_VERSION) {
+        return fail(ps, line, "unsupported format version %s: expected %d", quote(q, tok[1]),
+                    EMU_MODEL_FORMAT_VERSION);
+    }
+    ps->have_header = true;
+    return 0;
+}
+
+static int handle_name(parser *ps, size_t line, const token *tok, size_t ntok)
+{
+    char q[QBUF];
+    if (check_unique_key(ps, line, &ps->line_name, "name") || check_arity(ps, line, ntok, 1, "name")) {
+        return -1;
+    }
+    token t = tok[1];
+    bool ok = t.n >= 1 && t.n <= ACL_MAX_TENSOR_NAME_LEN - 1;
+    for (size_t i = 0; ok && i < t.n; i++) {
+        char c = t.p[i];
+        ok = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || is_digit(c) || c == '.' || c == '_' ||
+             c == '-';
+    }
+    if (!ok) {
+        return fail(ps, line, "bad model name %s: expected 1 to 127 characters from [A-Za-z0-9._-]",
+                    quote(q, t));
+    }
+    memcpy(ps->m->name, t.p, t.n);
+    ps->m->name[t.n] = '\0';
+    return 0;
+}
+
+static int parse_dims(parser *ps, size_t line, const char *kind, const char *tname, token t,
+                      emu_tensor_def *td)
+{
+    char q[QBUF];
+    size_t nd = 0;
+    size_t i = 0;
+    while (true) {
+        size_t j = i;
+        while (j < t.n && t.p[j] != ',') {
+            j++;
+        }
+        token d = {t.p + i, j - i};
+        if (nd == ACL_MAX_DIM_CNT) {
+            return fail(ps, line, "%s '%s': too many dims: expected at most %d", kind, tname,
+                        ACL_MAX_DIM_CNT);
+        }
+        int64_t v;
+        num_status st = parse_i64(d, &v);
+        if (st == NUM_SYNTAX) {
+            return fail(ps, line, "%s '%s': bad dims %s: expected comma-separated integers, got %s at "
+                                  "position %zu", kind, tname, quote(q, t),
+                        d.n == 0 ? "an empty field" : "a non-integer", nd);
+        }
+        if (st == NUM_RANGE) {
+            return fail(ps, line, "%s '%s': dims[%zu] is out of the int64 range", kind, tname, nd);
+        }
+        if (nd == 0 && v < 1 && v != -1) {
+            return fail(ps, line, "%s '%s': dims[0] must be >= 1, or -1 for a dynamic batch, got %lld",
+                        kind, tname, (long long)v);
+        }
+        if (nd > 0 && v < 1) {
+            return fail(ps, line, "%s '%s': dims[%zu] must be >= 1, got %lld", kind, tname, nd,
+                        (long long)v);
+        }
+        td->dims[nd++] = v;
+        if (j == t.n) {
+            break;
+        }
+        i = j + 1;
+    }
+    td->ndims = nd;
+    /* Bytes of one sample, capped at the 2^40 limit (each factor is >= 1, so the product only
+     * grows and no intermediate can overflow once it is known to be <= the limit). */
+    uint64_t elems = 1;
+    uint64_t cap = TENSOR_BYTES_LIMIT < (uint64_t)SIZE_MAX ? TENSOR_BYTES_LIMIT : (uint64_t)SIZE_MAX;
+    for (size_t k = 1; k < nd; k++) {
+        uint64_t d = (uint64_t)td->dims[k];
+        if (elems > cap / d) {
+            return fail(ps, line, "%s '%s' is too large: one sample holds more than %llu bytes "
+                                  "(the limit is 2^40 bytes per tensor)", kind, tname,
+                        (unsigned long long)cap);
+        }
+        elems *= d;
+    }
+    if (elems > cap / td->elem_size) {
+        return fail(ps, line, "%s '%s' is too large: one sample holds more than %llu bytes "
+                              "(the limit is 2^40 bytes per tensor)", kind, tname,
+                    (unsigned long long)cap);
+    }
+    td->sample_elems = (size_t)elems;
+    return 0;
+}
+
+static int handle_tensor(parser *ps, size_t line, const token *tok, size_t ntok, bool is_input)
+{
+    char q[QBUF];
+    const char *kind = is_input ? "input" : "output";
+    size_t *count = is_input ? &ps->m->num_inputs : &ps->m->num_outputs;
+    emu_tensor_def *defs = is_input ? ps->m->inputs : ps->m->outputs;
+    size_t *lines = is_input ? ps->line_in : ps->line_out;
+
+    if (ntok - 1 != 4) {
+        return fail(ps, line, "'%s' takes 4 fields (NAME DTYPE FORMAT DIMS), got %zu", kind, ntok - 1);
+    }
+    if (*count == EMU_MAX_IO) {
+        return fail(ps, line, "too many %ss: expected at most %d", kind, EMU_MAX_IO);
+    }
+    token name = tok[1];
+    bool ok = name.n >= 1 && name.n <= ACL_MAX_TENSOR_NAME_LEN - 1;
+    for (size_t i = 0; ok && i < name.n; i++) {
+        unsigned char c = (unsigned char)name.p[i];
+        ok = c > 0x20 && c < 0x7f;
+    }
+    if (!ok) {
+        return fail(ps, line, "bad %s name %s: expected 1 to 127 printable ASCII characters", kind,
+                    quote(q, name));
+    }
+    if (tok_is(name, RESERVED_TENSOR_NAME)) {
+        return fail(ps, line, "%s name '%s' is reserved for the runtime's dynamic-batch input", kind,
+                    RESERVED_TENSOR_NAME);
+    }
+    for (size_t k = 0; k < *count; k++) {
+        if (tok_is(name, defs[k].name)) {
+            return fail(ps, line, "duplicate %s name %s: already used on line %zu", kind, quote(q, name),
+                        lines[k]);
+        }
+    }
+    emu_tensor_def *td = &defs[*count];
+    memcpy(td->name, name.p, name.n);
+    td->name[name.n] = '\0';
+
+    size_t i;
+    for (i = 0; i < COUNT_OF(DTYPE_TABLE); i++) {
+        if (tok_is(tok[2], DTYPE_TABLE[i].name)) {
+            break;
+        }
+    }
+    if (i == COUNT_OF(DTYPE_TABLE)) {
+        return fail(ps, line, "%s '%s': unknown dtype %s: expected one of float32, float16, float64, "
+                              "int8, int16, int32, int64, uint8, uint16, uint32, uint64, bool",
+                    kind, td->name, quote(q, tok[2]));
+    }
+    td->dtype = DTYPE_TABLE[i].dtype;
+    td->elem_size = dtype_size(td->dtype);
+
+    for (i = 0; i < COUNT_OF(FORMAT_TABLE); i++) {
+        if (tok_is(tok[3], FORMAT_TABLE[i].name)) {
+            break;
+        }
+    }
+    if (i == COUNT_OF(FORMAT_TABLE)) {
+        return fail(ps, line, "%s '%s': unknown format %s: expected one of NCHW, NHWC, ND, NC1HWC0, "
+                              "FRACTAL_Z, NC1HWC0_C04, HWCN, NDHWC, FRACTAL_NZ, NCDHW, NDC1HWC0, "
+                              "FRACTAL_Z_3D, NC, NCL", kind, td->name, quote(q, tok[3]));
+    }
+    td->format = FORMAT_TABLE[i].format;
+
+    if (parse_dims(ps, line, kind, td->name, tok[4], td) != 0) {
+        return -1;
+    }
+    lines[*count] = line;
+    (*count)++;
+    return 0;
+}
+
+static int handle_kernel(parser *ps, size_t line, const token *tok, size_t ntok)
+{
+    char q[QBUF];
+    if (check_unique_key(ps, line, &ps->line_kernel, "kernel")) {
+        return -1;
+    }
+    if (ntok < 2) {
+        return fail(ps, line, "'kernel' needs a kernel name: expected identity, affine or segment_sum");
+    }
+    size_t k;
+    for (k = 0; k < COUNT_OF(KERNEL_NAMES); k++) {
+        if (tok_is(tok[1], KERNEL_NAMES[k])) {
+            break;
+        }
+    }
+    if (k == COUNT_OF(KERNEL_NAMES)) {
+        return fail(ps, line, "unknown kernel %s: expected identity, affine or segment_sum",
+                    quote(q, tok[1]));
+    }
+    ps->m->kernel = (emu_kernel_kind)k;
+    if (ps->m->kernel == EMU_KERNEL_IDENTITY && ntok > 2) {
+        return fail(ps, line, "kernel 'identity' takes no parameters, got %s", quote(q, tok[2]));
+    }
+    if (ntok > 4) {
+        return fail(ps, line, "too many kernel parameters: expected at most scale=S and bias=B");
+    }
+    bool seen_scale = false, seen_bias = false;
+    for (size_t i = 2; i < ntok; i++) {
+        token t = tok[i];
+        size_t eq = 0;
+        while (eq < t.n && t.p[eq] != '=') {
+            eq++;
+        }
+        token key = {t.p, eq};
+        if (eq == t.n) {
+            return fail(ps, line, "bad kernel parameter %s: expected scale=S or bias=B", quote(q, t));
+        }
+        token val = {t.p + eq + 1, t.n - eq - 1};
+        double *dst;
+        bool *seen;
+        if (tok_is(key, "scale")) {
+            dst = &ps->m->scale;
+            seen = &seen_scale;
+        } else if (tok_is(key, "bias")) {
+            dst = &ps->m->bias;
+            seen = &seen_bias;
+        } else {
+            return fail(ps, line, "unknown kernel parameter %s: expected scale or bias", quote(q, key));
+        }
+        if (*seen) {
+            return fail(ps, line, "duplicate kernel parameter %s", quote(q, key));
+        }
+        *seen = true;
+        num_status st = parse_decimal(ps, val, dst);
+        if (st == NUM_SYNTAX) {
+            return fail(ps, line, "bad value for kernel parameter %s: expected a finite decimal number, "
+                                  "got %s", key.n == 5 ? "'scale'" : "'bias'", quote(q, val));
+        }
+        if (st == NUM_RANGE) {
+            return fail(ps, line, "value for kernel parameter %s is out of the double range: %s",
+                        key.n == 5 ? "'scale'" : "'bias'", quote(q, val));
+        }
+    }
+    return 0;
+}
+
+static int handle_time(parser *ps, size_t line, const token *tok, size_t ntok, const char *key,
+                       size_t *slot, uint64_t *dst)
+{
+    char q[QBUF];
+    if (check_unique_key(ps, line, slot, key) || check_arity(ps, line, ntok, 1, key)) {
+        return -1;
+    }
+    double us = 0.0;
+    num_status st = parse_decimal(ps, tok[1], &us);
+    if (st == NUM_SYNTAX) {
+        return fail(ps, line, "bad %s %s: expected a decimal number of microseconds >= 0", key,
+                    quote(q, tok[1]));
+    }
+    if (tok[1].p[0] == '-' ? (st == NUM_RANGE || us < 0) : us < 0) {
+        return fail(ps, line, "%s must be >= 0, got %s", key, quote(q, tok[1]));
+    }
+    /* Nanoseconds, rounded half up, computed in double exactly as model_file._us_to_ns. */
+    double ns = us * 1000.0;
+    ns = ns + 0.5;
+    if (st == NUM_RANGE || !(ns < TWO_POW_63)) {
+        return fail(ps, line, "%s %s is too large: at most 9223372036854775807 ns", key, quote(q, tok[1]));
+    }
+    *dst = (uint64_t)(int64_t)ns;
+    return 0;
+}
+
+static int handle_bytes(parser *ps, size_t line, const token *tok, size_t ntok, const char *key,
+                        size_t *slot, size_t *dst)
+{
+    char q[QBUF];
+    if (check_unique_key(ps, line, slot, key) || check_arity(ps, line, ntok, 1, key)) {
+        return -1;
+    }
+    bool neg;
+    uint64_t v;
+    num_status st = parse_int(tok[1], &neg, &v);
+    if (st == NUM_SYNTAX) {
+        return fail(ps, line, "bad %s %s: expected an integer >= 0", key, quote(q, tok[1]));
+    }
+    if (neg && (st == NUM_RANGE || v != 0)) {
+        return fail(ps, line, "%s must be >= 0, got %s", key, quote(q, tok[1]));
+    }
+    if (st == NUM_RANGE || v > (uint64_t)SIZE_MAX) {
+        return fail(ps, line, "%s %s is out of range: at most %llu", key, quote(q, tok[1]),
+                    (unsigned long long)SIZE_MAX);
+    }
+    *dst = (size_t)v;
+    return 0;
+}
+
+static int handle_dynamic_batch(parser *ps, size_t line, const token *tok, size_t ntok)
+{
+    char q[QBUF];
+    if (check_unique_key(ps, line, &ps->line_dyn, "dynamic_batch") ||
+        check_arity(ps, line, ntok, 1, "dynamic_batch")) {
+        return -1;
+    }
+    token t = tok[1];
+    emu_model_def *m = ps->m;
+    size_t i = 0;
+    while (true) {
+        size_t j = i;
+        while (j < t.n && t.p[j] != ',') {
+            j++;
+        }
+        token g = {t.p + i, j - i};
+        if (m->num_gears == ACL_MAX_BATCH_NUM) {
+            return fail(ps, line, "too many dynamic_batch gears: expected at most %d", ACL_MAX_BATCH_NUM);
+        }
+        bool neg;
+        uint64_t v;
+        num_status st = parse_int(g, &neg, &v);
+        if (st == NUM_SYNTAX) {
+            return fail(ps, line, "bad dynamic_batch %s: expected comma-separated integers, got %s at "
+                                  "position %zu", quote(q, t),
+                        g.n == 0 ? "an empty field" : "a non-integer", m->num_gears);
+        }
+        if (neg || (st == NUM_OK && v < 1)) {
+            return fail(ps, line, "dynamic_batch gear %zu must be >= 1, got %s", m->num_gears, quote(q, g));
+        }
+        if (st == NUM_RANGE) {
+            return fail(ps, line, "dynamic_batch gear %zu is out of the uint64 range", m->num_gears);
+        }
+        if (m->num_gears > 0 && v <= m->gears[m->num_gears - 1]) {
+            return fail(ps, line, "dynamic_batch gears must be strictly ascending: gear %zu (%llu) follows "
+                                  "%llu", m->num_gears, (unsigned long long)v,
+                        (unsigned long long)m->gears[m->num_gears - 1]);
+        }
+        m->gears[m->num_gears++] = v;
+        if (j == t.n) {
+            break;
+        }
+        i = j + 1;
+    }
+    return 0;
+}
+
+static int handle_line(parser *ps, size_t line, const token *tok, size_t ntok)
+{
+    char q[QBUF];
+    if (!ps->have_header) {
+        return handle_header(ps, line, tok, ntok);
+    }
+    token key = tok[0];
+    if (tok_is(key, "name")) {
+        return handle_name(ps, line, tok, ntok);
+    }
+    if (tok_is(key, "input")) {
+        return handle_tensor(ps, line, tok, ntok, true);
+    }
+    if (tok_is(key, "output")) {
+        return handle_tensor(ps, line, tok, ntok, false);
+    }
+    if (tok_is(key, "kernel")) {
+        return handle_kernel(ps, line, tok, ntok);
+    }
+    if (tok_is(key, "compute_us")) {
+        return handle_time(ps, line, tok, ntok, "compute_us", &ps->line_compute, &ps->m->compute_ns);
+    }
+    if (tok_is(key, "per_sample_us")) {
+        return handle_time(ps, line, tok, ntok, "per_sample_us", &ps->line_per_sample,
+                           &ps->m->per_sample_ns);
+    }
+    if (tok_is(key, "dynamic_batch")) {
+        return handle_dynamic_batch(ps, line, tok, ntok);
+    }
+    if (tok_is(key, "workspace_bytes")) {
+        return handle_bytes(ps, line, tok, ntok, "workspace_bytes", &ps->line_ws, &ps->m->workspace_bytes);
+    }
+    if (tok_is(key, "weight_bytes")) {
+        return handle_bytes(ps, line, tok, ntok, "weight_bytes", &ps->line_wt, &ps->m->weight_bytes);
+    }
+    if (tok_is(key, EMU_MODEL_MAGIC)) {
+        return fail(ps, line, "duplicate header line: the header must appear once, as the first line");
+    }
+    return fail(ps, line, "unknown key %s: expected one of name, input, output, kernel, compute_us, "
+                          "per_sample_us, dynamic_batch, workspace_bytes, weight_bytes", quote(q, key));
+}
+
+/* ------------------------------------------------------------------------------------------
+ * Whole-model checks
+ * ---------------------------------------------------------------------------------------- */
+
+static bool integral_in_i64(double v)
+{
+    return v >= -TWO_POW_63 && v < TWO_POW_63 && (double)(int64_t)v == v;
+}
+
+static int finish(parser *ps)
+{
+    emu_model_def *m = ps->m;
+    if (!ps->have_header) {
+        return fail(ps, 0, "empty model file: expected the header line 'fastexec-emulator-model 1'");
+    }
+    if (ps->line_name == 0) {
+        return fail(ps, 0, "missing required key 'name'");
+    }
+    if (ps->line_compute == 0) {
+        return fail(ps, 0, "missing required key 'compute_us'");
+    }
+    if (m->num_inputs == 0) {
+        return fail(ps, 0, "no inputs: expected 1 to %d 'input' lines", EMU_MAX_IO);
+    }
+    if (m->num_outputs == 0) {
+        return fail(ps, 0, "no outputs: expected 1 to %d 'output' lines", EMU_MAX_IO);
+    }
+
+    bool dynamic = ps->line_dyn != 0;
+    int64_t batch0 = m->inputs[0].dims[0];
+    for (size_t pass = 0; pass < 2; pass++) {
+        const char *kind = pass == 0 ? "input" : "output";
+        size_t n = pass == 0 ? m->num_inputs : m->num_outputs;
+        const emu_tensor_def *defs = pass == 0 ? m->inputs : m->outputs;
+        const size_t *lines = pass == 0 ? ps->line_in : ps->line_out;
+        for (size_t k = 0; k < n; k++) {
+            int64_t d0 = defs[k].dims[0];
+            if (d0 == -1 && !dynamic) {
+                return fail(ps, lines[k], "%s '%s': dims[0] is -1 (dynamic batch) but the model has no "
+                                          "dynamic_batch line", kind, defs[k].name);
+            }
+            if (d0 != -1 && dynamic) {
+                return fail(ps, lines[k], "%s '%s': dims[0] must be -1 because the model declares "
+                                          "dynamic_batch (line %zu), got %lld", kind, defs[k].name,
+                            ps->line_dyn, (long long)d0);
+            }
+            if (!dynamic && d0 != batch0) {
+                return fail(ps, lines[k], "%s '%s': dims[0] is %lld but input '%s' (line %zu) has %lld: "
+                                          "all tensors must share the batch dimension", kind,
+                            defs[k].name, (long long)d0, m->inputs[0].name, ps->line_in[0],
+                            (long long)batch0);
+            }
+        }
+    }
+
+    uint64_t max_batch = emu_model_max_batch(m);
+    uint64_t cap = TENSOR_BYTES_LIMIT < (uint64_t)SIZE_MAX ? TENSOR_BYTES_LIMIT : (uint64_t)SIZE_MAX;
+    for (size_t pass = 0; pass < 2; pass++) {
+        const char *kind = pass == 0 ? "input" : "output";
+        size_t n = pass == 0 ? m->num_inputs : m->num_outputs;
+        const emu_tensor_def *defs = pass == 0 ? m->inputs : m->outputs;
+        const size_t *lines = pass == 0 ? ps->line_in : ps->line_out;
+        for (size_t k = 0; k < n; k++) {
+            uint64_t sample_bytes = (uint64_t)defs[k].sample_elems * defs[k].elem_size;
+            if (max_batch > cap / sample_bytes) {
+                return fail(ps, lines[k], "%s '%s' is too large: at batch %llu it holds more than %llu "
+                                          "bytes (the limit is 2^40 bytes per tensor)", kind, defs[k].name,
+                            (unsigned long long)max_batch, (unsigned long long)cap);
+            }
+        }
+    }
+
+    const char *kname = KERNEL_NAMES[m->kernel];
+    if (m->num_outputs != m->num_inputs) {
+        return fail(ps, ps->line_kernel, "kernel '%s' computes output k from input k, so it needs as many "
+                                         "outputs as inputs: got %zu inputs and %zu outputs", kname,
+                    m->num_inputs, m->num_outputs);
+    }
+    for (size_t k = 0; k < m->num_inputs; k++) {
+        const emu_tensor_def *in = &m->inputs[k];
+        const emu_tensor_def *out = &m->outputs[k];
+        if (m->kernel == EMU_KERNEL_SEGMENT_SUM) {
+            if (out->sample_elems > in->sample_elems) {
+                return fail(ps, ps->line_out[k], "output '%s' holds %zu elements per sample, more than the "
+                                                 "%zu of input '%s': kernel 'segment_sum' needs 1 <= output "
+                                                 "sample elements <= input sample elements", out->name,
+                            out->sample_elems, in->sample_elems, in->name);
+            }
+            continue;
+        }
+        if (out->dtype != in->dtype) {
+            return fail(ps, ps->line_out[k], "output '%s' has dtype %s but input '%s' has %s: kernel '%s' "
+                                             "needs the same dtype for input %zu and output %zu", out->name,
+                        dtype_name(out->dtype), in->name, dtype_name(in->dtype), kname, k, k);
+        }
+        if (out->sample_elems != in->sample_elems) {
+            return fail(ps, ps->line_out[k], "output '%s' holds %zu elements per sample but input '%s' "
+                                             "holds %zu: kernel '%s' needs equal sample element counts",
+                        out->name, out->sample_elems, in->name, in->sample_elems, kname);
+        }
+        if (m->kernel == EMU_KERNEL_AFFINE && !dtype_is_float(in->dtype)) {
+            if (!integral_in_i64(m->scale)) {
+                return fail(ps, ps->line_kernel, "kernel 'affine' on %s tensors (input '%s') needs an "
+                                                 "integer scale within the int64 range, got %.17g",
+                            dtype_name(in->dtype), in->name, m->scale);
+            }
+            if (!integral_in_i64(m->bias)) {
+                return fail(ps, ps->line_kernel, "kernel 'affine' on %s tensors (input '%s') needs an "
+                                                 "integer bias within the int64 range, got %.17g",
+                            dtype_name(in->dtype), in->name, m->bias);
+            }
+        }
+    }
+    return 0;
+}
+
+/* ------------------------------------------------------------------------------------------
+ * Entry point
+ * ---------------------------------------------------------------------------------------- */
+
+static int parse_text(parser *ps, const char *text, size_t len)
+{
+    size_t pos = 0;
+    size_t line = 0;
+    while (pos < len) {
+        line++;
+        size_t start = pos;
+        const char *nl = memchr(text + start, '\n', len - start);
+        size_t end = nl != NULL ? (size_t)(nl - text) : len;
+        pos = nl != NULL ? end + 1 : len;
+        size_t n = end - start;
+        const char *s = text + start;
+        if (n > LINE_MAX_BYTES) {
+            return fail(ps, line, "line is %zu bytes long: expected at most %u", n, LINE_MAX_BYTES);
+        }
+        if (memchr(s, '\0', n) != NULL) {
+            return fail(ps, line, "NUL byte: a model file is text");
+        }
+        const char *hash = memchr(s, '#', n);
+        if (hash != NULL) {
+            n = (size_t)(hash - s);
+        }
+        token tok[MAX_TOKENS];
+        size_t ntok = 0;
+        size_t i = 0;
+        while (i < n) {
+            while (i < n && (s[i] == ' ' || s[i] == '\t' || s[i] == '\r')) {
+                i++;
+            }
+            if (i == n) {
+                break;
+            }
+            size_t j = i;
+            while (j < n && s[j] != ' ' && s[j] != '\t' && s[j] != '\r') {
+                j++;
+            }
+            if (ntok < MAX_TOKENS) {
+                tok[ntok].p = s + i;
+                tok[ntok].n = j - i;
+            }
+            ntok++;
+            i = j;
+        }
+        if (ntok == 0) {
+            continue;
+        }
+        /* ntok is the true count; only the first MAX_TOKENS are stored. No key takes that
+         * many fields, and every handler checks the count before it indexes a token. */
+        if (handle_line(ps, line, tok, ntok) != 0) {
+            return -1;
+        }
+    }
+    return finish(ps);
+}
+
+aclError emu_model_parse(const char *text, size_t len, emu_model_def *out, char *err, size_t errlen)
+{
+    if (err != NULL && errlen > 0) {
+        err[0] = '\0';
+    }
+    if (out == NULL) {
+        if (err != NULL && errlen > 0) {
+            snprintf(err, errlen, "model file: no output structure given");
+        }
+        return ACL_ERROR_PARSE_MODEL;
+    }
+    memset(out, 0, sizeof(*out));
+    out->kernel = EMU_KERNEL_IDENTITY;
+    out->scale = 1.0;
+    out->bias = 0.0;
+
+    parser ps;
+    memset(&ps, 0, sizeof(ps));
+    ps.m = out;
+    ps.err = err;
+    ps.errlen = errlen;
+    ps.c_locale = (locale_t)0;
+
+    int rc = text == NULL && len > 0 ? fail(&ps, 0, "no text given") : parse_text(&ps, text, len);
+    if (ps.c_locale != (locale_t)0) {
+        freelocale(ps.c_locale);
+    }
+    if (rc != 0) {
+        memset(out, 0, sizeof(*out));
+        return ACL_ERROR_PARSE_MODEL;
+    }
+    return ACL_SUCCESS;
+}
+
+size_t emu_tensor_bytes(const emu_tensor_def *t, uint64_t batch)
+{
+    /* Saturates at SIZE_MAX for a batch beyond what the parser validated. */
+    uint64_t per = (uint64_t)t->sample_elems * t->elem_size;
+    if (per != 0 && batch > (uint64_t)SIZE_MAX / per) {
+        return SIZE_MAX;
+    }
+    return (size_t)(batch * per);
+}
+
+uint64_t emu_model_max_batch(const emu_model_def *m)
+{
+    if (m->num_gears > 0) {
+        return m->gears[m->num_gears - 1];
+    }
+    if (m->num_inputs == 0 || m->inputs[0].dims[0] < 1) {
+        return 0;
+    }
+    return (uint64_t)m->inputs[0].dims[0];
+}
+
+/* ------------------------------------------------------------------------------------------
+ * Kernels: element access (memcpy keeps unaligned buffers defined; compilers emit plain loads)
+ * ---------------------------------------------------------------------------------------- */
+
+static double half_to_double(uint16_t h)
+{
+    uint64_t sign = (uint64_t)(h & 0x8000u) << 48;
+    unsigned exp = (h >> 10) & 0x1fu;
+    uint64_t man = h & 0x3ffu;
+    uint64_t bits;
+    if (exp == 0) {
+        double d = (double)man * 0x1p-24; /* subnormal or zero: exact */
+        return sign ? -d : d;
+    }
+    if (exp == 31) {
+        bits = sign | 0x7ff0000000000000ull | (man << 42);
+    } else {
+        bits = sign | ((uint64_t)(exp - 15 + 1023) << 52) | (man << 42);
+    }
+    double d;
+    memcpy(&d, &bits, sizeof d);
+    return d;
+}
+
+/* Correctly rounded (nearest, ties to even) double -> IEEE binary16. NaN -> quiet NaN keeping
+ * the sign and the top payload bits; overflow -> inf. */
+static uint16_t double_to_half(double d)
+{
+    uint64_t b;
+    memcpy(&b, &d, sizeof b);
+    uint16_t sign = (uint16_t)((b >> 48) & 0x8000u);
+    int exp = (int)((b >> 52) & 0x7ff);
+    uint64_t man = b & 0xfffffffffffffull;
+    if (exp == 0x7ff) {
+        if (man != 0) {
+            return (uint16_t)(sign | 0x7e00u | (uint16_t)(man >> 42));
+        }
+        return (uint16_t)(sign | 0x7c00u);
+    }
+    if (exp == 0) {
+        return sign; /* zero or double subnormal: far below half the smallest half subnormal */
+    }
+    int e = exp - 1023; /* value = 1.man * 2^e */
+    if (e >= 16) {
+        return (uint16_t)(sign | 0x7c00u);
+    }
+    uint64_t sig = man | (1ull << 52);
+    unsigned shift;
+    bool subnormal = e < -14;
+    if (subnormal) {
+        /* units of 2^-24: shift = 52 - (e + 24) */
+        if (e < -25) {
+            return sign; /* below 2^-25, i.e. under half of the smallest subnormal */
+        }
+        shift = (unsigned)(42 + (-14 - e));
+    } else {
+        shift = 42;
+    }
+    uint64_t q = sig >> shift;
+    uint64_t rem = sig & ((1ull << shift) - 1u);
+    uint64_t halfway = 1ull << (shift - 1u);
+    if (rem > halfway || (rem == halfway && (q & 1u))) {
+        q++;
+    }
+    if (subnormal) {
+        return (uint16_t)(sign | q); /* q == 0x400 is the smallest normal: the encoding carries */
+    }
+    if (q == 0x800u) {
+        q = 0x400u;
+        e++;
+        if (e >= 16) {
+            return (uint16_t)(sign | 0x7c00u);
+        }
+    }
+    return (uint16_t)(sign | (uint16_t)((e + 15) << 10) | (uint16_t)(q & 0x3ffu));
+}
+
+#define LOADER(NAME, T)                                                                                  \
+    static inline T NAME(const unsigned char *p, size_t i)                                               \
+    {                                                                                                    \
+        T v;                                                                                             \
+        memcpy(&v, p + i * sizeof(T), sizeof(T));                                                        \
+        return v;                                                                                        \
+    }
+#define STORER(NAME, T)                                                                                  \
+    static inline void NAME(unsigned char *p, size_t i, T v)                                             \
+    {                                                                                                    \
+        memcpy(p + i * sizeof(T), &v, sizeof(T));                                                        \
+    }
+
+LOADER(ld_f32, float)
+LOADER(ld_f64, double)
+LOADER(ld_u16, uint16_t)
+LOADER(ld_i16, int16_t)
+LOADER(ld_u32, uint32_t)
+LOADER(ld_i32, int32_t)
+LOADER(ld_u64, uint64_t)
+LOADER(ld_i64, int64_t)
+STORER(st_f32, float)
+STORER(st_f64, double)
+STORER(st_u16, uint16_t)
+STORER(st_u32, uint32_t)
+STORER(st_u64, uint64_t)
+
+/* Element i of an integer or bool tensor as int64 bits (two's complement, sign-extended). */
+static inline uint64_t load_int_bits(const unsigned char *p, aclDataType dt, size_t i)
+{
+    switch (dt) {
+    case ACL_BOOL:
+        return p[i] != 0;
+    case ACL_INT8:
+        return (uint64_t)(int64_t)(int8_t)p[i];
+    case ACL_UINT8:
+        return p[i];
+    case ACL_INT16:
+        return (uint64_t)(int64_t)ld_i16(p, i);
+    case ACL_UINT16:
+        return ld_u16(p, i);
+    case ACL_INT32:
+        return (uint64_t)(int64_t)ld_i32(p, i);
+    case ACL_UINT32:
+        return ld_u32(p, i);
+    default: /* INT64, UINT64 */
+        return ld_u64(p, i);
+    }
+}
+
+/* Store the low bits of an int64 (given as uint64 bits) into an integer or bool slot. */
+static inline void store_int_bits(unsigned char *p, aclDataType dt, size_t i, uint64_t v)
+{
+    switch (dt) {
+    case ACL_BOOL:
+        p[i] = v != 0;
+        break;
+    case ACL_INT8:
+    case ACL_UINT8:
+        p[i] = (unsigned char)v;
+        break;
+    case ACL_INT16:
+    case ACL_UINT16:
+        st_u16(p, i, (uint16_t)v);
+        break;
+    case ACL_INT32:
+    case ACL_UINT32:
+        st_u32(p, i, (uint32_t)v);
+        break;
+    default:
+        st_u64(p, i, v);
+        break;
+    }
+}
+
+/* Element i of any tensor as a double (integers rounded to nearest-even, float16 exact). */
+static inline double load_double(const unsigned char *p, aclDataType dt, size_t i)
+{
+    switch (dt) {
+    case ACL_FLOAT:
+        return (double)ld_f32(p, i);
+    case ACL_DOUBLE:
+        return ld_f64(p, i);
+    case ACL_FLOAT16:
+        return half_to_double(ld_u16(p, i));
+    case ACL_UINT64:
+        return (double)ld_u64(p, i);
+    case ACL_INT64:
+        return (double)ld_i64(p, i);
+    default:
+        return (double)(int64_t)load_int_bits(p, dt, i);
+    }
+}
+
+/* double -> int64 for integer outputs: NaN -> 0, saturate outside [-2^63, 2^63), else
+ * truncate toward zero. The caller keeps the low bits (wraps to the dtype width). */
+static inline uint64_t double_to_int_bits(double v)
+{
+    if (v != v) {
+        return 0;
+    }
+    if (v >= TWO_POW_63) {
+        return (uint64_t)INT64_MAX;
+    }
+    if (v < -TWO_POW_63) {
+        return (uint64_t)1 << 63; /* INT64_MIN */
+    }
+    return (uint64_t)(int64_t)v;
+}
+
+static inline void store_double(unsigned char *p, aclDataType dt, size_t i, double v)
+{
+    switch (dt) {
+    case ACL_FLOAT:
+        st_f32(p, i, (float)v);
+        break;
+    case ACL_DOUBLE:
+        st_f64(p, i, v);
+        break;
+    case ACL_FLOAT16:
+        st_u16(p, i, double_to_half(v));
+        break;
+    case ACL_BOOL:
+        p[i] = v != 0.0;
+        break;
+    default:
+        store_int_bits(p, dt, i, double_to_int_bits(v));
+        break;
+    }
+}
+
+/* ------------------------------------------------------------------------------------------
+ * affine
+ * ---------------------------------------------------------------------------------------- */
+
+static void run_affine(const emu_tensor_def *t, size_t count, double scale, double bias,
+                       const unsigned char *x, unsigned char *y)
+{
+    switch (t->dtype) {
+    case ACL_FLOAT:
+        for (size_t i = 0; i < count; i++) {
+            double p = (double)ld_f32(x, i) * scale;
+            st_f32(y, i, (float)(p + bias));
+        }
+        return;
+    case ACL_DOUBLE:
+        for (size_t i = 0; i < count; i++) {
+            double p = ld_f64(x, i) * scale;
+            st_f64(y, i, p + bias);
+        }
+        return;
+    case ACL_FLOAT16:
+        for (size_t i = 0; i < count; i++) {
+            double p = half_to_double(ld_u16(x, i)) * scale;
+            st_u16(y, i, double_to_half(p + bias));
+        }
+        return;
+    default: {
+        /* Integer-valued scale and bias in the int64 range (checked by the parser). */
+        uint64_t s = (uint64_t)(int64_t)scale;
+        uint64_t b = (uint64_t)(int64_t)bias;
+        switch (t->dtype) {
+        case ACL_UINT8:
+            for (size_t i = 0; i < count; i++) {
+                y[i] = (unsigned char)((uint64_t)x[i] * s + b);
+            }
+            return;
+        case ACL_INT32:
+            for (size_t i = 0; i < count; i++) {
+                uint64_t v = (uint64_t)(int64_t)ld_i32(x, i);
+                st_u32(y, i, (uint32_t)(v * s + b));
+            }
+            return;
+        default:
+            for (size_t i = 0; i < count; i++) {
+                store_int_bits(y, t->dtype, i, load_int_bits(x, t->dtype, i) * s + b);
+            }
+            return;
+        }
+    }
+    }
+}
+
+/* ------------------------------------------------------------------------------------------
+ * segment_sum
+ * ---------------------------------------------------------------------------------------- */
+
+/* Exact sum of n uint8 values: eight bytes at a time into 16-bit lanes (each 64-bit word adds
+ * at most 2 * 255 per lane, so 128 words fit before the lanes are folded). */
+static uint64_t sum_u8(const unsigned char *p, size_t n)
+{
+    const uint64_t mask = 0x00ff00ff00ff00ffull;
+    uint64_t total = 0;
+    size_t i = 0;
+    while (n - i >= 8) {
+        size_t words = (n - i) / 8;
+        if (words > 128) {
+            words = 128;
+        }
+        uint64_t acc = 0;
+        for (size_t w = 0; w < words; w++, i += 8) {
+            uint64_t v;
+            memcpy(&v, p + i, 8);
+            acc += (v & mask) + ((v >> 8) & mask);
+        }
+        total += (acc & 0xffffu) + ((acc >> 16) & 0xffffu) + ((acc >> 32) & 0xffffu) + (acc >> 48);
+    }
+    for (; i < n; i++) {
+        total += p[i];
+    }
+    return total;
+}
+
+/* Largest |value| of an integer dtype narrower than 64 bits (0 for the others). */
+static uint64_t int_max_abs(aclDataType dt)
+{
+    switch (dt) {
+    case ACL_BOOL:
+        return 1;
+    case ACL_UINT8:
+        return 255;
+    case ACL_INT8:
+        return 128;
+    case ACL_UINT16:
+        return 65535;
+    case ACL_INT16:
+        return 32768;
+    case ACL_UINT32:
+        return 4294967295u;
+    case ACL_INT32:
+        return 2147483648u;
+    default:
+        return 0;
+    }
+}
+
+/* Sum of elements [a, b) of a sample, in double, left to right: x[a] + x[a+1] + ... (the first
+ * element starts the sum, so a segment of -0.0 sums to -0.0). When every partial sum is an
+ * integer of magnitude <= 2^53 (the exact_int case), the double additions are all exact and an
+ * integer accumulator gives the identical result faster. */
+static double segment_total(const unsigned char *x, aclDataType dt, size_t a, size_t b, bool exact_int)
+{
+    if (exact_int) {
+        if (dt == ACL_UINT8) {
+            return (double)sum_u8(x + a, b - a);
+        }
+        uint64_t s = 0;
+        for (size_t i = a; i < b; i++) {
+            s += load_int_bits(x, dt, i);
+        }
+        return (double)(int64_t)s;
+    }
+    double s;
+    switch (dt) {
+    case ACL_FLOAT:
+        s = (double)ld_f32(x, a);
+        for (size_t i = a + 1; i < b; i++) {
+            s += (double)ld_f32(x, i);
+        }
+        return s;
+    case ACL_DOUBLE:
+        s = ld_f64(x, a);
+        for (size_t i = a + 1; i < b; i++) {
+            s += ld_f64(x, i);
+        }
+        return s;
+    default:
+        s = load_double(x, dt, a);
+        for (size_t i = a + 1; i < b; i++) {
+            s += load_double(x, dt, i);
+        }
+        return s;
+    }
+}
+
+static void run_segment_sum(const emu_tensor_def *ti, const emu_tensor_def *to, uint64_t batch,
+                            double scale, double bias, const unsigned char *x, unsigned char *y)
+{
+    size_t n = ti->sample_elems;
+    size_t m = to->sample_elems;
+    if (m == 0 || n < m) {
+        return; /* excluded by the parser */
+    }
+    uint64_t max_abs = int_max_abs(ti->dtype);
+    uint64_t longest = n / m + (n % m != 0);
+    bool exact_int = max_abs != 0 && longest <= TWO_POW_53 / max_abs;
+    size_t q = n / m, r = n % m;
+    for (uint64_t s = 0; s < batch; s++) {
+        const unsigned char *xs = x + (size_t)s * n * ti->elem_size;
+        unsigned char *ys = y + (size_t)s * m * to->elem_size;
+        /* Segment j is [floor(j*n/m), floor((j+1)*n/m)); the floor of j*r/m is carried
+         * incrementally so that no product can overflow. */
+        size_t start = 0, carry_num = 0;
+        for (size_t j = 0; j < m; j++) {
+            size_t len = q;
+            carry_num += r;
+            if (carry_num >= m) {
+                carry_num -= m;
+                len++;
+            }
+            double total = segment_total(xs, ti->dtype, start, start + len, exact_int);
+            double p = total * scale;
+            store_double(ys, to->dtype, j, p + bias);
+            start += len;
+        }
+    }
+}
+
+void emu_kernel_run(const emu_model_def *m, uint64_t batch, const void *const *inputs, void *const *outputs)
+{
+    if (m == NULL || batch == 0) {
+        return;
+    }
+    for (size_t k = 0; k < m->num_inputs && k < m->num_outputs; k++) {
+        const emu_tensor_def *ti = &m->inputs[k];
+        const emu_tensor_def *to = &m->outputs[k];
+        const unsigned char *x = inputs[k];
+        unsigned char *y = outputs[k];
+        switch (m->kernel) {
+        case EMU_KERNEL_IDENTITY:
+            memcpy(y, x, emu_tensor_bytes(ti, batch));
+            break;
+        case EMU_KERNEL_AFFINE:
+            run_affine(ti, (size_t)batch * ti->sample_elems, m->scale, m->bias, x, y);
+            break;
+        case EMU_KERNEL_SEGMENT_SUM:
+            run_segment_sum(ti, to, batch, m->scale, m->bias, x, y);
+            break;
+        }
+    }
+}

@@ -1,0 +1,76 @@
+/*
+ * fastexec: AscendCL runtime (ACL_ERROR_RT_*) status codes, as macros.
+ * 1xxxxx = caller error, 2xxxxx = resource/feature, 5xxxxx = internal/device.
+ */
+#ifndef FASTEXEC_ACL_ERROR_CODES_RT_ERROR_CODES_H
+#define FASTEXEC_ACL_ERROR_CODES_RT_ERROR_CODES_H
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define ACL_ERROR_RT_PARAM_INVALID              107000
+#define ACL_ERROR_RT_INVALID_DEVICEID           107001
+#define ACL_ERROR_RT_CONTEXT_NULL               107002
+#define ACL_ERROR_RT_STREAM_CONTEXT             107003 /* stream not in current context */
+#define ACL_ERROR_RT_MODEL_CONTEXT              107004
+#define ACL_ERROR_RT_STREAM_MODEL               107005
+#define ACL_ERROR_RT_EVENT_TIMESTAMP_INVALID    107006
+#define ACL_ERROR_RT_EVENT_TIMESTAMP_REVERSAL   107007
+#define ACL_ERROR_RT_ADDR_UNALIGNED             107008
+#define ACL_ERROR_RT_STREAM_SUBSCRIBE           107011
+#define ACL_ERROR_RT_THREAD_SUBSCRIBE           107012
+#define ACL_ERROR_RT_STREAM_NO_CB_REG           107015
+#define ACL_ERROR_RT_INVALID_MEMORY_TYPE        107016
+#define ACL_ERROR_RT_INVALID_HANDLE             107017
+#define ACL_ERROR_RT_INVALID_MALLOC_TYPE        107018
+#define ACL_ERROR_RT_WAIT_TIMEOUT               107019
+#define ACL_ERROR_RT_TASK_TIMEOUT               107020
+#define ACL_ERROR_RT_DEVICE_TASK_ABORT          107022
+#define ACL_ERROR_RT_STREAM_ABORT               107023
+#define ACL_ERROR_RT_MODEL_RUNNING              107037
+
+#define ACL_ERROR_RT_FEATURE_NOT_SUPPORT        207000
+#define ACL_ERROR_RT_MEMORY_ALLOCATION          207001
+#define ACL_ERROR_RT_MEMORY_FREE                207002
+#define ACL_ERROR_RT_NO_DEVICE                  207004
+#define ACL_ERROR_RT_RESOURCE_ALLOC_FAIL        207005
+#define ACL_ERROR_RT_NO_EVENT_RESOURCE          207007
+#define ACL_ERROR_RT_NO_STREAM_RESOURCE         207008
+#define ACL_ERROR_RT_NO_MODEL_RESOURCE          207010
+#define ACL_ERROR_RT_OVER_LIMIT                 207012
+#define ACL_ERROR_RT_DEVICE_OOM                 207018
+#define ACL_ERROR_RT_TIMEOUT                    207020
+
+#define ACL_ERROR_RT_INTERNAL_ERROR             507000
+#define ACL_ERROR_RT_TS_ERROR                   507001
+#define ACL_ERROR_RT_STREAM_TASK_FULL           507002
+#define ACL_ERROR_RT_STREAM_TASK_EMPTY          507003
+#define ACL_ERROR_RT_STREAM_NOT_COMPLETE        507004
+#define ACL_ERROR_RT_END_OF_SEQUENCE            507005
+#define ACL_ERROR_RT_EVENT_NOT_COMPLETE         507006
+#define ACL_ERROR_RT_MODEL_EXECUTE              507011
+#define ACL_ERROR_RT_REPORT_TIMEOUT             507012
+#define ACL_ERROR_RT_SYS_DMA                    507013
+#define ACL_ERROR_RT_AICORE_TIMEOUT             507014
+#define ACL_ERROR_RT_AICORE_EXCEPTION           507015
+#define ACL_ERROR_RT_AICPU_TIMEOUT              507017
+#define ACL_ERROR_RT_AICPU_EXCEPTION            507018
+#define ACL_ERROR_RT_MODEL_ABORT_NORMAL         507023
+#define ACL_ERROR_RT_VECTOR_CORE_EXCEPTION      507035
+#define ACL_ERROR_RT_STREAM_SYNC_TIMEOUT        507046
+#define ACL_ERROR_RT_EVENT_SYNC_TIMEOUT         507047
+#define ACL_ERROR_RT_DEVICE_MEM_ERROR           507053
+#define ACL_ERROR_RT_HBM_MULTI_BIT_ECC_ERROR    507054
+#define ACL_ERROR_RT_DRV_INTERNAL_ERROR         507899
+#define ACL_ERROR_RT_SOCKET_CLOSE               507901
+
+/* Host-register codes: no RT_ in the name. */
+#define ACL_ERROR_HOST_MEMORY_ALREADY_REGISTERED 507910
+#define ACL_ERROR_HOST_MEMORY_NOT_REGISTERED     507911
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* FASTEXEC_ACL_ERROR_CODES_RT_ERROR_CODES_H */

@@ -1,0 +1,66 @@
+"""Build: the ACL emulator (a plain C shared library, no Python in it) and the Cython extensions."""
+import glob
+import os
+import shutil
+
+from setuptools import Extension, setup
+from setuptools.command.build_ext import build_ext
+from setuptools.command.build_py import build_py
+
+ROOT = os.path.dirname(os.path.abspath(__file__))
+EMULATOR = "fastexec.emulator.libascendcl_emu"
+EMULATOR_SOURCES = sorted(glob.glob("fastexec/emulator/src/*.c"))
+
+C_FLAGS = ["-std=c11", "-O2", "-g", "-Wall", "-Wextra", "-fvisibility=hidden", "-pthread"]
+if os.environ.get("FASTEXEC_SANITIZE"):
+    C_FLAGS += ["-fsanitize=" + os.environ["FASTEXEC_SANITIZE"], "-fno-omit-frame-pointer"]
+
+
+class BuildExt(build_ext):
+    """Gives the emulator a plain library name (libascendcl_emu.so) instead of a module suffix."""
+
+    def get_ext_filename(self, fullname):
+        # Called with the dotted name or with its last component only, depending on the caller.
+        if fullname.split(".")[-1] == EMULATOR.split(".")[-1]:
+            return os.path.join(*fullname.split(".")[:-1], "libascendcl_emu.so")
+        return super().get_ext_filename(fullname)
+
+    def get_export_symbols(self, ext):
+        return [] if ext.name == EMULATOR else super().get_export_symbols(ext)
+
+
+class BuildPy(build_py):
+    """Ships the project's headers inside the package (fastexec/include)."""
+
+    def run(self):
+        super().run()
+        target = os.path.join(self.build_lib, "fastexec", "include")
+        shutil.rmtree(target, ignore_errors=True)
+        shutil.copytree(os.path.join(ROOT, "include"), target)
+
+
+def extensions():
+    exts = [
+        Extension(
+            EMULATOR,
+            sources=EMULATOR_SOURCES,
+            include_dirs=["include", "fastexec/emulator/src"],
+            extra_compile_args=C_FLAGS,
+            extra_link_args=["-pthread"] + [f for f in C_FLAGS if f.startswith("-fsanitize")],
+            libraries=["m"],
+        )
+    ]
+    pyx = sorted(glob.glob("fastexec/**/*.pyx", recursive=True))
+    if pyx:
+        import numpy
+        from Cython.Build import cythonize
+
+        cy = [
+            Extension(p[:-4].replace("/", "."), [p], include_dirs=["include", numpy.get_include()])
+            for p in pyx
+        ]
+        exts += cythonize(cy, compiler_directives={"language_level": 3, "embedsignature": True})
+    return exts
+
+
+setup(ext_modules=extensions(), cmdclass={"build_ext": BuildExt, "build_py": BuildPy})
