@@ -18,7 +18,9 @@
 
 /* ---------------------------------------------------------------- time */
 uint64_t emu_now_ns(void);
-void emu_sleep_until(uint64_t deadline_ns);
+void emu_sleep_until(uint64_t deadline_ns);          /* stream workers (precise timers) */
+void emu_sleep_until_caller(uint64_t deadline_ns);   /* a caller's thread (synchronous APIs) */
+void emu_precise_timers(void);
 /* Absolute CLOCK_MONOTONIC deadline for pthread_cond_timedwait, `ms` from now. */
 struct timespec emu_deadline_ms(int64_t ms);
 
@@ -100,7 +102,7 @@ struct emu_context {
     emu_stream *default_stream;
 };
 
-extern pthread_mutex_t emu_global_mu;       /* devices, contexts, stream list, init state */
+extern pthread_mutex_t emu_global_mu;       /* device reference counts, init state */
 extern emu_device *emu_devices;
 extern int emu_initialized;                 /* aclInit done and not finalized */
 
@@ -108,10 +110,17 @@ emu_context *emu_current_context(void);     /* NULL when none or destroyed */
 /* The stream an API should use: `s` validated, or the current context's default stream for NULL. */
 aclError emu_resolve_stream(aclrtStream s, emu_stream **out, const char *api);
 
-/* Reserve an engine interval: start at or after `earliest`, last `dur_ns`. Returns the end. */
-uint64_t emu_engine_reserve(emu_engine *e, uint64_t earliest, uint64_t dur_ns, uint64_t *start);
-/* After the real work: extend the engine if the work overran, count it, and wait for the end. */
-uint64_t emu_engine_finish(emu_engine *e, uint64_t planned_end);
+/* One task's use of an engine. emu_engine_begin reserves the interval [start, start + dur)
+ * on the emulated timeline (start = max(earliest, engine free)) just before the real work;
+ * emu_engine_end, just after it, lengthens the interval when the real work took longer than
+ * the model (an overrun), then sleeps until the interval's end. The interval never depends on
+ * when the thread woke up, so timer lateness does not accumulate. */
+typedef struct {
+    emu_engine *engine;
+    uint64_t start, dur, work_t0;
+} emu_engine_slot;
+void emu_engine_begin(emu_engine_slot *slot, emu_engine *e, uint64_t earliest, uint64_t dur_ns);
+uint64_t emu_engine_end(emu_engine_slot *slot, int on_worker);   /* returns the task's end */
 
 /* ---------------------------------------------------------------- memory */
 typedef enum { EMU_MEM_PAGEABLE = 0, EMU_MEM_PINNED, EMU_MEM_DEVICE, EMU_MEM_REGISTERED } emu_mem_kind;

@@ -4,6 +4,7 @@
 
 #include <ctype.h>
 #include <errno.h>
+#include <sys/prctl.h>
 #include <stdlib.h>
 #include <time.h>
 
@@ -16,11 +17,23 @@ uint64_t emu_now_ns(void)
     return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
+/* Stream workers sleep with a 1 ns timer slack (Linux's default of 50 us would make every
+ * modelled task end ~50 us late); a caller's thread gets its own slack back afterwards. */
+void emu_precise_timers(void) { prctl(PR_SET_TIMERSLACK, 1UL, 0, 0, 0); }
+
 void emu_sleep_until(uint64_t deadline_ns)
 {
     struct timespec ts = {(time_t)(deadline_ns / 1000000000ull), (long)(deadline_ns % 1000000000ull)};
     while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL) == EINTR) {
     }
+}
+
+void emu_sleep_until_caller(uint64_t deadline_ns)
+{
+    int slack = prctl(PR_GET_TIMERSLACK, 0, 0, 0, 0);
+    emu_precise_timers();
+    emu_sleep_until(deadline_ns);
+    if (slack > 0) prctl(PR_SET_TIMERSLACK, (unsigned long)slack, 0, 0, 0);
 }
 
 struct timespec emu_deadline_ms(int64_t ms)
@@ -477,29 +490,36 @@ aclError emu_check_handle(const void *p, emu_handle_kind kind, const char *api)
 
 /* ================================================================ engines */
 
-uint64_t emu_engine_reserve(emu_engine *e, uint64_t earliest, uint64_t dur_ns, uint64_t *start)
+void emu_engine_begin(emu_engine_slot *slot, emu_engine *e, uint64_t earliest, uint64_t dur_ns)
 {
     if (emu_profile.fast) dur_ns = 0;
     pthread_mutex_lock(&e->mu);
-    uint64_t s = earliest > e->free_at ? earliest : e->free_at;
-    e->free_at = s + dur_ns;
+    uint64_t start = earliest > e->free_at ? earliest : e->free_at;
+    e->free_at = start + dur_ns;
     pthread_mutex_unlock(&e->mu);
-    if (start) *start = s;
-    return s + dur_ns;
+    slot->engine = e;
+    slot->start = start;
+    slot->dur = dur_ns;
+    slot->work_t0 = emu_now_ns();
 }
 
-uint64_t emu_engine_finish(emu_engine *e, uint64_t planned_end)
+uint64_t emu_engine_end(emu_engine_slot *slot, int on_worker)
 {
-    uint64_t now = emu_now_ns();
-    if (now > planned_end) {
+    uint64_t work = emu_now_ns() - slot->work_t0;
+    uint64_t end = slot->start + slot->dur;
+    if (work > slot->dur) {
+        /* The real work took longer than the model: the device is busy until it is done. */
         if (!emu_profile.fast) atomic_fetch_add(&emu_live.overruns, 1);
-        pthread_mutex_lock(&e->mu);
-        if (e->free_at < now) e->free_at = now;
-        pthread_mutex_unlock(&e->mu);
-        return now;
+        end = slot->start + work;
+        pthread_mutex_lock(&slot->engine->mu);
+        if (slot->engine->free_at < end) slot->engine->free_at = end;
+        pthread_mutex_unlock(&slot->engine->mu);
     }
-    if (!emu_profile.fast) emu_sleep_until(planned_end);
-    return planned_end;
+    if (!emu_profile.fast) {
+        if (on_worker) emu_sleep_until(end);
+        else emu_sleep_until_caller(end);
+    }
+    return end;
 }
 
 /* ================================================================ devices, contexts */

@@ -347,9 +347,10 @@ void emu_timed_copy(emu_device *dev, void *dst, const void *src, size_t n, aclrt
     }
     emu_engine *e = &dev->engines[engine_of(dir)];
     uint64_t launch = emu_profile.fast ? 0 : (uint64_t)(emu_profile.launch_us * 1e3);
-    uint64_t end = emu_engine_reserve(e, emu_now_ns() + launch, emu_copy_ns(dir, n), NULL);
+    emu_engine_slot slot;
+    emu_engine_begin(&slot, e, emu_now_ns() + launch, emu_copy_ns(dir, n));
     memmove(dst, src, n);
-    emu_engine_finish(e, end);
+    emu_engine_end(&slot, 0);
 }
 
 EMU_API aclError aclrtMemcpy(void *dst, size_t destMax, const void *src, size_t count, aclrtMemcpyKind kind)

@@ -696,9 +696,10 @@ EMU_API aclError aclmdlExecute(uint32_t modelId, const aclmdlDataset *input, acl
     pthread_mutex_unlock(&model_mu);
     emu_engine *e = &m->dev->engines[EMU_ENGINE_COMPUTE];
     uint64_t launch = emu_profile.fast ? 0 : (uint64_t)(emu_profile.launch_us * 1e3);
-    uint64_t end = emu_engine_reserve(e, emu_now_ns() + launch, emu_exec_duration_ns(m, a.batch), NULL);
+    emu_engine_slot slot;
+    emu_engine_begin(&slot, e, emu_now_ns() + launch, emu_exec_duration_ns(m, a.batch));
     emu_kernel_run(&m->def, a.batch, (const void *const *)a.in, a.out);
-    emu_engine_finish(e, end);
+    emu_engine_end(&slot, 0);
     pthread_mutex_lock(&model_mu);
     m->inflight--;
     pthread_cond_broadcast(&model_cv);

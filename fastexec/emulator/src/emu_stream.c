@@ -202,7 +202,8 @@ static void run_engine_task(emu_stream *s, emu_task *t, int engine, uint64_t dur
     uint64_t earliest = t->submit_ns + launch_ns();
     if (s->ready_at > earliest) earliest = s->ready_at;
     emu_engine *e = &s->dev->engines[engine];
-    uint64_t end = emu_engine_reserve(e, earliest, dur, NULL);
+    emu_engine_slot slot;
+    emu_engine_begin(&slot, e, earliest, dur);
     if (t->fail_code == ACL_SUCCESS) {
         switch (t->kind) {
         case EMU_T_COPY: memmove(t->u.copy.dst, t->u.copy.src, t->u.copy.n); break;
@@ -211,7 +212,7 @@ static void run_engine_task(emu_stream *s, emu_task *t, int engine, uint64_t dur
         default: break;
         }
     }
-    s->ready_at = emu_engine_finish(e, end);
+    s->ready_at = emu_engine_end(&slot, 1);
 }
 
 static void run_record(emu_stream *s, emu_task *t)
@@ -279,6 +280,7 @@ static void run_task(emu_stream *s, emu_task *t)
 static void *worker(void *arg)
 {
     emu_stream *s = arg;
+    emu_precise_timers();
     pthread_mutex_lock(&s->mu);
     for (;;) {
         while (!s->head && !s->stopping) pthread_cond_wait(&s->cv_work, &s->mu);

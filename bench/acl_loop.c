@@ -1,0 +1,168 @@
+/* The C loop floor: a model driven through ACL directly, the way a careful C programmer
+ * would, with no binding in between. Per batch k, in slot k % depth of one stream:
+ *   wait for the slot's previous batch (event) -> copy the batch into the slot's pinned input
+ *   -> H2D copies -> aclmdlExecuteAsync -> D2H copies -> record the slot's events.
+ * Stage times come from device events; the bound is batch / mean(h2d + execute + d2h).
+ *
+ * usage: acl_loop MODEL [BATCHES] [DEPTH]     (python bench/acl_loop.py builds and runs it)
+ */
+#define _GNU_SOURCE
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <acl/acl.h>
+
+#define OK(x)                                                                                  \
+    do {                                                                                       \
+        aclError e_ = (x);                                                                     \
+        if (e_ != ACL_SUCCESS) {                                                               \
+            const char *m_ = aclGetRecentErrMsg();                                             \
+            fprintf(stderr, "acl_loop: %s failed with %d: %s\n", #x, e_, m_ ? m_ : "");        \
+            exit(1);                                                                           \
+        }                                                                                      \
+    } while (0)
+
+#define MAX_IO 32
+#define MAX_DEPTH 8
+
+typedef struct {
+    void *dev_in[MAX_IO], *host_in[MAX_IO], *dev_out[MAX_IO], *host_out[MAX_IO];
+    aclDataBuffer *buf_in[MAX_IO], *buf_out[MAX_IO];
+    aclmdlDataset *in, *out;
+    aclrtEvent ev[4]; /* before H2D, before execute, before D2H, after D2H */
+    int busy;
+} slot;
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2) {
+        fprintf(stderr, "usage: %s MODEL [BATCHES] [DEPTH]\n", argv[0]);
+        return 2;
+    }
+    int batches = argc > 2 ? atoi(argv[2]) : 500;
+    int depth = argc > 3 ? atoi(argv[3]) : 2;
+    if (batches < 1 || depth < 1 || depth > MAX_DEPTH) {
+        fprintf(stderr, "acl_loop: BATCHES must be >= 1 and DEPTH 1..%d\n", MAX_DEPTH);
+        return 2;
+    }
+    OK(aclInit(NULL));
+    OK(aclrtSetDevice(0));
+    uint32_t model;
+    OK(aclmdlLoadFromFile(argv[1], &model));
+    aclmdlDesc *desc = aclmdlCreateDesc();
+    OK(aclmdlGetDesc(desc, model));
+    size_t n_in = aclmdlGetNumInputs(desc), n_out = aclmdlGetNumOutputs(desc);
+    size_t in_bytes[MAX_IO], out_bytes[MAX_IO];
+    void *source[MAX_IO];
+    for (size_t i = 0; i < n_in; i++) {
+        in_bytes[i] = aclmdlGetInputSizeByIndex(desc, i);
+        source[i] = malloc(in_bytes[i]);
+        memset(source[i], 1, in_bytes[i]);
+    }
+    for (size_t i = 0; i < n_out; i++) out_bytes[i] = aclmdlGetOutputSizeByIndex(desc, i);
+    aclmdlBatch gears;
+    OK(aclmdlGetDynamicBatch(desc, &gears));
+    aclmdlIODims dims;
+    OK(aclmdlGetInputDims(desc, 0, &dims));
+    uint64_t batch_size = gears.batchCount ? gears.batch[gears.batchCount - 1] : (uint64_t)dims.dims[0];
+    size_t n_data_in = n_in - (gears.batchCount ? 1 : 0); /* the dynamic-batch tensor is set once per slot */
+
+    aclrtStream stream;
+    OK(aclrtCreateStream(&stream));
+    slot slots[MAX_DEPTH];
+    memset(slots, 0, sizeof slots);
+    for (int s = 0; s < depth; s++) {
+        slot *sl = &slots[s];
+        sl->in = aclmdlCreateDataset();
+        sl->out = aclmdlCreateDataset();
+        for (size_t i = 0; i < n_in; i++) {
+            OK(aclrtMalloc(&sl->dev_in[i], in_bytes[i], ACL_MEM_MALLOC_HUGE_FIRST));
+            OK(aclrtMallocHost(&sl->host_in[i], in_bytes[i]));
+            sl->buf_in[i] = aclCreateDataBuffer(sl->dev_in[i], in_bytes[i]);
+            OK(aclmdlAddDatasetBuffer(sl->in, sl->buf_in[i]));
+        }
+        for (size_t i = 0; i < n_out; i++) {
+            OK(aclrtMalloc(&sl->dev_out[i], out_bytes[i], ACL_MEM_MALLOC_HUGE_FIRST));
+            OK(aclrtMallocHost(&sl->host_out[i], out_bytes[i]));
+            sl->buf_out[i] = aclCreateDataBuffer(sl->dev_out[i], out_bytes[i]);
+            OK(aclmdlAddDatasetBuffer(sl->out, sl->buf_out[i]));
+        }
+        for (int e = 0; e < 4; e++) OK(aclrtCreateEvent(&sl->ev[e]));
+        if (gears.batchCount) { /* the dynamic-batch tensor is the last input */
+            size_t idx;
+            OK(aclmdlGetInputIndexByName(desc, ACL_DYNAMIC_TENSOR_NAME, &idx));
+            OK(aclmdlSetDynamicBatchSize(model, sl->in, idx, batch_size));
+        }
+    }
+
+    double sum_h2d = 0, sum_exec = 0, sum_d2h = 0;
+    int timed = 0;
+    double t0 = now_s();
+    for (int k = 0; k < batches + depth; k++) {
+        slot *sl = &slots[k % depth];
+        if (sl->busy) { /* collect the batch that used this slot before */
+            OK(aclrtSynchronizeEvent(sl->ev[3]));
+            float h, c, d;
+            OK(aclrtEventElapsedTime(&h, sl->ev[0], sl->ev[1]));
+            OK(aclrtEventElapsedTime(&c, sl->ev[1], sl->ev[2]));
+            OK(aclrtEventElapsedTime(&d, sl->ev[2], sl->ev[3]));
+            sum_h2d += h;
+            sum_exec += c;
+            sum_d2h += d;
+            timed++;
+            sl->busy = 0;
+        }
+        if (k >= batches) continue;
+        for (size_t i = 0; i < n_data_in; i++) memcpy(sl->host_in[i], source[i], in_bytes[i]);
+        OK(aclrtRecordEvent(sl->ev[0], stream));
+        for (size_t i = 0; i < n_data_in; i++)
+            OK(aclrtMemcpyAsync(sl->dev_in[i], in_bytes[i], sl->host_in[i], in_bytes[i], ACL_MEMCPY_HOST_TO_DEVICE, stream));
+        OK(aclrtRecordEvent(sl->ev[1], stream));
+        OK(aclmdlExecuteAsync(model, sl->in, sl->out, stream));
+        OK(aclrtRecordEvent(sl->ev[2], stream));
+        for (size_t i = 0; i < n_out; i++)
+            OK(aclrtMemcpyAsync(sl->host_out[i], out_bytes[i], sl->dev_out[i], out_bytes[i], ACL_MEMCPY_DEVICE_TO_HOST, stream));
+        OK(aclrtRecordEvent(sl->ev[3], stream));
+        sl->busy = 1;
+    }
+    double wall = now_s() - t0;
+    double period_ms = (sum_h2d + sum_exec + sum_d2h) / timed;
+    double bound = 1000.0 * (double)batch_size / period_ms;
+    double thr = (double)batch_size * batches / wall;
+    printf("model %s  batches %d  depth %d  batch size %llu\n", argv[1], batches, depth, (unsigned long long)batch_size);
+    printf("stage means (device events): h2d %.4f ms  execute %.4f ms  d2h %.4f ms\n", sum_h2d / timed, sum_exec / timed, sum_d2h / timed);
+    printf("throughput %.1f samples/s (%.1f batches/s)  bound %.1f samples/s  efficiency %.3f\n", thr, batches / wall, bound, thr / bound);
+
+    for (int s = 0; s < depth; s++) {
+        slot *sl = &slots[s];
+        for (size_t i = 0; i < n_in; i++) {
+            OK(aclDestroyDataBuffer(sl->buf_in[i]));
+            OK(aclrtFree(sl->dev_in[i]));
+            OK(aclrtFreeHost(sl->host_in[i]));
+        }
+        for (size_t i = 0; i < n_out; i++) {
+            OK(aclDestroyDataBuffer(sl->buf_out[i]));
+            OK(aclrtFree(sl->dev_out[i]));
+            OK(aclrtFreeHost(sl->host_out[i]));
+        }
+        OK(aclmdlDestroyDataset(sl->in));
+        OK(aclmdlDestroyDataset(sl->out));
+        for (int e = 0; e < 4; e++) OK(aclrtDestroyEvent(sl->ev[e]));
+    }
+    for (size_t i = 0; i < n_in; i++) free(source[i]);
+    OK(aclrtDestroyStream(stream));
+    OK(aclmdlDestroyDesc(desc));
+    OK(aclmdlUnload(model));
+    OK(aclrtResetDevice(0));
+    OK(aclFinalize());
+    return 0;
+}
