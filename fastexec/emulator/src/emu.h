@@ -157,6 +157,7 @@ typedef enum {
 } emu_task_kind;
 
 typedef struct emu_event emu_event;
+typedef struct emu_snapshot emu_snapshot;
 typedef struct emu_model emu_model;
 
 typedef struct emu_task {
@@ -171,8 +172,8 @@ typedef struct emu_task {
         struct { void *dst; const void *src; size_t n; aclrtMemcpyKind dir; } copy;
         struct { void *dst; int value; size_t n; } memset;
         struct { emu_model *model; uint64_t batch; void *in[EMU_MAX_IO]; void *out[EMU_MAX_IO]; } exec;
-        struct { emu_event *ev; uint64_t seq; } record;
-        struct { emu_event *ev; uint64_t seq; } wait;
+        struct { emu_event *ev; emu_snapshot *snap; } record;
+        struct { emu_event *ev; emu_snapshot *snap; } wait;
         struct { aclrtCallback fn; void *data; int block; } callback;
         struct { aclrtHostFunc fn; void *args; } hostfunc;
         struct { uint32_t ms; } stall;
@@ -202,15 +203,21 @@ struct emu_stream {
     emu_stream *next_all;        /* global list of streams */
 };
 
+/* What one aclrtRecordEvent captured: complete when the stream reaches the record. Waits
+ * enqueued before a re-record keep the snapshot they saw. Guarded by its event's mutex. */
+struct emu_snapshot {
+    int refs;
+    int done;
+    uint64_t ts;                 /* emulated time at which the stream reached the record */
+    aclError err;                /* task error captured by the record */
+    int32_t timeout_ms;          /* sticky from the recording stream's exec config */
+};
+
 struct emu_event {
     pthread_mutex_t mu;
-    pthread_cond_t cv;
+    pthread_cond_t cv;           /* a snapshot completed */
     uint32_t flags;
-    uint64_t record_seq;         /* records issued */
-    uint64_t done_seq;           /* newest record completed */
-    uint64_t ts;                 /* emulated time of that completion */
-    aclError err;                /* task error captured by that record */
-    int32_t timeout_ms;          /* sticky from the recording stream's exec config */
+    emu_snapshot *latest;        /* NULL until the first record */
     int refs;                    /* handle + queued tasks */
 };
 

@@ -215,6 +215,12 @@ static void run_engine_task(emu_stream *s, emu_task *t, int engine, uint64_t dur
     s->ready_at = emu_engine_end(&slot, 1);
 }
 
+/* Drop a snapshot reference; caller holds the event's mutex. */
+static void snapshot_unref(emu_snapshot *snap)
+{
+    if (snap && --snap->refs == 0) free(snap);
+}
+
 static void run_record(emu_stream *s, emu_task *t)
 {
     emu_event *ev = t->u.record.ev;
@@ -224,15 +230,13 @@ static void run_record(emu_stream *s, emu_task *t)
     pthread_mutex_lock(&s->mu);
     aclError err = s->err_event;
     s->err_event = ACL_SUCCESS;
-    int32_t timeout = s->event_timeout_ms;
     pthread_mutex_unlock(&s->mu);
     pthread_mutex_lock(&ev->mu);
-    if (t->u.record.seq > ev->done_seq) {
-        ev->done_seq = t->u.record.seq;
-        ev->ts = ts;
-        ev->err = err;
-        ev->timeout_ms = timeout;
-    }
+    emu_snapshot *snap = t->u.record.snap;
+    snap->done = 1;
+    snap->ts = ts;
+    snap->err = err;
+    snapshot_unref(snap);
     pthread_cond_broadcast(&ev->cv);
     pthread_mutex_unlock(&ev->mu);
 }
@@ -241,8 +245,10 @@ static void run_wait(emu_stream *s, emu_task *t)
 {
     emu_event *ev = t->u.wait.ev;
     pthread_mutex_lock(&ev->mu);
-    while (ev->done_seq < t->u.wait.seq) pthread_cond_wait(&ev->cv, &ev->mu);
-    uint64_t ts = ev->ts;
+    emu_snapshot *snap = t->u.wait.snap;
+    while (!snap->done) pthread_cond_wait(&ev->cv, &ev->mu);
+    uint64_t ts = snap->ts;
+    snapshot_unref(snap);
     pthread_mutex_unlock(&ev->mu);
     if (ts > s->ready_at) s->ready_at = ts;
 }
@@ -471,6 +477,16 @@ EMU_API aclError aclrtStreamQuery(aclrtStream stream, aclrtStreamStatus *status)
     return ACL_SUCCESS;
 }
 
+EMU_API aclError aclrtCtxGetCurrentDefaultStream(aclrtStream *stream)
+{
+    EMU_ENTER("aclrtCtxGetCurrentDefaultStream");
+    if (!stream) return emu_fail(ACL_ERROR_INVALID_PARAM, "aclrtCtxGetCurrentDefaultStream: stream is NULL");
+    emu_context *ctx = emu_current_context();
+    if (!ctx) return emu_fail(ACL_ERROR_RT_CONTEXT_NULL, "aclrtCtxGetCurrentDefaultStream: the calling thread has no current context");
+    *stream = ctx->default_stream;
+    return ACL_SUCCESS;
+}
+
 EMU_API aclError aclrtSynchronizeDevice(void)
 {
     EMU_ENTER("aclrtSynchronizeDevice");
@@ -519,7 +535,6 @@ static aclError create_event(aclrtEvent *event, uint32_t flags, const char *api)
     init_cond_monotonic(&ev->cv);
     ev->flags = flags;
     ev->refs = 1;
-    ev->timeout_ms = -1;
     emu_handle_add(ev, EMU_H_EVENT);
     atomic_fetch_add(&emu_live.events, 1);
     *event = ev;
@@ -530,6 +545,7 @@ void emu_event_unref(emu_event *ev)
 {
     pthread_mutex_lock(&ev->mu);
     int left = --ev->refs;
+    if (!left) snapshot_unref(ev->latest);
     pthread_mutex_unlock(&ev->mu);
     if (left) return;
     pthread_mutex_destroy(&ev->mu);
@@ -577,10 +593,17 @@ EMU_API aclError aclrtRecordEvent(aclrtEvent event, aclrtStream stream)
     if (rc) return rc;
     emu_event *ev = event;
     emu_task *t = emu_task_new(EMU_T_RECORD);
+    emu_snapshot *snap = calloc(1, sizeof *snap);
+    snap->refs = 2; /* the event's latest + the record task */
+    pthread_mutex_lock(&s->mu);
+    snap->timeout_ms = s->event_timeout_ms; /* sticky exec-config timeout of the stream */
+    pthread_mutex_unlock(&s->mu);
     pthread_mutex_lock(&ev->mu);
     ev->refs++;
+    snapshot_unref(ev->latest);
+    ev->latest = snap;
     t->u.record.ev = ev;
-    t->u.record.seq = ++ev->record_seq;
+    t->u.record.snap = snap;
     pthread_mutex_unlock(&ev->mu);
     emu_stream_push(s, t, "aclrtRecordEvent");
     return ACL_SUCCESS;
@@ -598,13 +621,16 @@ EMU_API aclError aclrtStreamWaitEvent(aclrtStream stream, aclrtEvent event)
     if (!(ev->flags & ACL_EVENT_SYNC))
         return emu_fail(ACL_ERROR_RT_PARAM_INVALID, "aclrtStreamWaitEvent: the event was created without ACL_EVENT_SYNC");
     pthread_mutex_lock(&ev->mu);
-    uint64_t seq = ev->record_seq;
-    if (seq) ev->refs++;
+    emu_snapshot *snap = ev->latest;
+    if (snap) {
+        ev->refs++;
+        snap->refs++;
+    }
     pthread_mutex_unlock(&ev->mu);
-    if (!seq) return ACL_SUCCESS;   /* never recorded: nothing to wait for */
+    if (!snap) return ACL_SUCCESS;   /* never recorded: nothing to wait for */
     emu_task *t = emu_task_new(EMU_T_WAIT);
     t->u.wait.ev = ev;
-    t->u.wait.seq = seq;
+    t->u.wait.snap = snap;
     emu_stream_push(s, t, "aclrtStreamWaitEvent");
     return ACL_SUCCESS;
 }
@@ -612,20 +638,28 @@ EMU_API aclError aclrtStreamWaitEvent(aclrtStream stream, aclrtEvent event)
 static aclError sync_event(emu_event *ev, int32_t timeout_ms, const char *api)
 {
     pthread_mutex_lock(&ev->mu);
-    uint64_t target = ev->record_seq;
-    if (timeout_ms < 0) timeout_ms = ev->timeout_ms;
+    emu_snapshot *snap = ev->latest;
+    if (!snap) { /* never recorded: nothing to wait for */
+        pthread_mutex_unlock(&ev->mu);
+        return ACL_SUCCESS;
+    }
+    snap->refs++;
+    aclError rc = ACL_SUCCESS;
+    if (timeout_ms < 0) timeout_ms = snap->timeout_ms;
     struct timespec deadline = emu_deadline_ms(timeout_ms > 0 ? timeout_ms : 0);
-    while (ev->done_seq < target) {
+    while (!snap->done) {
         if (timeout_ms < 0) {
             pthread_cond_wait(&ev->cv, &ev->mu);
         } else if (timeout_ms == 0 || pthread_cond_timedwait(&ev->cv, &ev->mu, &deadline) != 0) {
-            if (ev->done_seq >= target) break;
-            pthread_mutex_unlock(&ev->mu);
-            return emu_fail(ACL_ERROR_RT_EVENT_SYNC_TIMEOUT, "%s: the event did not complete within %d ms", api, timeout_ms);
+            if (snap->done) break;
+            rc = emu_fail(ACL_ERROR_RT_EVENT_SYNC_TIMEOUT, "%s: the event did not complete within %d ms", api, timeout_ms);
+            break;
         }
     }
-    aclError err = ev->err;
+    aclError err = snap->done ? snap->err : ACL_SUCCESS;
+    snapshot_unref(snap);
     pthread_mutex_unlock(&ev->mu);
+    if (rc) return rc;
     if (err) return emu_fail(err, "%s: a task before the event's record failed with error %d", api, err);
     return ACL_SUCCESS;
 }
@@ -656,7 +690,7 @@ EMU_API aclError aclrtQueryEventStatus(aclrtEvent event, aclrtEventRecordedStatu
     if (rc) return rc;
     emu_event *ev = event;
     pthread_mutex_lock(&ev->mu);
-    int complete = ev->record_seq > 0 && ev->done_seq == ev->record_seq;
+    int complete = ev->latest && ev->latest->done;
     pthread_mutex_unlock(&ev->mu);
     *status = complete ? ACL_EVENT_RECORDED_STATUS_COMPLETE : ACL_EVENT_RECORDED_STATUS_NOT_READY;
     return ACL_SUCCESS;
@@ -676,11 +710,11 @@ EMU_API aclError aclrtEventElapsedTime(float *ms, aclrtEvent startEvent, aclrtEv
         if (!(ev[i]->flags & ACL_EVENT_TIME_LINE))
             return emu_fail(ACL_ERROR_RT_PARAM_INVALID, "aclrtEventElapsedTime: %s was created without ACL_EVENT_TIME_LINE", which);
         pthread_mutex_lock(&ev[i]->mu);
-        uint64_t rec = ev[i]->record_seq, done = ev[i]->done_seq;
-        ts[i] = ev[i]->ts;
+        int rec = ev[i]->latest != NULL, done = rec && ev[i]->latest->done;
+        ts[i] = done ? ev[i]->latest->ts : 0;
         pthread_mutex_unlock(&ev[i]->mu);
         if (!rec) return emu_fail(ACL_ERROR_RT_EVENT_TIMESTAMP_INVALID, "aclrtEventElapsedTime: %s was never recorded", which);
-        if (done != rec) return emu_fail(ACL_ERROR_RT_EVENT_NOT_COMPLETE, "aclrtEventElapsedTime: %s has not completed (synchronize it first)", which);
+        if (!done) return emu_fail(ACL_ERROR_RT_EVENT_NOT_COMPLETE, "aclrtEventElapsedTime: %s has not completed (synchronize it first)", which);
     }
     if (ts[1] < ts[0]) return emu_fail(ACL_ERROR_RT_EVENT_TIMESTAMP_REVERSAL, "aclrtEventElapsedTime: endEvent completed before startEvent");
     *ms = (float)((double)(ts[1] - ts[0]) / 1e6);
