@@ -226,7 +226,7 @@ void emu_stream_destroy(emu_stream *s);       /* drains, joins, frees */
 /* Allocate a task; the caller fills it and calls emu_stream_push (which takes ownership). */
 emu_task *emu_task_new(emu_task_kind kind);
 void emu_stream_push(emu_stream *s, emu_task *t, const char *api);
-aclError emu_stream_sync(emu_stream *s, int32_t timeout_ms);
+aclError emu_stream_sync(emu_stream *s, int32_t timeout_ms, const char *api);
 void emu_event_unref(emu_event *ev);
 /* Destroy every stream of a context (default stream included). */
 void emu_context_drop_streams(emu_context *ctx);

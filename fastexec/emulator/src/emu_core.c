@@ -108,7 +108,7 @@ static const builtin_profile builtin_profiles[] = {
     /* Atlas 300I Pro: one 310P3 chip, 24 GB LPDDR4X, PCIe Gen4 x16 (~24 GB/s per direction). */
     {"atlas-300i-pro", "Ascend310P3", 1, 24.0, 24.0, 120.0, 10.0, 10.0, 5.0, 24 * GiB, 0, 0},
     /* Atlas 300I Duo: two 310P3 chips on one card. */
-    {"atlas-300i-duo", "Ascend310P3", 2, 24.0, 24.0, 120.0, 10.0, 10.0, 5.0, 48 * GiB, 0, 0},
+    {"atlas-300i-duo", "Ascend310P3", 2, 24.0, 24.0, 120.0, 10.0, 10.0, 5.0, 24 * GiB, 0, 0},
     /* The same card behind a PCIe Gen3 x1 class link: copies of ~1 MB take ~1 ms. */
     {"slow-link", "Ascend310P3", 1, 1.0, 1.0, 120.0, 10.0, 10.0, 5.0, 24 * GiB, 0, 0},
     /* Atlas 800I A2 class (910B): host memory registration is supported there. */

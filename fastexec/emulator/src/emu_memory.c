@@ -112,9 +112,7 @@ static aclError device_alloc(void **devPtr, size_t size, aclrtMemMallocPolicy po
 {
     if (!devPtr) return emu_fail(ACL_ERROR_INVALID_PARAM, "%s: devPtr is NULL", api);
     if (size == 0) return emu_fail(ACL_ERROR_INVALID_PARAM, "%s: size must be greater than 0", api);
-    unsigned base_policy = (unsigned)policy & 0xFFu;
-    if (base_policy > ACL_MEM_MALLOC_HUGE1G_ONLY_P2P)
-        return emu_fail(ACL_ERROR_INVALID_PARAM, "%s: unknown memory policy %d", api, (int)policy);
+    (void)policy; /* page-size policies do not change emulated memory; unknown values are accepted as documented */
     emu_context *ctx = emu_current_context();
     if (!ctx) return emu_fail(ACL_ERROR_RT_CONTEXT_NULL, "%s: the calling thread has no current context (call aclrtSetDevice)", api);
     if (size > (SIZE_MAX >> 2)) return emu_fail(ACL_ERROR_RT_MEMORY_ALLOCATION, "%s: %zu bytes is more than the device has", api, size);
@@ -370,10 +368,10 @@ EMU_API aclError aclrtMemcpy(void *dst, size_t destMax, const void *src, size_t 
 EMU_API aclError aclrtMemcpyAsync(void *dst, size_t destMax, const void *src, size_t count, aclrtMemcpyKind kind, aclrtStream stream)
 {
     EMU_ENTER("aclrtMemcpyAsync");
+    if (count == 0) return ACL_SUCCESS;
     emu_stream *s;
     aclError rc = emu_resolve_stream(stream, &s, "aclrtMemcpyAsync");
     if (rc) return rc;
-    if (count == 0) return ACL_SUCCESS;
     copy_plan plan;
     rc = plan_copy(dst, destMax, src, count, kind, &plan, "aclrtMemcpyAsync");
     if (rc) return rc;
@@ -381,7 +379,7 @@ EMU_API aclError aclrtMemcpyAsync(void *dst, size_t destMax, const void *src, si
         return emu_fail(ACL_ERROR_RT_FEATURE_NOT_SUPPORT, "aclrtMemcpyAsync: host-to-host copies are not supported in host (EP) run mode");
     /* Pageable host memory: the runtime synchronizes the stream, then copies synchronously. */
     if ((plan.dir == ACL_MEMCPY_HOST_TO_DEVICE && !plan.src) || (plan.dir == ACL_MEMCPY_DEVICE_TO_HOST && !plan.dst)) {
-        rc = emu_stream_sync(s, -1);
+        rc = emu_stream_sync(s, -1, "aclrtMemcpyAsync");
         if (rc) return rc;
         emu_timed_copy(s->dev, dst, src, count, plan.dir);
         return ACL_SUCCESS;
@@ -421,10 +419,10 @@ EMU_API aclError aclrtMemset(void *devPtr, size_t maxCount, int32_t value, size_
 EMU_API aclError aclrtMemsetAsync(void *devPtr, size_t maxCount, int32_t value, size_t count, aclrtStream stream)
 {
     EMU_ENTER("aclrtMemsetAsync");
+    if (count == 0) return ACL_SUCCESS;
     emu_stream *s;
     aclError rc = emu_resolve_stream(stream, &s, "aclrtMemsetAsync");
     if (rc) return rc;
-    if (count == 0) return ACL_SUCCESS;
     emu_alloc *a;
     rc = plan_memset(devPtr, maxCount, count, &a, "aclrtMemsetAsync");
     if (rc) return rc;
@@ -493,7 +491,9 @@ EMU_API size_t aclGetDataBufferSizeV2(const aclDataBuffer *dataBuffer)
 
 EMU_API uint32_t aclGetDataBufferSize(const aclDataBuffer *dataBuffer)
 {
-    return (uint32_t)aclGetDataBufferSizeV2(dataBuffer);
+    emu_init_once();
+    if (!dataBuffer || emu_check_handle(dataBuffer, EMU_H_DATABUFFER, "aclGetDataBufferSize")) return 0;
+    return (uint32_t)dataBuffer->size;
 }
 
 EMU_API size_t aclDataTypeSize(aclDataType dataType)

@@ -743,12 +743,7 @@ EMU_API aclError aclmdlExecuteV2(uint32_t modelId, const aclmdlDataset *input, a
     apply_timeouts(s, handle);
     rc = enqueue_exec(modelId, input, output, s, "aclmdlExecuteV2");
     if (rc) return rc;
-    rc = emu_stream_sync(s, handle->stream_timeout_ms);
-    if (rc) {
-        const char *why = aclGetRecentErrMsg();
-        return emu_fail(rc, "aclmdlExecuteV2: %s", why ? why : "stream synchronization failed");
-    }
-    return ACL_SUCCESS;
+    return emu_stream_sync(s, handle->stream_timeout_ms, "aclmdlExecuteV2");
 }
 
 EMU_API aclError aclmdlExecuteAsyncV2(uint32_t modelId, const aclmdlDataset *input, aclmdlDataset *output, aclrtStream stream,

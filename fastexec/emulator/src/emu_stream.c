@@ -373,7 +373,7 @@ void emu_context_drop_streams(emu_context *ctx)
     }
 }
 
-aclError emu_stream_sync(emu_stream *s, int32_t timeout_ms)
+aclError emu_stream_sync(emu_stream *s, int32_t timeout_ms, const char *api)
 {
     struct timespec deadline = emu_deadline_ms(timeout_ms > 0 ? timeout_ms : 0);
     pthread_mutex_lock(&s->mu);
@@ -384,14 +384,14 @@ aclError emu_stream_sync(emu_stream *s, int32_t timeout_ms)
         } else if (timeout_ms == 0 || pthread_cond_timedwait(&s->cv_done, &s->mu, &deadline) != 0) {
             if (s->completed >= target) break;
             pthread_mutex_unlock(&s->mu);
-            return emu_fail(ACL_ERROR_RT_STREAM_SYNC_TIMEOUT, "stream synchronization timed out after %d ms (%llu task(s) still queued)", timeout_ms,
+            return emu_fail(ACL_ERROR_RT_STREAM_SYNC_TIMEOUT, "%s: stream synchronization timed out after %d ms (%llu task(s) still queued)", api, timeout_ms,
                             (unsigned long long)(target - s->completed));
         }
     }
     aclError err = s->err_sync;
     s->err_sync = ACL_SUCCESS;
     pthread_mutex_unlock(&s->mu);
-    if (err) return emu_fail(err, "a task queued on the stream failed with error %d", err);
+    if (err) return emu_fail(err, "%s: a task queued on the stream failed with error %d", api, err);
     return ACL_SUCCESS;
 }
 
@@ -450,7 +450,7 @@ EMU_API aclError aclrtSynchronizeStream(aclrtStream stream)
     aclError rc = emu_resolve_stream(stream, &s, "aclrtSynchronizeStream");
     if (rc) return rc;
     if (sync_returns_at_once(s)) return ACL_SUCCESS;
-    return emu_stream_sync(s, s->sync_timeout_ms);
+    return emu_stream_sync(s, s->sync_timeout_ms, "aclrtSynchronizeStream");
 }
 
 EMU_API aclError aclrtSynchronizeStreamWithTimeout(aclrtStream stream, int32_t timeout)
@@ -461,7 +461,7 @@ EMU_API aclError aclrtSynchronizeStreamWithTimeout(aclrtStream stream, int32_t t
     aclError rc = emu_resolve_stream(stream, &s, "aclrtSynchronizeStreamWithTimeout");
     if (rc) return rc;
     if (sync_returns_at_once(s)) return ACL_SUCCESS;
-    return emu_stream_sync(s, timeout);
+    return emu_stream_sync(s, timeout, "aclrtSynchronizeStreamWithTimeout");
 }
 
 EMU_API aclError aclrtStreamQuery(aclrtStream stream, aclrtStreamStatus *status)
@@ -505,7 +505,7 @@ EMU_API aclError aclrtSynchronizeDevice(void)
         pthread_mutex_unlock(&streams_mu);
         for (i = 0; i < n; i++) {
             if (!emu_handle_live(snap[i], EMU_H_STREAM)) continue;
-            aclError rc = emu_stream_sync(snap[i], -1);
+            aclError rc = emu_stream_sync(snap[i], -1, "aclrtSynchronizeDevice");
             if (rc && !first) first = rc;
         }
         free(snap);
