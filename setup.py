@@ -50,16 +50,18 @@ def extensions():
             libraries=["m"],
         )
     ]
-    pyx = sorted(glob.glob("fastexec/**/*.pyx", recursive=True))
-    if pyx:
-        import numpy
-        from Cython.Build import cythonize
+    import numpy
+    from Cython.Build import cythonize
 
-        cy = [
-            Extension(p[:-4].replace("/", "."), [p], include_dirs=["include", numpy.get_include()])
-            for p in pyx
-        ]
-        exts += cythonize(cy, compiler_directives={"language_level": 3, "embedsignature": True})
+    core = Extension(
+        "fastexec._core",
+        sources=["fastexec/_core.pyx", "fastexec/_acl/acl_api.c"],
+        include_dirs=["include", "fastexec/_acl", numpy.get_include()],
+        define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")],
+        extra_compile_args=["-O2"],
+        libraries=["dl"],
+    )
+    exts += cythonize([core], compiler_directives={"language_level": 3, "embedsignature": True})
     return exts
 
 

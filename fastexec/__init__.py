@@ -1,6 +1,25 @@
 """fastexec: pipelined, GIL-free execution of Ascend offline models over AscendCL.
 
+``import fastexec`` is light: the ACL layer (``fastexec._core``, which imports numpy) loads on
+first use of one of its names, and the ACL library itself on first use of the device.
 The ACL emulator bundled for machines without an NPU lives in :mod:`fastexec.emulator`.
 """
 
 __version__ = "0.1.0"
+
+from .errors import (AclError, AclFunctionNotFoundError, AclInvalidParamError, AclLibraryNotFoundError,
+                     AclMemoryError, AclNotAvailableError, AclTimeoutError, ClosedError, FastexecError)
+
+_CORE_NAMES = ("Device", "DeviceBuffer", "Event", "ExecConfig", "Model", "PinnedBuffer", "Stream", "TensorSpec",
+               "backend_info")
+
+__all__ = ["AclError", "AclFunctionNotFoundError", "AclInvalidParamError", "AclLibraryNotFoundError", "AclMemoryError",
+           "AclNotAvailableError", "AclTimeoutError", "ClosedError", "FastexecError", *_CORE_NAMES]
+
+
+def __getattr__(name):
+    if name in _CORE_NAMES:
+        from . import _core
+
+        return getattr(_core, name)
+    raise AttributeError(f"module 'fastexec' has no attribute {name!r}")

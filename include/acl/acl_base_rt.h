@@ -43,6 +43,8 @@ typedef struct aclDataBuffer aclDataBuffer;
 /* Generic status codes. Not integer constant expressions in C (no case labels). */
 static const int ACL_ERROR_NONE = 0;
 static const int ACL_SUCCESS = 0;
+/* Exception-info getters: the info record is not of a usable kind. */
+static const int ACL_ERROR_INVALID_EXCEPTION_INFO = -1;
 
 static const int ACL_ERROR_INVALID_PARAM = 100000;
 static const int ACL_ERROR_UNINITIALIZE = 100001;

@@ -1,0 +1,94 @@
+/* The ACL function table and its resolution (see acl_api.h). */
+#define _GNU_SOURCE
+#include "acl_api.h"
+
+#include <dlfcn.h>
+#include <stdio.h>
+#include <string.h>
+
+fx_acl_table fx_acl;
+static char missing_optional[1024];
+
+/* Stubs for optional symbols: they report the symbol as missing instead of being called as NULL. */
+static const char *stub_aclrtGetSocName(void) { return NULL; }
+static aclError stub_aclrtSynchronizeStreamWithTimeout(aclrtStream s, int32_t t) { (void)s; (void)t; return FX_ACL_SYMBOL_MISSING; }
+static aclError stub_aclrtSynchronizeEventWithTimeout(aclrtEvent e, int32_t t) { (void)e; (void)t; return FX_ACL_SYMBOL_MISSING; }
+static aclError stub_aclrtCreateStreamWithConfig(aclrtStream *s, uint32_t p, uint32_t f) { (void)s; (void)p; (void)f; return FX_ACL_SYMBOL_MISSING; }
+static aclError stub_aclrtMallocAlign32(void **p, size_t n, aclrtMemMallocPolicy m) { (void)p; (void)n; (void)m; return FX_ACL_SYMBOL_MISSING; }
+static aclError stub_aclrtHostRegister(void *p, uint64_t n, aclrtHostRegisterType t, void **d) { (void)p; (void)n; (void)t; (void)d; return FX_ACL_SYMBOL_MISSING; }
+static aclError stub_aclrtHostUnregister(void *p) { (void)p; return FX_ACL_SYMBOL_MISSING; }
+static aclError stub_aclrtLaunchHostFunc(aclrtStream s, aclrtHostFunc f, void *a) { (void)s; (void)f; (void)a; return FX_ACL_SYMBOL_MISSING; }
+static aclError stub_aclmdlQuerySize(const char *f, size_t *w, size_t *g) { (void)f; (void)w; (void)g; return FX_ACL_SYMBOL_MISSING; }
+static aclError stub_aclmdlExecuteV2(uint32_t m, const aclmdlDataset *i, aclmdlDataset *o, aclrtStream s, const aclmdlExecConfigHandle *h)
+{
+    (void)m; (void)i; (void)o; (void)s; (void)h;
+    return FX_ACL_SYMBOL_MISSING;
+}
+static aclError stub_aclmdlExecuteAsyncV2(uint32_t m, const aclmdlDataset *i, aclmdlDataset *o, aclrtStream s, const aclmdlExecConfigHandle *h)
+{
+    (void)m; (void)i; (void)o; (void)s; (void)h;
+    return FX_ACL_SYMBOL_MISSING;
+}
+static aclmdlExecConfigHandle *stub_aclmdlCreateExecConfigHandle(void) { return NULL; }
+static aclError stub_aclmdlSetExecConfigOpt(aclmdlExecConfigHandle *h, aclmdlExecConfigAttr a, const void *v, size_t n)
+{
+    (void)h; (void)a; (void)v; (void)n;
+    return FX_ACL_SYMBOL_MISSING;
+}
+static aclError stub_aclmdlDestroyExecConfigHandle(const aclmdlExecConfigHandle *h) { (void)h; return FX_ACL_SYMBOL_MISSING; }
+
+static void *find(void *const *handles, int n, const char *name)
+{
+    for (int i = 0; i < n; i++) {
+        void *p = dlsym(handles[i], name);
+        if (p) return p;
+    }
+    return NULL;
+}
+
+static void append(char *buf, size_t len, const char *name)
+{
+    size_t used = strlen(buf);
+    snprintf(buf + used, len - used, "%s%s", used ? " " : "", name);
+}
+
+int fx_acl_resolve(void *const *handles, int n_handles, char *missing, size_t missing_len)
+{
+    int n_missing = 0;
+    missing[0] = 0;
+    missing_optional[0] = 0;
+#define FX_REQUIRED(name)                                                     \
+    fx_acl.name = (__typeof__(fx_acl.name))find(handles, n_handles, #name);   \
+    if (!fx_acl.name) {                                                       \
+        append(missing, missing_len, #name);                                  \
+        n_missing++;                                                          \
+    }
+#define FX_OPTIONAL(name)                                                     \
+    fx_acl.name = (__typeof__(fx_acl.name))find(handles, n_handles, #name);   \
+    if (!fx_acl.name) {                                                       \
+        fx_acl.name = stub_##name;                                            \
+        append(missing_optional, sizeof missing_optional, #name);             \
+    }
+    FX_ACL_REQUIRED(FX_REQUIRED)
+    FX_ACL_OPTIONAL(FX_OPTIONAL)
+#undef FX_REQUIRED
+#undef FX_OPTIONAL
+    return n_missing;
+}
+
+const char *fx_acl_missing_optional(void) { return missing_optional; }
+
+int fx_acl_is_missing(const char *name)
+{
+    size_t n = strlen(name);
+    for (const char *p = strstr(missing_optional, name); p; p = strstr(p + 1, name))
+        if ((p == missing_optional || p[-1] == ' ') && (p[n] == ' ' || p[n] == 0)) return 1;
+    return 0;
+}
+
+const char *fx_acl_library_path(void)
+{
+    Dl_info info;
+    if (fx_acl.aclInit && dladdr((void *)fx_acl.aclInit, &info) && info.dli_fname) return info.dli_fname;
+    return "";
+}

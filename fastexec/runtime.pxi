@@ -1,0 +1,637 @@
+# Runtime objects: one owner class per ACL resource. Included by fastexec/_core.pyx.
+#
+# Ownership rules, common to every class here:
+# - close() is idempotent; `with` closes; methods of a closed object raise ClosedError.
+# - Children hold a reference to their Device, so a device outlives its streams, buffers, models.
+# - An object garbage-collected while open is closed then, with a ResourceWarning; nothing is
+#   freed once the interpreter is shutting down (the process releases device resources).
+# - Calls on another thread make the device's context current on that thread first.
+
+import atexit
+import warnings
+from collections import namedtuple
+
+cimport numpy as cnp
+import numpy as np
+
+from cpython.buffer cimport PyBUF_WRITABLE, PyBuffer_FillInfo
+from libc.stdint cimport int32_t, uint32_t, uint64_t
+from libc.string cimport memcpy
+
+cnp.import_array()
+
+cdef extern from *:
+    """
+    /* The ACL context this thread last made current through fastexec. */
+    static __thread void *fx_current_context = NULL;
+    """
+    void* fx_current_context
+
+cdef bint _interpreter_alive = True
+
+
+def _at_exit():
+    global _interpreter_alive
+    _interpreter_alive = False
+
+
+atexit.register(_at_exit)
+
+
+cdef inline bint _can_free() noexcept:
+    return _interpreter_alive
+
+
+cdef void _warn_unclosed(str what) noexcept:
+    try:
+        warnings.warn(f"unclosed {what}; call close() or use it as a context manager", ResourceWarning, stacklevel=2)
+    except BaseException:
+        pass
+
+
+# ACL data types that numpy represents.
+_DTYPES = {
+    ACL_FLOAT: np.dtype(np.float32), ACL_FLOAT16: np.dtype(np.float16), ACL_DOUBLE: np.dtype(np.float64),
+    ACL_INT8: np.dtype(np.int8), ACL_INT16: np.dtype(np.int16), ACL_INT32: np.dtype(np.int32), ACL_INT64: np.dtype(np.int64),
+    ACL_UINT8: np.dtype(np.uint8), ACL_UINT16: np.dtype(np.uint16), ACL_UINT32: np.dtype(np.uint32),
+    ACL_UINT64: np.dtype(np.uint64), ACL_BOOL: np.dtype(np.bool_),
+}
+_FORMATS = {
+    ACL_FORMAT_UNDEFINED: "UNDEFINED", ACL_FORMAT_NCHW: "NCHW", ACL_FORMAT_NHWC: "NHWC", ACL_FORMAT_ND: "ND",
+    ACL_FORMAT_NC1HWC0: "NC1HWC0", ACL_FORMAT_FRACTAL_Z: "FRACTAL_Z", ACL_FORMAT_NC1HWC0_C04: "NC1HWC0_C04",
+    ACL_FORMAT_HWCN: "HWCN", ACL_FORMAT_NDHWC: "NDHWC", ACL_FORMAT_FRACTAL_NZ: "FRACTAL_NZ", ACL_FORMAT_NCDHW: "NCDHW",
+    ACL_FORMAT_NDC1HWC0: "NDC1HWC0", ACL_FRACTAL_Z_3D: "FRACTAL_Z_3D", ACL_FORMAT_NC: "NC", ACL_FORMAT_NCL: "NCL",
+}
+
+TensorSpec = namedtuple("TensorSpec", ["name", "shape", "dtype", "format", "nbytes"])
+TensorSpec.__doc__ = """One model input or output: name, shape (-1 marks the dynamic batch axis), numpy dtype,
+ACL format name, and bytes at the largest batch."""
+
+
+# ================================================================ Device
+
+cdef class Device:
+    """An Ascend device: ACL initialised for the process, the device set, its context current
+    on every thread that uses it through fastexec. ``Device(0)``; close() resets the device."""
+
+    def __cinit__(self):
+        self.ctx = NULL
+        self.is_open = False
+        self.children = 0
+
+    def __init__(self, int device_id=0):
+        ensure_initialized()
+        cdef aclrtContext ctx
+        check(aclrtSetDevice(device_id), "aclrtSetDevice")
+        rc = aclrtGetCurrentContext(&ctx)
+        if rc != ACL_SUCCESS:
+            aclrtResetDevice(device_id)
+            check(rc, "aclrtGetCurrentContext")
+        self.id = device_id
+        self.ctx = ctx
+        self.is_open = True
+        fx_current_context_set(ctx)
+
+    cdef int activate(self) except -1 nogil:
+        if not self.is_open:
+            with gil:
+                raise ClosedError(f"Device {self.id} is closed")
+        if fx_current_context != self.ctx:
+            check(aclrtSetCurrentContext(self.ctx), "aclrtSetCurrentContext")
+            fx_current_context_set(self.ctx)
+        return 0
+
+    @property
+    def closed(self):
+        return not self.is_open
+
+    def memory_info(self):
+        """(free, total) device memory in bytes."""
+        cdef size_t free_b = 0, total = 0
+        self.activate()
+        check(aclrtGetMemInfo(ACL_HBM_MEM, &free_b, &total), "aclrtGetMemInfo")
+        return free_b, total
+
+    def close(self):
+        """Reset the device (ACL reference-counts aclrtSetDevice). Refused while streams,
+        buffers or models created on it are still open."""
+        if not self.is_open:
+            return
+        if self.children:
+            raise FastexecError(f"Device {self.id} still has {self.children} open stream(s), buffer(s) or model(s); close them first")
+        self.is_open = False
+        if fx_current_context == self.ctx:
+            fx_current_context_set(NULL)
+        check(aclrtResetDevice(self.id), "aclrtResetDevice")
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def __dealloc__(self):
+        if self.is_open:
+            _warn_unclosed(f"Device({self.id})")
+            if _can_free():
+                aclrtResetDevice(self.id)
+
+    def __repr__(self):
+        return f"<fastexec.Device {self.id}{' closed' if not self.is_open else ''}>"
+
+
+cdef inline void fx_current_context_set(aclrtContext ctx) noexcept nogil:
+    global fx_current_context
+    fx_current_context = ctx
+
+
+cdef inline void _switch_context(aclrtContext ctx) noexcept nogil:
+    """For destructors: make `ctx` current, ignoring failure."""
+    if aclrtSetCurrentContext(ctx) == ACL_SUCCESS:
+        fx_current_context_set(ctx)
+
+
+cdef class DeviceChild:
+    """Base of objects created on a Device: keeps it alive and counted."""
+
+    def __cinit__(self):
+        self.device = None
+        self.is_open = False
+
+    cdef int attach(self, Device device) except -1:
+        if device is None:
+            raise TypeError("a Device is required")
+        device.activate()
+        self.device = device
+        return 0
+
+    cdef int opened(self) except -1:
+        self.is_open = True
+        self.device.children += 1
+        return 0
+
+    cdef int release(self) except -1:
+        """Mark closed; returns 1 if the resource must be freed now."""
+        if not self.is_open:
+            return 0
+        self.is_open = False
+        self.device.children -= 1
+        return 1
+
+    cdef int ensure_open(self) except -1 nogil:
+        if not self.is_open:
+            with gil:
+                raise ClosedError(f"{type(self).__name__} is closed")
+        return self.device.activate()
+
+    @property
+    def closed(self):
+        return not self.is_open
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+# ================================================================ Stream
+
+cdef class Stream(DeviceChild):
+    """An ACL stream: tasks run in order. ``Stream(device)``."""
+
+    def __init__(self, Device device not None):
+        self.attach(device)
+        check(aclrtCreateStream(&self.handle), "aclrtCreateStream")
+        self.opened()
+
+    def synchronize(self, timeout_ms=None):
+        """Wait for every task queued so far (the GIL is released). With a timeout in ms,
+        raises AclTimeoutError if they are not done in time."""
+        cdef int32_t t = -1 if timeout_ms is None else timeout_ms
+        cdef aclError rc
+        self.ensure_open()
+        with nogil:
+            rc = aclrtSynchronizeStream(self.handle) if t == -1 else aclrtSynchronizeStreamWithTimeout(self.handle, t)
+        check(rc, "aclrtSynchronizeStream" if t == -1 else "aclrtSynchronizeStreamWithTimeout")
+
+    def query(self):
+        """True when every queued task has completed."""
+        cdef aclrtStreamStatus status
+        self.ensure_open()
+        check(aclrtStreamQuery(self.handle, &status), "aclrtStreamQuery")
+        return status == ACL_STREAM_STATUS_COMPLETE
+
+    @property
+    def handle_address(self):
+        return <size_t>self.handle
+
+    def close(self):
+        """Wait for the queued tasks, then destroy the stream."""
+        cdef aclError rc
+        if self.release():
+            self.device.activate()
+            with nogil:
+                rc = aclrtDestroyStream(self.handle)
+            check(rc, "aclrtDestroyStream")
+
+    def __dealloc__(self):
+        if self.is_open:
+            _warn_unclosed("Stream")
+            if _can_free() and self.device.is_open:
+                _switch_context(self.device.ctx)
+                aclrtDestroyStream(self.handle)
+            self.device.children -= 1
+
+
+# ================================================================ Event
+
+cdef class Event(DeviceChild):
+    """An ACL event: records a point of a stream; waits on it; times the device between two."""
+
+    def __init__(self, Device device not None):
+        self.attach(device)
+        check(aclrtCreateEvent(&self.handle), "aclrtCreateEvent")
+        self.opened()
+
+    def record(self, Stream stream not None):
+        """Capture the work queued on `stream` so far."""
+        self.ensure_open()
+        stream.ensure_open()
+        check(aclrtRecordEvent(self.handle, stream.handle), "aclrtRecordEvent")
+
+    def wait(self, Stream stream not None):
+        """Make later tasks on `stream` wait for this event (no host wait)."""
+        self.ensure_open()
+        stream.ensure_open()
+        check(aclrtStreamWaitEvent(stream.handle, self.handle), "aclrtStreamWaitEvent")
+
+    def synchronize(self, timeout_ms=None):
+        """Wait until the recorded work has completed (the GIL is released)."""
+        cdef int32_t t = -1 if timeout_ms is None else timeout_ms
+        cdef aclError rc
+        self.ensure_open()
+        with nogil:
+            rc = aclrtSynchronizeEvent(self.handle) if t == -1 else aclrtSynchronizeEventWithTimeout(self.handle, t)
+        check(rc, "aclrtSynchronizeEvent" if t == -1 else "aclrtSynchronizeEventWithTimeout")
+
+    def query(self):
+        """True when the recorded work has completed (False before the first record)."""
+        cdef aclrtEventRecordedStatus status
+        self.ensure_open()
+        check(aclrtQueryEventStatus(self.handle, &status), "aclrtQueryEventStatus")
+        return status == ACL_EVENT_RECORDED_STATUS_COMPLETE
+
+    def elapsed_ms(self, Event start not None):
+        """Device time in ms from `start` to this event; both must have completed."""
+        cdef float ms = 0
+        self.ensure_open()
+        start.ensure_open()
+        check(aclrtEventElapsedTime(&ms, start.handle, self.handle), "aclrtEventElapsedTime")
+        return ms
+
+    def close(self):
+        if self.release():
+            self.device.activate()
+            check(aclrtDestroyEvent(self.handle), "aclrtDestroyEvent")
+
+    def __dealloc__(self):
+        if self.is_open:
+            _warn_unclosed("Event")
+            if _can_free() and self.device.is_open:
+                _switch_context(self.device.ctx)
+                aclrtDestroyEvent(self.handle)
+            self.device.children -= 1
+
+
+# ================================================================ memory
+
+cdef inline const unsigned char[::1] _bytes_view(object obj, str what):
+    try:
+        return memoryview(obj).cast("B")
+    except TypeError:
+        raise TypeError(f"{what} must support the buffer protocol and be C-contiguous (got {type(obj).__name__})") from None
+
+
+cdef class DeviceBuffer(DeviceChild):
+    """Device memory (aclrtMalloc). ``DeviceBuffer(device, nbytes)``."""
+
+    def __init__(self, Device device not None, size_t nbytes):
+        if nbytes == 0:
+            raise ValueError("DeviceBuffer: nbytes must be greater than 0")
+        self.attach(device)
+        check(aclrtMalloc(&self.ptr, nbytes, ACL_MEM_MALLOC_HUGE_FIRST), "aclrtMalloc")
+        self.nbytes = nbytes
+        self.opened()
+
+    @property
+    def address(self):
+        return <size_t>self.ptr
+
+    def copy_from_host(self, src, Stream stream=None):
+        """Copy a host buffer (bytes-like, numpy array, PinnedBuffer) into this buffer. With a
+        stream the copy is queued (overlapping only from pinned memory); otherwise synchronous."""
+        cdef const unsigned char[::1] view = _bytes_view(src, "src")
+        cdef size_t n = view.shape[0]
+        cdef aclError rc
+        if n > self.nbytes:
+            raise ValueError(f"DeviceBuffer.copy_from_host: source holds {n} bytes, the buffer {self.nbytes}")
+        self.ensure_open()
+        if n == 0:
+            return
+        if stream is None:
+            with nogil:
+                rc = aclrtMemcpy(self.ptr, self.nbytes, &view[0], n, ACL_MEMCPY_HOST_TO_DEVICE)
+            check(rc, "aclrtMemcpy")
+        else:
+            stream.ensure_open()
+            check(aclrtMemcpyAsync(self.ptr, self.nbytes, &view[0], n, ACL_MEMCPY_HOST_TO_DEVICE, stream.handle), "aclrtMemcpyAsync")
+
+    def copy_to_host(self, dst, Stream stream=None):
+        """Copy the start of this buffer into a writable host buffer (len(dst) bytes)."""
+        cdef unsigned char[::1] view
+        cdef aclError rc
+        try:
+            view = memoryview(dst).cast("B")
+        except TypeError:
+            raise TypeError(f"dst must be a writable, C-contiguous buffer (got {type(dst).__name__})") from None
+        cdef size_t n = view.shape[0]
+        if n > self.nbytes:
+            raise ValueError(f"DeviceBuffer.copy_to_host: destination holds {n} bytes, the buffer only {self.nbytes}")
+        self.ensure_open()
+        if n == 0:
+            return
+        if stream is None:
+            with nogil:
+                rc = aclrtMemcpy(&view[0], n, self.ptr, n, ACL_MEMCPY_DEVICE_TO_HOST)
+            check(rc, "aclrtMemcpy")
+        else:
+            stream.ensure_open()
+            check(aclrtMemcpyAsync(&view[0], n, self.ptr, n, ACL_MEMCPY_DEVICE_TO_HOST, stream.handle), "aclrtMemcpyAsync")
+
+    def close(self):
+        if self.release():
+            self.device.activate()
+            check(aclrtFree(self.ptr), "aclrtFree")
+
+    def __dealloc__(self):
+        if self.is_open:
+            _warn_unclosed("DeviceBuffer")
+            if _can_free() and self.device.is_open:
+                _switch_context(self.device.ctx)
+                aclrtFree(self.ptr)
+            self.device.children -= 1
+
+
+cdef class PinnedBuffer(DeviceChild):
+    """Page-locked host memory (aclrtMallocHost) for copies that overlap device work. Supports
+    the buffer protocol: ``numpy.frombuffer(buf, dtype)`` views it without copying."""
+
+    def __init__(self, Device device not None, size_t nbytes):
+        if nbytes == 0:
+            raise ValueError("PinnedBuffer: nbytes must be greater than 0")
+        self.attach(device)
+        check(aclrtMallocHost(&self.ptr, nbytes), "aclrtMallocHost")
+        self.nbytes = nbytes
+        self.exports = 0
+        self.opened()
+
+    @property
+    def address(self):
+        return <size_t>self.ptr
+
+    def __len__(self):
+        return self.nbytes
+
+    def __getbuffer__(self, Py_buffer* buffer, int flags):
+        if not self.is_open:
+            raise ClosedError("PinnedBuffer is closed")
+        PyBuffer_FillInfo(buffer, self, self.ptr, self.nbytes, 0, flags)
+        self.exports += 1
+
+    def __releasebuffer__(self, Py_buffer* buffer):
+        self.exports -= 1
+
+    def close(self):
+        """Free the memory; refused while views of it (numpy arrays, memoryviews) exist."""
+        if self.is_open and self.exports:
+            raise BufferError(f"PinnedBuffer has {self.exports} live view(s); delete them before closing")
+        if self.release():
+            self.device.activate()
+            check(aclrtFreeHost(self.ptr), "aclrtFreeHost")
+
+    def __dealloc__(self):
+        if self.is_open:
+            _warn_unclosed("PinnedBuffer")
+            if _can_free() and self.device.is_open:
+                _switch_context(self.device.ctx)
+                aclrtFreeHost(self.ptr)
+            self.device.children -= 1
+
+
+# ================================================================ ExecConfig
+
+_EXEC_OPTIONS = {
+    "stream_sync_timeout_ms": (ACL_MDL_STREAM_SYNC_TIMEOUT, "int32"),
+    "event_sync_timeout_ms": (ACL_MDL_EVENT_SYNC_TIMEOUT, "int32"),
+    "work_addr": (ACL_MDL_WORK_ADDR_PTR, "pointer"),
+    "work_size": (ACL_MDL_WORK_SIZET, "size"),
+    "mpaimid": (ACL_MDL_MPAIMID_SIZET, "size"),
+    "aicqos": (ACL_MDL_AICQOS_SIZET, "size"),
+    "aicost": (ACL_MDL_AICOST_SIZET, "size"),
+    "mec_timethr": (ACL_MDL_MEC_TIMETHR_SIZET, "size"),
+}
+
+
+cdef class ExecConfig:
+    """Options for aclmdlExecuteV2 / aclmdlExecuteAsyncV2 (aclmdlSetExecConfigOpt).
+
+    ``ExecConfig(stream_sync_timeout_ms=100, event_sync_timeout_ms=100)``; timeouts are in ms,
+    -1 waits forever. The other options (``work_addr``, ``work_size``, ...) are accepted only by
+    runtimes that support them (IPV350); elsewhere setting one raises AclInvalidParamError.
+    """
+
+    def __cinit__(self):
+        self.handle = NULL
+        self.values = {}
+
+    def __init__(self, **options):
+        ensure_initialized()
+        if not symbol_available(b"aclmdlCreateExecConfigHandle"):
+            raise AclFunctionNotFoundError("aclmdlCreateExecConfigHandle", _library_info.get("library", "the ACL library"))
+        self.handle = aclmdlCreateExecConfigHandle()
+        if self.handle == NULL:
+            raise AclError(500000, "aclmdlCreateExecConfigHandle", "the runtime returned no handle")
+        for name, value in options.items():
+            self.set(name, value)
+
+    def set(self, str name, value):
+        """Set one option by name (see the class docstring)."""
+        cdef int32_t i32
+        cdef size_t sz
+        cdef void* ptr
+        if self.handle == NULL:
+            raise ClosedError("ExecConfig is closed")
+        try:
+            attr, kind = _EXEC_OPTIONS[name]
+        except KeyError:
+            raise ValueError(f"ExecConfig: unknown option {name!r}; expected one of {', '.join(_EXEC_OPTIONS)}") from None
+        if kind == "int32":
+            if not isinstance(value, int) or not -1 <= value <= 2**31 - 1:
+                raise ValueError(f"ExecConfig: {name} must be an int from -1 to 2**31-1 (got {value!r})")
+            i32 = value
+            check(aclmdlSetExecConfigOpt(self.handle, attr, &i32, sizeof(i32)), "aclmdlSetExecConfigOpt")
+        elif kind == "pointer":
+            ptr = <void*><size_t>value
+            check(aclmdlSetExecConfigOpt(self.handle, attr, &ptr, sizeof(ptr)), "aclmdlSetExecConfigOpt")
+        else:
+            sz = value
+            check(aclmdlSetExecConfigOpt(self.handle, attr, &sz, sizeof(sz)), "aclmdlSetExecConfigOpt")
+        self.values[name] = value
+
+    @property
+    def options(self):
+        return dict(self.values)
+
+    def close(self):
+        if self.handle != NULL:
+            h = self.handle
+            self.handle = NULL
+            check(aclmdlDestroyExecConfigHandle(h), "aclmdlDestroyExecConfigHandle")
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def __dealloc__(self):
+        if self.handle != NULL:
+            _warn_unclosed("ExecConfig")
+            if _can_free():
+                aclmdlDestroyExecConfigHandle(self.handle)
+
+    def __repr__(self):
+        return f"ExecConfig({', '.join(f'{k}={v!r}' for k, v in self.values.items())})"
+
+
+# ================================================================ Model
+
+cdef class Model(DeviceChild):
+    """A loaded offline model. ``Model(path_or_bytes, device=0)``; `device` is a Device or a
+    device id (then the model opens and closes its own Device).
+
+    ``inputs`` / ``outputs``: lists of TensorSpec; ``dynamic_batch``: the batch gears (empty for
+    a static model); ``batch_size``: the static batch (or the largest gear).
+    """
+
+    def __init__(self, source, device=0):
+        cdef Device dev
+        cdef const unsigned char[::1] data
+        cdef bytes path
+        cdef const char* cpath
+        cdef aclError rc
+        if isinstance(device, Device):
+            dev = device
+        else:
+            dev = Device(device)
+            self.owns_device = True
+        self.attach(dev)
+        try:
+            if isinstance(source, (bytes, bytearray, memoryview)):
+                data = _bytes_view(source, "model data")
+                if data.shape[0] == 0:
+                    raise ValueError("Model: the model data is empty")
+                with nogil:
+                    rc = aclmdlLoadFromMem(&data[0], data.shape[0], &self.model_id)
+                check(rc, "aclmdlLoadFromMem")
+                self.source = f"<{data.shape[0]} bytes>"
+            else:
+                path = os.fsencode(source)
+                cpath = path
+                with nogil:
+                    rc = aclmdlLoadFromFile(cpath, &self.model_id)
+                check(rc, "aclmdlLoadFromFile")
+                self.source = os.fsdecode(path)
+            self.opened()
+            self.desc = aclmdlCreateDesc()
+            if self.desc == NULL:
+                raise AclError(500000, "aclmdlCreateDesc", "the runtime returned no description")
+            check(aclmdlGetDesc(self.desc, self.model_id), "aclmdlGetDesc")
+            self._describe()
+        except BaseException:
+            self.close()
+            raise
+
+    cdef _describe(self):
+        cdef aclmdlIODims dims
+        cdef aclmdlBatch batch
+        check(aclmdlGetDynamicBatch(self.desc, &batch), "aclmdlGetDynamicBatch")
+        self.dynamic_batch = tuple(batch.batch[i] for i in range(batch.batchCount))
+        self.dynamic_input_index = -1
+        inputs = []
+        for i in range(aclmdlGetNumInputs(self.desc)):
+            name = aclmdlGetInputNameByIndex(self.desc, i).decode()
+            if self.dynamic_batch and name == ACL_DYNAMIC_TENSOR_NAME.decode():
+                self.dynamic_input_index = i
+                continue
+            check(aclmdlGetInputDims(self.desc, i, &dims), "aclmdlGetInputDims")
+            inputs.append(TensorSpec(name, tuple(dims.dims[d] for d in range(dims.dimCount)),
+                                     _dtype_of(aclmdlGetInputDataType(self.desc, i)),
+                                     _FORMATS.get(aclmdlGetInputFormat(self.desc, i), "UNDEFINED"),
+                                     aclmdlGetInputSizeByIndex(self.desc, i)))
+        outputs = []
+        for i in range(aclmdlGetNumOutputs(self.desc)):
+            check(aclmdlGetOutputDims(self.desc, i, &dims), "aclmdlGetOutputDims")
+            outputs.append(TensorSpec(aclmdlGetOutputNameByIndex(self.desc, i).decode(),
+                                      tuple(dims.dims[d] for d in range(dims.dimCount)),
+                                      _dtype_of(aclmdlGetOutputDataType(self.desc, i)),
+                                      _FORMATS.get(aclmdlGetOutputFormat(self.desc, i), "UNDEFINED"),
+                                      aclmdlGetOutputSizeByIndex(self.desc, i)))
+        self.inputs = inputs
+        self.outputs = outputs
+        first = inputs[0].shape[0] if inputs and inputs[0].shape else 1
+        self.batch_size = max(self.dynamic_batch) if self.dynamic_batch else first
+
+    @property
+    def id(self):
+        return self.model_id
+
+    def close(self):
+        """Unload the model (waits for its queued executions)."""
+        cdef aclError rc
+        if self.desc != NULL:
+            aclmdlDestroyDesc(self.desc)
+            self.desc = NULL
+        if self.release():
+            self.device.activate()
+            with nogil:
+                rc = aclmdlUnload(self.model_id)
+            check(rc, "aclmdlUnload")
+        if self.owns_device and self.device is not None and self.device.is_open:
+            self.device.close()
+
+    def __dealloc__(self):
+        if self.desc != NULL and _can_free():
+            aclmdlDestroyDesc(self.desc)
+        if self.is_open:
+            _warn_unclosed("Model")
+            if _can_free() and self.device.is_open:
+                _switch_context(self.device.ctx)
+                aclmdlUnload(self.model_id)
+            self.device.children -= 1
+        if self.owns_device and self.device is not None and self.device.is_open:
+            self.device.is_open = False   # the model's own device goes with it, without a second warning
+            if _can_free():
+                aclrtResetDevice(self.device.id)
+
+    def __repr__(self):
+        return (f"<fastexec.Model {self.source!r} id={self.model_id} inputs={[t.name for t in self.inputs]} "
+                f"outputs={[t.name for t in self.outputs]}{' closed' if not self.is_open else ''}>")
+
+
+cdef object _dtype_of(aclDataType t):
+    dt = _DTYPES.get(t)
+    if dt is None:
+        raise FastexecError(f"ACL data type {<int>t} has no numpy equivalent")
+    return dt
