@@ -69,6 +69,11 @@ int emu_handle_live(const void *p, emu_handle_kind kind);
 const char *emu_handle_kind_name(emu_handle_kind kind);
 /* Validate a handle argument: NULL -> ACL_ERROR_INVALID_PARAM, not live -> destroyed-handle finding. */
 aclError emu_check_handle(const void *p, emu_handle_kind kind, const char *api);
+/* For the plain handle objects (data buffer, dataset, description, exec config): a zeroed,
+ * registered and counted object of `size` bytes, or NULL when an injected call fault fires... */
+void *emu_handle_new(size_t size, emu_handle_kind kind, const char *api);
+/* ...and its end: validated, unregistered and uncounted; the caller frees it on success. */
+aclError emu_handle_destroy(const void *p, emu_handle_kind kind, const char *api);
 
 /* ---------------------------------------------------------------- counters */
 typedef struct {

@@ -488,6 +488,36 @@ aclError emu_check_handle(const void *p, emu_handle_kind kind, const char *api)
                        "%s: %p is not a live %s (destroyed, or never created)", api, p, emu_handle_kind_name(kind));
 }
 
+static atomic_uint_fast64_t *live_counter(emu_handle_kind kind)
+{
+    switch (kind) {
+    case EMU_H_DATABUFFER: return &emu_live.data_buffers;
+    case EMU_H_DATASET: return &emu_live.datasets;
+    case EMU_H_DESC: return &emu_live.model_descs;
+    case EMU_H_EXECCFG: return &emu_live.exec_configs;
+    default: return NULL;
+    }
+}
+
+void *emu_handle_new(size_t size, emu_handle_kind kind, const char *api)
+{
+    emu_init_once();
+    if (atomic_load_explicit(&emu_fault_rules, memory_order_relaxed) && emu_fault_call(api)) return NULL;
+    void *p = calloc(1, size);
+    emu_handle_add(p, kind);
+    atomic_fetch_add(live_counter(kind), 1);
+    return p;
+}
+
+aclError emu_handle_destroy(const void *p, emu_handle_kind kind, const char *api)
+{
+    aclError rc = emu_check_handle(p, kind, api);
+    if (rc) return rc;
+    emu_handle_remove(p, kind);
+    atomic_fetch_sub(live_counter(kind), 1);
+    return ACL_SUCCESS;
+}
+
 /* ================================================================ engines */
 
 void emu_engine_begin(emu_engine_slot *slot, emu_engine *e, uint64_t earliest, uint64_t dur_ns)

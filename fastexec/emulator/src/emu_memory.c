@@ -444,25 +444,20 @@ struct aclDataBuffer {
 
 EMU_API aclDataBuffer *aclCreateDataBuffer(void *data, size_t size)
 {
-    emu_init_once();
-    if (atomic_load(&emu_fault_rules) && emu_fault_call("aclCreateDataBuffer")) return NULL;
-    aclDataBuffer *b = malloc(sizeof *b);
-    b->data = data;
-    b->size = size;
-    emu_handle_add(b, EMU_H_DATABUFFER);
-    atomic_fetch_add(&emu_live.data_buffers, 1);
+    aclDataBuffer *b = emu_handle_new(sizeof *b, EMU_H_DATABUFFER, "aclCreateDataBuffer");
+    if (b) {
+        b->data = data;
+        b->size = size;
+    }
     return b;
 }
 
 EMU_API aclError aclDestroyDataBuffer(const aclDataBuffer *dataBuffer)
 {
     EMU_ENTER("aclDestroyDataBuffer");
-    aclError rc = emu_check_handle(dataBuffer, EMU_H_DATABUFFER, "aclDestroyDataBuffer");
-    if (rc) return rc;
-    emu_handle_remove(dataBuffer, EMU_H_DATABUFFER);
-    atomic_fetch_sub(&emu_live.data_buffers, 1);
-    free((void *)dataBuffer);
-    return ACL_SUCCESS;
+    aclError rc = emu_handle_destroy(dataBuffer, EMU_H_DATABUFFER, "aclDestroyDataBuffer");
+    if (!rc) free((void *)dataBuffer);
+    return rc;
 }
 
 EMU_API aclError aclUpdateDataBuffer(aclDataBuffer *dataBuffer, void *data, size_t size)

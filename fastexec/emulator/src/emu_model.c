@@ -198,23 +198,15 @@ static void fill_io(io_info *io, const emu_tensor_def *t, uint64_t max_batch)
 
 EMU_API aclmdlDesc *aclmdlCreateDesc(void)
 {
-    emu_init_once();
-    if (atomic_load(&emu_fault_rules) && emu_fault_call("aclmdlCreateDesc")) return NULL;
-    aclmdlDesc *d = calloc(1, sizeof *d);
-    emu_handle_add(d, EMU_H_DESC);
-    atomic_fetch_add(&emu_live.model_descs, 1);
-    return d;
+    return emu_handle_new(sizeof(aclmdlDesc), EMU_H_DESC, "aclmdlCreateDesc");
 }
 
 EMU_API aclError aclmdlDestroyDesc(aclmdlDesc *modelDesc)
 {
     EMU_ENTER("aclmdlDestroyDesc");
-    aclError rc = emu_check_handle(modelDesc, EMU_H_DESC, "aclmdlDestroyDesc");
-    if (rc) return rc;
-    emu_handle_remove(modelDesc, EMU_H_DESC);
-    atomic_fetch_sub(&emu_live.model_descs, 1);
-    free(modelDesc);
-    return ACL_SUCCESS;
+    aclError rc = emu_handle_destroy(modelDesc, EMU_H_DESC, "aclmdlDestroyDesc");
+    if (!rc) free(modelDesc);
+    return rc;
 }
 
 EMU_API aclError aclmdlGetDesc(aclmdlDesc *modelDesc, uint32_t modelId)
@@ -398,24 +390,18 @@ struct aclmdlDataset {
 
 EMU_API aclmdlDataset *aclmdlCreateDataset(void)
 {
-    emu_init_once();
-    if (atomic_load(&emu_fault_rules) && emu_fault_call("aclmdlCreateDataset")) return NULL;
-    aclmdlDataset *ds = calloc(1, sizeof *ds);
-    emu_handle_add(ds, EMU_H_DATASET);
-    atomic_fetch_add(&emu_live.datasets, 1);
-    return ds;
+    return emu_handle_new(sizeof(aclmdlDataset), EMU_H_DATASET, "aclmdlCreateDataset");
 }
 
 EMU_API aclError aclmdlDestroyDataset(const aclmdlDataset *dataset)
 {
     EMU_ENTER("aclmdlDestroyDataset");
-    aclError rc = emu_check_handle(dataset, EMU_H_DATASET, "aclmdlDestroyDataset");
-    if (rc) return rc;
-    emu_handle_remove(dataset, EMU_H_DATASET);
-    atomic_fetch_sub(&emu_live.datasets, 1);
-    free(dataset->bufs);
-    free((void *)dataset);
-    return ACL_SUCCESS;
+    aclError rc = emu_handle_destroy(dataset, EMU_H_DATASET, "aclmdlDestroyDataset");
+    if (!rc) {
+        free(dataset->bufs);
+        free((void *)dataset);
+    }
+    return rc;
 }
 
 EMU_API aclError aclmdlAddDatasetBuffer(aclmdlDataset *dataset, aclDataBuffer *dataBuffer)
@@ -508,25 +494,20 @@ struct aclmdlExecConfigHandle {
 
 EMU_API aclmdlExecConfigHandle *aclmdlCreateExecConfigHandle(void)
 {
-    emu_init_once();
-    if (atomic_load(&emu_fault_rules) && emu_fault_call("aclmdlCreateExecConfigHandle")) return NULL;
-    aclmdlExecConfigHandle *h = calloc(1, sizeof *h);
-    h->stream_timeout_ms = -1;
-    h->event_timeout_ms = -1;
-    emu_handle_add(h, EMU_H_EXECCFG);
-    atomic_fetch_add(&emu_live.exec_configs, 1);
+    aclmdlExecConfigHandle *h = emu_handle_new(sizeof *h, EMU_H_EXECCFG, "aclmdlCreateExecConfigHandle");
+    if (h) {
+        h->stream_timeout_ms = -1;
+        h->event_timeout_ms = -1;
+    }
     return h;
 }
 
 EMU_API aclError aclmdlDestroyExecConfigHandle(const aclmdlExecConfigHandle *handle)
 {
     EMU_ENTER("aclmdlDestroyExecConfigHandle");
-    aclError rc = emu_check_handle(handle, EMU_H_EXECCFG, "aclmdlDestroyExecConfigHandle");
-    if (rc) return rc;
-    emu_handle_remove(handle, EMU_H_EXECCFG);
-    atomic_fetch_sub(&emu_live.exec_configs, 1);
-    free((void *)handle);
-    return ACL_SUCCESS;
+    aclError rc = emu_handle_destroy(handle, EMU_H_EXECCFG, "aclmdlDestroyExecConfigHandle");
+    if (!rc) free((void *)handle);
+    return rc;
 }
 
 EMU_API aclError aclmdlSetExecConfigOpt(aclmdlExecConfigHandle *handle, aclmdlExecConfigAttr attr, const void *attrValue, size_t valueSize)
@@ -746,6 +727,7 @@ EMU_API aclError aclmdlExecuteV2(uint32_t modelId, const aclmdlDataset *input, a
     return emu_stream_sync(s, handle->stream_timeout_ms, "aclmdlExecuteV2");
 }
 
+#ifndef FXEMU_OMIT_EXECUTE_ASYNC_V2 /* defined to build a library without it, like server builds of CANN */
 EMU_API aclError aclmdlExecuteAsyncV2(uint32_t modelId, const aclmdlDataset *input, aclmdlDataset *output, aclrtStream stream,
                                       const aclmdlExecConfigHandle *handle)
 {
@@ -759,3 +741,4 @@ EMU_API aclError aclmdlExecuteAsyncV2(uint32_t modelId, const aclmdlDataset *inp
     apply_timeouts(s, handle);
     return enqueue_exec(modelId, input, output, s, "aclmdlExecuteAsyncV2");
 }
+#endif
