@@ -21,6 +21,7 @@ cdef class DeviceChild:
     cdef int attach(self, Device device) except -1
     cdef int opened(self) except -1
     cdef int release(self) except -1
+    cdef bint dealloc_open(self) noexcept
     cdef int ensure_open(self) except -1 nogil
 
 

@@ -65,7 +65,6 @@ class AclTimeoutError(AclError, TimeoutError):
     """A synchronisation or execution timed out."""
 
 
-
 class AclInvalidParamError(AclError, ValueError):
     """The runtime rejected an argument."""
 
@@ -82,6 +81,7 @@ class AclFunctionNotFoundError(AclNotAvailableError):
         self.symbol = symbol
         self.library = library
         AclError.__init__(self, SYMBOL_MISSING, symbol, f"{symbol} is not exported by {library}")
+        self.name = "FASTEXEC_SYMBOL_MISSING"
 
     def __reduce__(self):
         return (type(self), (self.symbol, self.library))

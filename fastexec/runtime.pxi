@@ -9,6 +9,8 @@
 
 import atexit
 import warnings
+
+cimport cython
 from collections import namedtuple
 
 cimport numpy as cnp
@@ -151,6 +153,7 @@ cdef inline void _switch_context(aclrtContext ctx) noexcept nogil:
         fx_current_context_set(ctx)
 
 
+@cython.no_gc_clear   # __dealloc__ needs self.device
 cdef class DeviceChild:
     """Base of objects created on a Device: keeps it alive and counted."""
 
@@ -171,12 +174,23 @@ cdef class DeviceChild:
         return 0
 
     cdef int release(self) except -1:
-        """Mark closed; returns 1 if the resource must be freed now."""
-        if not self.is_open:
-            return 0
+        """Mark closed once the resource has been freed."""
         self.is_open = False
         self.device.children -= 1
-        return 1
+        return 0
+
+    cdef bint dealloc_open(self) noexcept:
+        """For __dealloc__: whether the object is still open; if so it is counted closed and a
+        ResourceWarning issued, and True is returned only if it may and must be freed now."""
+        if not self.is_open or self.device is None:
+            return False
+        self.is_open = False
+        self.device.children -= 1
+        _warn_unclosed(type(self).__name__)
+        if _can_free() and self.device.is_open:
+            _switch_context(self.device.ctx)
+            return True
+        return False
 
     cdef int ensure_open(self) except -1 nogil:
         if not self.is_open:
@@ -197,6 +211,7 @@ cdef class DeviceChild:
 
 # ================================================================ Stream
 
+@cython.no_gc_clear   # __dealloc__ needs self.device
 cdef class Stream(DeviceChild):
     """An ACL stream: tasks run in order. ``Stream(device)``."""
 
@@ -229,23 +244,22 @@ cdef class Stream(DeviceChild):
     def close(self):
         """Wait for the queued tasks, then destroy the stream."""
         cdef aclError rc
-        if self.release():
-            self.device.activate()
-            with nogil:
-                rc = aclrtDestroyStream(self.handle)
-            check(rc, "aclrtDestroyStream")
+        if not self.is_open:
+            return
+        self.device.activate()
+        with nogil:
+            rc = aclrtDestroyStream(self.handle)
+        check(rc, "aclrtDestroyStream")
+        self.release()
 
     def __dealloc__(self):
-        if self.is_open:
-            _warn_unclosed("Stream")
-            if _can_free() and self.device.is_open:
-                _switch_context(self.device.ctx)
-                aclrtDestroyStream(self.handle)
-            self.device.children -= 1
+        if self.dealloc_open():
+            aclrtDestroyStream(self.handle)
 
 
 # ================================================================ Event
 
+@cython.no_gc_clear   # __dealloc__ needs self.device
 cdef class Event(DeviceChild):
     """An ACL event: records a point of a stream; waits on it; times the device between two."""
 
@@ -291,17 +305,15 @@ cdef class Event(DeviceChild):
         return ms
 
     def close(self):
-        if self.release():
-            self.device.activate()
-            check(aclrtDestroyEvent(self.handle), "aclrtDestroyEvent")
+        if not self.is_open:
+            return
+        self.device.activate()
+        check(aclrtDestroyEvent(self.handle), "aclrtDestroyEvent")
+        self.release()
 
     def __dealloc__(self):
-        if self.is_open:
-            _warn_unclosed("Event")
-            if _can_free() and self.device.is_open:
-                _switch_context(self.device.ctx)
-                aclrtDestroyEvent(self.handle)
-            self.device.children -= 1
+        if self.dealloc_open():
+            aclrtDestroyEvent(self.handle)
 
 
 # ================================================================ memory
@@ -313,6 +325,7 @@ cdef inline const unsigned char[::1] _bytes_view(object obj, str what):
         raise TypeError(f"{what} must support the buffer protocol and be C-contiguous (got {type(obj).__name__})") from None
 
 
+@cython.no_gc_clear   # __dealloc__ needs self.device
 cdef class DeviceBuffer(DeviceChild):
     """Device memory (aclrtMalloc). ``DeviceBuffer(device, nbytes)``."""
 
@@ -331,12 +344,12 @@ cdef class DeviceBuffer(DeviceChild):
     def copy_from_host(self, src, Stream stream=None):
         """Copy a host buffer (bytes-like, numpy array, PinnedBuffer) into this buffer. With a
         stream the copy is queued (overlapping only from pinned memory); otherwise synchronous."""
+        self.ensure_open()
         cdef const unsigned char[::1] view = _bytes_view(src, "src")
         cdef size_t n = view.shape[0]
         cdef aclError rc
         if n > self.nbytes:
             raise ValueError(f"DeviceBuffer.copy_from_host: source holds {n} bytes, the buffer {self.nbytes}")
-        self.ensure_open()
         if n == 0:
             return
         if stream is None:
@@ -351,14 +364,14 @@ cdef class DeviceBuffer(DeviceChild):
         """Copy the start of this buffer into a writable host buffer (len(dst) bytes)."""
         cdef unsigned char[::1] view
         cdef aclError rc
+        self.ensure_open()
         try:
             view = memoryview(dst).cast("B")
-        except TypeError:
+        except (TypeError, BufferError):
             raise TypeError(f"dst must be a writable, C-contiguous buffer (got {type(dst).__name__})") from None
         cdef size_t n = view.shape[0]
         if n > self.nbytes:
             raise ValueError(f"DeviceBuffer.copy_to_host: destination holds {n} bytes, the buffer only {self.nbytes}")
-        self.ensure_open()
         if n == 0:
             return
         if stream is None:
@@ -370,19 +383,19 @@ cdef class DeviceBuffer(DeviceChild):
             check(aclrtMemcpyAsync(&view[0], n, self.ptr, n, ACL_MEMCPY_DEVICE_TO_HOST, stream.handle), "aclrtMemcpyAsync")
 
     def close(self):
-        if self.release():
-            self.device.activate()
-            check(aclrtFree(self.ptr), "aclrtFree")
+        """Free the memory (refused by the runtime while queued work still uses it)."""
+        if not self.is_open:
+            return
+        self.device.activate()
+        check(aclrtFree(self.ptr), "aclrtFree")
+        self.release()
 
     def __dealloc__(self):
-        if self.is_open:
-            _warn_unclosed("DeviceBuffer")
-            if _can_free() and self.device.is_open:
-                _switch_context(self.device.ctx)
-                aclrtFree(self.ptr)
-            self.device.children -= 1
+        if self.dealloc_open():
+            aclrtFree(self.ptr)
 
 
+@cython.no_gc_clear   # __dealloc__ needs self.device
 cdef class PinnedBuffer(DeviceChild):
     """Page-locked host memory (aclrtMallocHost) for copies that overlap device work. Supports
     the buffer protocol: ``numpy.frombuffer(buf, dtype)`` views it without copying."""
@@ -416,17 +429,15 @@ cdef class PinnedBuffer(DeviceChild):
         """Free the memory; refused while views of it (numpy arrays, memoryviews) exist."""
         if self.is_open and self.exports:
             raise BufferError(f"PinnedBuffer has {self.exports} live view(s); delete them before closing")
-        if self.release():
-            self.device.activate()
-            check(aclrtFreeHost(self.ptr), "aclrtFreeHost")
+        if not self.is_open:
+            return
+        self.device.activate()
+        check(aclrtFreeHost(self.ptr), "aclrtFreeHost")
+        self.release()
 
     def __dealloc__(self):
-        if self.is_open:
-            _warn_unclosed("PinnedBuffer")
-            if _can_free() and self.device.is_open:
-                _switch_context(self.device.ctx)
-                aclrtFreeHost(self.ptr)
-            self.device.children -= 1
+        if self.dealloc_open():
+            aclrtFreeHost(self.ptr)
 
 
 # ================================================================ ExecConfig
@@ -462,8 +473,12 @@ cdef class ExecConfig:
         self.handle = aclmdlCreateExecConfigHandle()
         if self.handle == NULL:
             raise AclError(500000, "aclmdlCreateExecConfigHandle", "the runtime returned no handle")
-        for name, value in options.items():
-            self.set(name, value)
+        try:
+            for name, value in options.items():
+                self.set(name, value)
+        except BaseException:
+            self.close()
+            raise
 
     def set(self, str name, value):
         """Set one option by name (see the class docstring)."""
@@ -477,10 +492,12 @@ cdef class ExecConfig:
         except KeyError:
             raise ValueError(f"ExecConfig: unknown option {name!r}; expected one of {', '.join(_EXEC_OPTIONS)}") from None
         if kind == "int32":
-            if not isinstance(value, int) or not -1 <= value <= 2**31 - 1:
+            if isinstance(value, bool) or not isinstance(value, int) or not -1 <= value <= 2**31 - 1:
                 raise ValueError(f"ExecConfig: {name} must be an int from -1 to 2**31-1 (got {value!r})")
             i32 = value
             check(aclmdlSetExecConfigOpt(self.handle, attr, &i32, sizeof(i32)), "aclmdlSetExecConfigOpt")
+        elif isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < 2**64:
+            raise ValueError(f"ExecConfig: {name} must be an int from 0 to 2**64-1 (got {value!r})")
         elif kind == "pointer":
             ptr = <void*><size_t>value
             check(aclmdlSetExecConfigOpt(self.handle, attr, &ptr, sizeof(ptr)), "aclmdlSetExecConfigOpt")
@@ -517,6 +534,7 @@ cdef class ExecConfig:
 
 # ================================================================ Model
 
+@cython.no_gc_clear   # __dealloc__ needs self.device
 cdef class Model(DeviceChild):
     """A loaded offline model. ``Model(path_or_bytes, device=0)``; `device` is a Device or a
     device id (then the model opens and closes its own Device).
@@ -603,23 +621,20 @@ cdef class Model(DeviceChild):
         if self.desc != NULL:
             aclmdlDestroyDesc(self.desc)
             self.desc = NULL
-        if self.release():
+        if self.is_open:
             self.device.activate()
             with nogil:
                 rc = aclmdlUnload(self.model_id)
             check(rc, "aclmdlUnload")
+            self.release()
         if self.owns_device and self.device is not None and self.device.is_open:
             self.device.close()
 
     def __dealloc__(self):
         if self.desc != NULL and _can_free():
             aclmdlDestroyDesc(self.desc)
-        if self.is_open:
-            _warn_unclosed("Model")
-            if _can_free() and self.device.is_open:
-                _switch_context(self.device.ctx)
-                aclmdlUnload(self.model_id)
-            self.device.children -= 1
+        if self.dealloc_open():
+            aclmdlUnload(self.model_id)
         if self.owns_device and self.device is not None and self.device.is_open:
             self.device.is_open = False   # the model's own device goes with it, without a second warning
             if _can_free():

@@ -86,8 +86,8 @@ cdef str _try_load(tuple files, bint refuse_emulator):
         return "missing required ACL functions: " + missing.decode()
     # Keep the handles open for the life of the process.
     _library_info.update(
-        library=fx_acl_library_path().decode(),
-        files=list(files),
+        library=os.path.abspath(fx_acl_library_path().decode()),
+        files=[os.path.abspath(f) if os.sep in f else f for f in files],
         emulator=bool(is_emulator),
         missing_optional=fx_acl_missing_optional().decode().split(),
     )
