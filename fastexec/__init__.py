@@ -8,13 +8,13 @@ The ACL emulator bundled for machines without an NPU lives in :mod:`fastexec.emu
 __version__ = "0.1.0"
 
 from .errors import (AclError, AclFunctionNotFoundError, AclInvalidParamError, AclLibraryNotFoundError,
-                     AclMemoryError, AclNotAvailableError, AclTimeoutError, ClosedError, FastexecError)
+                     AclMemoryError, AclNotAvailableError, AclTimeoutError, BatchError, ClosedError, FastexecError)
 
-_CORE_NAMES = ("Device", "DeviceBuffer", "Event", "ExecConfig", "Model", "PinnedBuffer", "Stream", "TensorSpec",
-               "backend_info")
+_CORE_NAMES = ("Device", "DeviceBuffer", "Event", "ExecConfig", "Executor", "Model", "PinnedBuffer", "Stream",
+               "TensorSpec", "backend_info")
 
 __all__ = ["AclError", "AclFunctionNotFoundError", "AclInvalidParamError", "AclLibraryNotFoundError", "AclMemoryError",
-           "AclNotAvailableError", "AclTimeoutError", "ClosedError", "FastexecError", *_CORE_NAMES]
+           "AclNotAvailableError", "AclTimeoutError", "BatchError", "ClosedError", "FastexecError", *_CORE_NAMES]
 
 
 def __getattr__(name):

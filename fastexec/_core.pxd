@@ -54,9 +54,104 @@ cdef class Model(DeviceChild):
     cdef aclmdlDesc* desc
     cdef bint owns_device
     cdef readonly str source
+    cdef object origin            # the path or bytes it was loaded from (to load it again)
     cdef readonly list inputs
     cdef readonly list outputs
     cdef readonly tuple dynamic_batch
     cdef readonly long dynamic_input_index
     cdef readonly long batch_size
     cdef _describe(self)
+
+
+# ---------------------------------------------------------------- executor (executor.pxi)
+
+from cpython.pythread cimport PyThread_type_lock
+from libc.stdint cimport int64_t
+
+cdef enum:
+    STATS_WINDOW = 16384
+
+
+cdef struct Series:
+    double window[STATS_WINDOW]     # the last STATS_WINDOW samples, in ms
+    uint64_t count
+    double total
+
+
+cdef struct IOBuf:
+    void* dev
+    void* host
+    size_t nbytes                   # at the model's batch size
+    aclDataBuffer* buf
+
+
+cdef struct Slot:
+    IOBuf* ins
+    IOBuf* outs
+    void* dyn_dev                   # the dynamic-batch tensor, for dynamic models
+    aclDataBuffer* dyn_buf
+    aclmdlDataset* in_ds
+    aclmdlDataset* out_ds
+    aclrtEvent ev[4]                # before H2D, before execute, before D2H, after D2H
+    int n_events
+    int64_t batch                   # index of the batch in the slot, -1 when free
+    uint64_t rows                   # valid rows of that batch
+    double t_submit
+    double t_stage
+
+
+cdef struct Inst:
+    aclrtStream stream
+    bint has_stream
+    uint32_t model_id
+    Slot* slots
+
+
+cdef class Executor:
+    cdef readonly Device device
+    cdef readonly list models
+    cdef list owns_models
+    cdef readonly int depth
+    cdef int n_instances
+    cdef readonly ExecConfig config
+    cdef bint use_v2
+    cdef int n_in
+    cdef int n_out
+    cdef readonly uint64_t batch_size
+    cdef list in_specs
+    cdef list out_specs
+    cdef list in_names
+    cdef long dynamic_index
+    cdef Inst* insts
+    cdef PyThread_type_lock lock
+    cdef int64_t submitted
+    cdef int64_t collected
+    cdef int64_t first_ticket
+    cdef int64_t run_done
+    cdef bint is_open
+    cdef dict done
+    cdef Series* series
+    cdef double active_since
+    cdef double wall
+    cdef uint64_t batches
+    cdef const char* err_api
+
+    cdef _describe(self, Model m)
+    cdef _allocate(self)
+    cdef list _arrays(self, inputs, bint whole)
+    cdef int _check_open(self) except -1
+    cdef Slot* _slot(self, int64_t k) noexcept nogil
+    cdef aclError _enqueue(self, int64_t k) noexcept nogil
+    cdef aclError _fail(self, aclError rc, const char* api) noexcept nogil
+    cdef aclError _abandon(self, int64_t k) noexcept nogil
+    cdef aclError _wait(self, Slot* s) noexcept nogil
+    cdef void _stage(self, Slot* s, const char** src, uint64_t rows) noexcept nogil
+    cdef void _mark_idle_if_drained(self) noexcept nogil
+    cdef int _lock(self) except -1
+    cdef void _unlock(self) noexcept
+    cdef int _collect_one(self) except -1
+    cdef list _outputs_of(self, Slot* s)
+    cdef int64_t _reserve(self) except -1
+    cdef int64_t _stage_begin(self) except -1
+    cdef int64_t _run_loop(self, int64_t base, int64_t n_batches, uint64_t n, const char** src, char** dst, aclError* err) noexcept nogil
+    cdef void _copy_out(self, Slot* s, int64_t b, char** dst) noexcept nogil

@@ -6,9 +6,11 @@ owner and one copy:
 
 - ``_acl/errors.pxi``: ``check()``, the one error check every ACL call goes through;
 - ``_acl/loader.pxi``: finds the ACL library, resolves the table, ``backend_info()``;
-- ``runtime.pxi``: Device, Stream, Event, DeviceBuffer, PinnedBuffer, Model, ExecConfig.
+- ``runtime.pxi``: Device, Stream, Event, DeviceBuffer, PinnedBuffer, Model, ExecConfig;
+- ``executor.pxi``: the pipelined Executor.
 """
 
 include "_acl/errors.pxi"
 include "_acl/loader.pxi"
 include "runtime.pxi"
+include "executor.pxi"

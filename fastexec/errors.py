@@ -104,3 +104,27 @@ def error_for(code: int, api: str, message: str = "") -> AclError:
     if code in ec.NOT_SUPPORTED:
         return AclNotAvailableError(code, api, message)
     return AclError(code, api, message)
+
+
+class BatchError(FastexecError):
+    """The device work of one batch failed.
+
+    ``index``: the batch (position in the call's input, or the ticket for submit/result);
+    ``error``: the AclError the runtime reported; ``completed``: what finished anyway so that
+    nothing is lost — for ``imap`` a list of ``(index, outputs)`` of later batches that were in
+    flight, for ``run`` the indexes of the batches whose rows of ``outputs`` are valid;
+    ``outputs``: for ``run``, the output arrays.
+    """
+
+    def __init__(self, index: int, error: BaseException, completed=(), outputs=None):
+        super().__init__(index, error)
+        self.index = index
+        self.error = error
+        self.completed = list(completed)
+        self.outputs = outputs
+
+    def __str__(self) -> str:
+        return f"batch {self.index} failed: {self.error}"
+
+    def __reduce__(self):
+        return (type(self), (self.index, self.error, self.completed, self.outputs))

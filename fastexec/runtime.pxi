@@ -564,6 +564,7 @@ cdef class Model(DeviceChild):
                     rc = aclmdlLoadFromMem(&data[0], data.shape[0], &self.model_id)
                 check(rc, "aclmdlLoadFromMem")
                 self.source = f"<{data.shape[0]} bytes>"
+                self.origin = bytes(source)
             else:
                 path = os.fsencode(source)
                 cpath = path
@@ -571,6 +572,7 @@ cdef class Model(DeviceChild):
                     rc = aclmdlLoadFromFile(cpath, &self.model_id)
                 check(rc, "aclmdlLoadFromFile")
                 self.source = os.fsdecode(path)
+                self.origin = self.source
             self.opened()
             self.desc = aclmdlCreateDesc()
             if self.desc == NULL:
