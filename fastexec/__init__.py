@@ -11,7 +11,7 @@ from .errors import (AclError, AclFunctionNotFoundError, AclInvalidParamError, A
                      AclMemoryError, AclNotAvailableError, AclTimeoutError, BatchError, ClosedError, FastexecError)
 
 _CORE_NAMES = ("Device", "DeviceBuffer", "Event", "ExecConfig", "Executor", "Model", "PinnedBuffer", "Stream",
-               "TensorSpec", "backend_info")
+               "TensorSpec", "backend_info", "naive_run")
 
 __all__ = ["AclError", "AclFunctionNotFoundError", "AclInvalidParamError", "AclLibraryNotFoundError", "AclMemoryError",
            "AclNotAvailableError", "AclTimeoutError", "BatchError", "ClosedError", "FastexecError", *_CORE_NAMES]
