@@ -850,6 +850,13 @@ def naive_run(Model model not None, inputs):
                 check(aclrtMemcpy(p, nbytes, cnp.PyArray_DATA(host), nbytes, ACL_MEMCPY_HOST_TO_DEVICE), "aclrtMemcpy")
                 buf = aclCreateDataBuffer(p, nbytes)
                 check(aclmdlAddDatasetBuffer(ds_in, buf), "aclmdlAddDatasetBuffer")
+            if model.dynamic_input_index >= 0:   # the dynamic-batch tensor, set per call as the samples do
+                check(aclrtMalloc(&p, 8, ACL_MEM_MALLOC_HUGE_FIRST), "aclrtMalloc")
+                dev_in.append(<size_t>p)
+                buf = aclCreateDataBuffer(p, 8)
+                check(aclmdlAddDatasetBuffer(ds_in, buf), "aclmdlAddDatasetBuffer")
+                check(aclmdlSetDynamicBatchSize(model.model_id, ds_in, aclmdlGetDatasetNumBuffers(ds_in) - 1, B),
+                      "aclmdlSetDynamicBatchSize")
             for spec in specs_out:
                 nbytes = spec.nbytes
                 check(aclrtMalloc(&p, nbytes, ACL_MEM_MALLOC_HUGE_FIRST), "aclrtMalloc")

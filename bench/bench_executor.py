@@ -1,0 +1,106 @@
+"""The executor against its bound, a naive synchronous loop and the C loop floor.
+
+    python bench/bench_executor.py [--batches 500] [--samples resnet50-int8,balanced] [--depths 1,2,3]
+
+Each sample runs in its own process under the emulator profile it is sized for (`balanced`:
+slow-link), with real modelled durations. All ratios in a row come from one process run:
+- bound: batch_size / mean(h2d + execute + d2h) from the executor's device events;
+- naive: fastexec.naive_run, the per-batch allocate / sync copy / aclmdlExecute loop;
+- C loop: bench/acl_loop.c, ACL called directly with the executor's per-batch sequence.
+"""
+import argparse
+import json
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+PROFILES = {"balanced": "slow-link"}
+
+
+def measure(sample: str, batches: int, depths: list) -> dict:
+    """In this process: executor (per depth) and naive loop on one sample."""
+    import numpy as np
+
+    import fastexec
+    from fastexec import emulator
+
+    rows = {}
+    with fastexec.Device(0) as dev:
+        with fastexec.Model(emulator.sample_model(sample), device=dev) as model:
+            B = model.batch_size
+            rng = np.random.default_rng(0)
+            inputs = [rng.integers(0, 100, (B * batches,) + tuple(s.shape[1:])).astype(s.dtype) for s in model.inputs]
+            for depth in depths:
+                with fastexec.Executor(model, depth=depth) as ex:
+                    out = ex.run([x[:B * 20] for x in inputs])          # warm-up, and output pages touched
+                    out = [np.empty((B * batches,) + tuple(s.shape[1:]), s.dtype) for s in ex.outputs]
+                    for o in out:
+                        o.fill(0)
+                    before = ex.stats()["batches"]
+                    t0 = time.perf_counter()
+                    ex.run(inputs, out=out)
+                    wall = time.perf_counter() - t0
+                    st = ex.stats()
+                    assert st["batches"] - before == batches
+                    rows[depth] = {"samples_per_s": B * batches / wall, "bound_samples_per_s": st["bound"]["samples_per_s"],
+                                   "h2d_ms": st["h2d"]["mean_ms"], "execute_ms": st["execute"]["mean_ms"],
+                                   "d2h_ms": st["d2h"]["mean_ms"]}
+        with fastexec.Model(emulator.sample_model(sample), device=dev) as naive_model:
+            n = min(batches, 200)
+            t0 = time.perf_counter()
+            fastexec.naive_run(naive_model, [x[:B * n] for x in inputs])
+            naive = B * n / (time.perf_counter() - t0)
+    return {"sample": sample, "batch_size": B, "executor": rows, "naive_samples_per_s": naive,
+            "overruns": emulator.counters()["overruns"]}
+
+
+def c_loop(sample: str, batches: int, depth: int, env: dict) -> float:
+    from fastexec import emulator
+
+    with tempfile.TemporaryDirectory() as tmp:
+        exe = os.path.join(tmp, "acl_loop")
+        subprocess.run([os.environ.get("CC", "cc"), "-std=c11", "-O2", *emulator.cflags(), str(Path(__file__).with_name("acl_loop.c")),
+                        "-o", exe, *emulator.libs()], check=True)
+        out = subprocess.run([exe, emulator.sample_model(sample), str(batches), str(depth)], env=env, check=True,
+                             capture_output=True, text=True).stdout
+    return float(re.search(r"throughput ([0-9.]+) samples/s", out).group(1))
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--batches", type=int, default=500)
+    parser.add_argument("--samples", default="resnet50-int8,balanced")
+    parser.add_argument("--depths", default="1,2,3")
+    parser.add_argument("--measure", help=argparse.SUPPRESS)   # internal: one sample, JSON out
+    args = parser.parse_args(argv)
+    depths = [int(d) for d in args.depths.split(",")]
+    if args.measure:
+        print(json.dumps(measure(args.measure, args.batches, depths)))
+        return 0
+    print(f"{'sample':<15}{'depth':>6}{'executor/s':>12}{'bound/s':>10}{'of bound':>10}{'naive/s':>10}{'speedup':>9}"
+          f"{'C loop/s':>10}{'of C':>7}   stages h2d/exec/d2h ms")
+    for sample in args.samples.split(","):
+        env = {k: v for k, v in os.environ.items() if not k.startswith("FASTEXEC_EMU_")}
+        env["FASTEXEC_BACKEND"] = "emulator"
+        if sample in PROFILES:
+            env["FASTEXEC_EMU_PROFILE"] = PROFILES[sample]
+        res = json.loads(subprocess.run([sys.executable, __file__, "--measure", sample, "--batches", str(args.batches),
+                                         "--depths", args.depths], env=env, check=True, capture_output=True, text=True).stdout)
+        for depth in depths:
+            r = res["executor"][str(depth)]
+            floor = c_loop(sample, args.batches, depth, env)
+            print(f"{sample:<15}{depth:>6}{r['samples_per_s']:>12.1f}{r['bound_samples_per_s']:>10.1f}"
+                  f"{r['samples_per_s'] / r['bound_samples_per_s']:>10.3f}{res['naive_samples_per_s']:>10.1f}"
+                  f"{r['samples_per_s'] / res['naive_samples_per_s']:>9.2f}{floor:>10.1f}{r['samples_per_s'] / floor:>7.3f}"
+                  f"   {r['h2d_ms']:.3f}/{r['execute_ms']:.3f}/{r['d2h_ms']:.3f}")
+        if res["overruns"]:
+            print(f"  note: {res['overruns']} emulator task(s) overran their modelled time in the {sample} run")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
