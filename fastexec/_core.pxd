@@ -95,6 +95,7 @@ cdef struct Slot:
     aclrtEvent ev[4]                # before H2D, before execute, before D2H, after D2H
     int n_events
     int64_t batch                   # index of the batch in the slot, -1 when free
+    int64_t run_index               # run(): its batch number within the call
     uint64_t rows                   # valid rows of that batch
     double t_submit
     double t_stage
@@ -126,8 +127,6 @@ cdef class Executor:
     cdef PyThread_type_lock lock
     cdef int64_t submitted
     cdef int64_t collected
-    cdef int64_t first_ticket
-    cdef int64_t run_done
     cdef bint is_open
     cdef dict done
     cdef Series* series
@@ -153,5 +152,6 @@ cdef class Executor:
     cdef list _outputs_of(self, Slot* s)
     cdef int64_t _reserve(self) except -1
     cdef int64_t _stage_begin(self) except -1
-    cdef int64_t _run_loop(self, int64_t base, int64_t n_batches, uint64_t n, const char** src, char** dst, aclError* err) noexcept nogil
+    cdef int64_t _run_loop(self, int64_t n_batches, uint64_t n, const char** src, char** dst, aclError* err,
+                           unsigned char* ok) noexcept nogil
     cdef void _copy_out(self, Slot* s, int64_t b, char** dst) noexcept nogil

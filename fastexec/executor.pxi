@@ -207,7 +207,6 @@ cdef class Executor:
             memset(&self.series[s], 0, sizeof(Series))
         self.batches = 0
         self.wall = 0
-        self.first_ticket = self.submitted
 
     # ------------------------------------------------------------ properties
 
@@ -245,7 +244,8 @@ cdef class Executor:
                 raise ValueError(f"expected {self.n_in} input(s) ({', '.join(self.in_names)}), got {len(arrays)}")
         else:
             if self.n_in != 1:
-                raise ValueError(f"the model has {self.n_in} inputs ({', '.join(self.in_names)}); pass a list or a dict")
+                raise ValueError(f"the model has {self.n_in} inputs ({', '.join(self.in_names)}); pass a list or a dict, "
+                                 f"got a single {type(inputs).__module__}.{type(inputs).__name__}")
             arrays = [inputs]
         rows = None
         out = []
@@ -385,7 +385,7 @@ cdef class Executor:
         with nogil:
             rc = self._wait(s)
         if rc:
-            self.done[k] = BatchError(k - self.first_ticket, _acl_error(rc, self.err_api))
+            self.done[k] = BatchError(k, _acl_error(rc, self.err_api))
         else:
             self.done[k] = self._outputs_of(s)
         s.batch = -1
@@ -443,8 +443,10 @@ cdef class Executor:
         """The outputs of a submitted batch (a list, one array per output), waiting for it with
         the GIL released. Raises BatchError if its device work failed."""
         cdef int64_t k = ticket
+        self._check_open()
         self._lock()
         try:
+            self._check_open()
             if k in self.done:
                 out = self.done.pop(k)
             elif self.collected <= k < self.submitted:
@@ -484,15 +486,23 @@ cdef class Executor:
         window = self.depth * self.n_instances
         pending = deque()
         base = None
-        for batch in batches:
-            t = self.submit(batch)
-            if base is None:
-                base = t
-            pending.append(t)
-            if len(pending) >= window:
+        try:
+            for batch in batches:
+                t = self.submit(batch)
+                if base is None:
+                    base = t
+                pending.append(t)
+                if len(pending) >= window:
+                    yield self._take(pending, base)
+            while pending:
                 yield self._take(pending, base)
-        while pending:
-            yield self._take(pending, base)
+        finally:
+            # The consumer stopped early (or a batch failed): do not leave results behind.
+            while pending and self.is_open:
+                try:
+                    self.result(pending.popleft())
+                except BatchError:
+                    pass
 
     def _take(self, pending, base):
         t = pending.popleft()
@@ -530,9 +540,12 @@ cdef class Executor:
             src[i] = <const char*>cnp.PyArray_DATA(<cnp.ndarray>arrays[i])
         for i in range(self.n_out):
             dst[i] = <char*>cnp.PyArray_DATA(<cnp.ndarray>outputs[i])
-        cdef int64_t base, failed = -1, b
+        cdef int64_t failed = -1
         cdef aclError rc = ACL_SUCCESS, err = ACL_SUCCESS
         cdef const char* err_api = NULL
+        cdef unsigned char* ok = <unsigned char*>calloc(n_batches, 1)   # per batch: its outputs are valid
+        if ok == NULL:
+            raise MemoryError()
         completed = []
         self._lock()
         try:
@@ -540,17 +553,15 @@ cdef class Executor:
             self.device.activate()
             while self.collected < self.submitted:   # batches of submit() still in flight
                 self._collect_one()
-            base = self.submitted
             with nogil:
-                failed = self._run_loop(base, n_batches, n, src, dst, &err)
+                failed = self._run_loop(n_batches, n, src, dst, &err, ok)
             err_api = self.err_api
-            for b in range(n_batches):
-                if b < self.run_done:
-                    completed.append(b)
+            if failed >= 0:
+                completed = [b for b in range(n_batches) if ok[b]]
         finally:
+            free(ok)
             self._unlock()
         if failed >= 0:
-            completed = [b for b in completed if b != failed]
             raise BatchError(failed, _acl_error(err, err_api), completed, outputs)
         return outputs
 
@@ -577,43 +588,44 @@ cdef class Executor:
                 raise ValueError(f"out '{spec.name}': the array must be C-contiguous and writable")
         return out
 
-    cdef int64_t _run_loop(self, int64_t base, int64_t n_batches, uint64_t n, const char** src, char** dst, aclError* err) noexcept nogil:
-        """The run() loop. Returns the index of the first failed batch, or -1. Every batch that was
-        queued is waited for before returning."""
+    cdef int64_t _run_loop(self, int64_t n_batches, uint64_t n, const char** src, char** dst, aclError* err,
+                           unsigned char* ok) noexcept nogil:
+        """The run() loop. Every batch is run and waited for, failed ones included; returns the index
+        of the first failed batch (its error in `err`), or -1; ok[b] = 1 for each batch that worked."""
         cdef int64_t b, k, failed = -1
         cdef uint64_t B = self.batch_size, rows
         cdef const char* srcs[64]
         cdef int i
         cdef aclError rc
-        self.run_done = 0
         b = 0
         while b < n_batches or self.collected < self.submitted:
-            if b < n_batches and failed < 0 and self.submitted - self.collected < self.depth * self.n_instances:
+            if b < n_batches and self.submitted - self.collected < self.depth * self.n_instances:
                 k = self.submitted
                 rows = B if (b + 1) * B <= n else n - b * B
                 for i in range(self.n_in):
                     srcs[i] = src[i] + b * B * (self.insts[0].slots[0].ins[i].nbytes // B)
                 self._stage(self._slot(k), srcs, rows)
+                self._slot(k).run_index = b
                 rc = self._enqueue(k)
                 if rc:
                     self._abandon(k)
-                    failed = b
-                    err[0] = rc
-                    b = n_batches
-                    continue
-                self.submitted += 1
+                    if failed < 0:
+                        failed = b
+                        err[0] = rc
+                else:
+                    self.submitted += 1
                 b += 1
                 continue
             # collect the oldest batch of this run
             k = self.collected
             rc = self._wait(self._slot(k))
             if rc:
-                if failed < 0:
-                    failed = k - base
+                if failed < 0 or self._slot(k).run_index < failed:
+                    failed = self._slot(k).run_index
                     err[0] = rc
             else:
-                self._copy_out(self._slot(k), k - base, dst)
-                self.run_done = k - base + 1
+                self._copy_out(self._slot(k), self._slot(k).run_index, dst)
+                ok[self._slot(k).run_index] = 1
             self._slot(k).batch = -1
             self.collected += 1
             self._mark_idle_if_drained()
@@ -631,8 +643,9 @@ cdef class Executor:
     def stats(self):
         """Figures since construction (the warm-up excluded): batches, wall_s (time with batches
         in flight), per-stage device times from events (h2d, execute, d2h), end-to-end batch
-        latency and host staging time (each mean/p50/p90/p95/p99 in ms over the last 65536
+        latency and host staging time (each mean/p50/p90/p95/p99 in ms over the last 16384
         batches), throughput, and the serial bound (h2d + execute + d2h) with the fraction reached."""
+        self._check_open()
         self._lock()
         try:
             wall = self.wall + (fx_now() - self.active_since if self.active_since else 0)
@@ -646,6 +659,7 @@ cdef class Executor:
         b = out["batches"]
         out["throughput"] = {"samples_per_s": b * self.batch_size / wall if wall > 0 else None,
                              "batches_per_s": b / wall if wall > 0 else None}
+        out["bound"] = {"period_ms": None, "samples_per_s": None, "efficiency": None}
         if b:
             period_ms = out["h2d"]["mean_ms"] + out["execute"]["mean_ms"] + out["d2h"]["mean_ms"]
             per_instance = period_ms / self.n_instances
@@ -681,7 +695,7 @@ cdef class Executor:
         finally:
             self._unlock()
         models, self.models = self.models or [], []
-        for m, owned in zip(models, self.owns_models or []):
+        for m, owned in reversed(list(zip(models, self.owns_models or []))):   # model 0 may own the device
             if owned:
                 m.close()
 
