@@ -134,6 +134,7 @@ cdef class Executor:
     cdef double wall
     cdef uint64_t batches
     cdef const char* err_api
+    cdef unsigned long staging_owner   # thread inside a staged() block (holding the lock), or 0
 
     cdef _describe(self, Model m)
     cdef _allocate(self)

@@ -14,7 +14,7 @@
 from collections import deque
 
 from cpython.pythread cimport (PyThread_type_lock, PyThread_allocate_lock, PyThread_free_lock,
-                               PyThread_acquire_lock, PyThread_release_lock, WAIT_LOCK)
+                               PyThread_acquire_lock, PyThread_release_lock, PyThread_get_thread_ident, WAIT_LOCK)
 from libc.stdint cimport int64_t
 from libc.stdlib cimport calloc, free
 from libc.string cimport memset
@@ -370,6 +370,9 @@ cdef class Executor:
     # ------------------------------------------------------------ streaming: submit / result
 
     cdef int _lock(self) except -1:
+        if self.staging_owner == PyThread_get_thread_ident():
+            raise FastexecError("this thread is inside an Executor.staged() block, which holds the executor; "
+                                "leave the block before calling other methods of the executor")
         with nogil:
             PyThread_acquire_lock(self.lock, WAIT_LOCK)
         return 0
@@ -465,7 +468,8 @@ cdef class Executor:
         """Zero-copy submission: ``with ex.staged() as batch:`` gives ``batch.inputs``, numpy
         views of a slot's pinned input buffers (batch_size rows each) to fill in place; leaving
         the block queues the batch (``batch.rows`` rows, all by default) and sets
-        ``batch.ticket``. The views must not be used after the block."""
+        ``batch.ticket``. The views must not be used after the block, and the block holds the
+        executor: other methods of it called inside raise FastexecError."""
         self._check_open()
         return StagedBatch(self)
 
@@ -736,6 +740,7 @@ cdef class StagedBatch:
         cdef Slot* s
         cdef cnp.npy_intp dims[33]
         self.k = self.ex._stage_begin()   # the lock stays held until __exit__
+        self.ex.staging_owner = PyThread_get_thread_ident()
         self.entered = True
         s = self.ex._slot(self.k)
         views = []
@@ -775,6 +780,7 @@ cdef class StagedBatch:
                 raise _acl_error(rc, self.ex.err_api)
             self.ticket = self.k
         finally:
+            self.ex.staging_owner = 0
             self.ex._unlock()
         return False
 

@@ -1128,3 +1128,17 @@ def test_mixing_sync_and_async_on_one_model_is_refused():
     after = emulator.counters()
     assert {k: after[k] for k in LIVE} == {k: before[k] for k in LIVE}
     assert after["findings"] - before["findings"] == 2
+
+
+def test_calls_inside_a_staged_block_raise_instead_of_deadlocking(model_of):
+    inputs, expected = sample_case("multi-io")
+    with fastexec.Executor(model_of("multi-io"), depth=2) as ex:
+        B = ex.batch_size
+        with ex.staged() as batch:
+            with pytest.raises(fastexec.FastexecError, match="inside an Executor.staged"):
+                ex.submit([a[:B] for a in inputs])
+            with pytest.raises(fastexec.FastexecError, match="inside an Executor.staged"):
+                ex.stats()
+            for view, a in zip(batch.inputs, inputs):
+                view[:] = a[:B]
+        assert_outputs_equal(ex.result(batch.ticket), [e[:B] for e in expected], "staged after refused calls")
