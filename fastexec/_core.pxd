@@ -99,6 +99,7 @@ cdef struct Slot:
     uint64_t rows                   # valid rows of that batch
     double t_submit
     double t_stage
+    double t_enqueue
 
 
 cdef struct Inst:

@@ -39,9 +39,10 @@ cdef enum:
     SERIES_D2H = 2
     SERIES_E2E = 3
     SERIES_STAGING = 4
-    N_SERIES = 5
+    SERIES_ENQUEUE = 5
+    N_SERIES = 6
 
-_SERIES_NAMES = ("h2d", "execute", "d2h", "end_to_end", "host_staging")
+_SERIES_NAMES = ("h2d", "execute", "d2h", "end_to_end", "host_staging", "host_enqueue")
 
 
 cdef inline void _series_add(Series* s, double v) noexcept nogil:
@@ -203,10 +204,7 @@ cdef class Executor:
                 self.result(t)
             except BatchError as exc:
                 raise exc.error from None
-        for s in range(N_SERIES):
-            memset(&self.series[s], 0, sizeof(Series))
-        self.batches = 0
-        self.wall = 0
+        self.reset_stats()
 
     # ------------------------------------------------------------ properties
 
@@ -288,6 +286,7 @@ cdef class Executor:
         cdef Slot* s = self._slot(k)
         cdef aclError rc
         cdef int i
+        cdef double t0 = fx_now()
         rc = aclrtRecordEvent(s.ev[0], inst.stream)
         if rc: return self._fail(rc, "aclrtRecordEvent")
         for i in range(self.n_in):
@@ -310,6 +309,7 @@ cdef class Executor:
         if rc: return self._fail(rc, "aclrtRecordEvent")
         s.batch = k
         s.t_submit = fx_now()
+        s.t_enqueue = s.t_submit - t0
         if self.active_since == 0:
             self.active_since = s.t_submit
         return ACL_SUCCESS
@@ -346,6 +346,7 @@ cdef class Executor:
         _series_add(&self.series[SERIES_D2H], ms[2])
         _series_add(&self.series[SERIES_E2E], (fx_now() - s.t_submit) * 1e3)
         _series_add(&self.series[SERIES_STAGING], s.t_stage * 1e3)
+        _series_add(&self.series[SERIES_ENQUEUE], s.t_enqueue * 1e3)
         self.batches += 1
         return ACL_SUCCESS
 
@@ -644,10 +645,22 @@ cdef class Executor:
 
     # ------------------------------------------------------------ stats, close
 
+    def reset_stats(self):
+        """Start the figures of stats() afresh (e.g. after a warm-up)."""
+        self._check_open()
+        self._lock()
+        try:
+            memset(self.series, 0, N_SERIES * sizeof(Series))
+            self.batches = 0
+            self.wall = 0
+            self.active_since = fx_now() if self.submitted > self.collected else 0
+        finally:
+            self._unlock()
+
     def stats(self):
         """Figures since construction (the warm-up excluded): batches, wall_s (time with batches
         in flight), per-stage device times from events (h2d, execute, d2h), end-to-end batch
-        latency and host staging time (each mean/p50/p90/p95/p99 in ms over the last 16384
+        latency, host staging and host enqueue time (each mean/p50/p90/p95/p99 in ms over the last 16384
         batches), throughput, and the serial bound (h2d + execute + d2h) with the fraction reached."""
         self._check_open()
         self._lock()
