@@ -1,12 +1,14 @@
 """The executor against its bound, a naive synchronous loop and the C loop floor.
 
-    python bench/bench_executor.py [--batches 500] [--samples resnet50-int8,balanced] [--depths 1,2,3]
+    python bench/bench_executor.py [--batches 500] [--samples resnet50-int8,balanced,...] [--depths 1,2,3]
 
 Each sample runs in its own process under the emulator profile it is sized for (`balanced`:
 slow-link), with real modelled durations. All ratios in a row come from one process run:
 - bound: batch_size / mean(h2d + execute + d2h) from the executor's device events;
 - naive: fastexec.naive_run, the per-batch allocate / sync copy / aclmdlExecute loop;
 - C loop: bench/acl_loop.c, ACL called directly with the executor's per-batch sequence.
+Last, the overhead row: the `tiny` sample in the emulator's fast mode (no modelled time), where
+the executor's throughput against the C loop's is the cost of the binding itself.
 """
 import argparse
 import json
@@ -73,7 +75,7 @@ def c_loop(sample: str, batches: int, depth: int, env: dict) -> float:
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--batches", type=int, default=500)
-    parser.add_argument("--samples", default="resnet50-int8,balanced")
+    parser.add_argument("--samples", default="resnet50-int8,balanced,dynamic-batch,multi-io")
     parser.add_argument("--depths", default="1,2,3")
     parser.add_argument("--measure", help=argparse.SUPPRESS)   # internal: one sample, JSON out
     args = parser.parse_args(argv)
@@ -99,6 +101,15 @@ def main(argv=None) -> int:
                   f"   {r['h2d_ms']:.3f}/{r['execute_ms']:.3f}/{r['d2h_ms']:.3f}")
         if res["overruns"]:
             print(f"  note: {res['overruns']} emulator task(s) overran their modelled time in the {sample} run")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FASTEXEC_EMU_")}
+    env.update(FASTEXEC_BACKEND="emulator", FASTEXEC_EMU_FAST="1")
+    n = 20 * args.batches
+    res = json.loads(subprocess.run([sys.executable, __file__, "--measure", "tiny", "--batches", str(n), "--depths", "2"],
+                                    env=env, check=True, capture_output=True, text=True).stdout)
+    ex = res["executor"]["2"]["samples_per_s"]
+    floor = c_loop("tiny", n, 2, env)
+    print(f"\noverhead: tiny, fast mode, depth 2, {n} batches: executor {ex:.0f} batches/s, C loop {floor:.0f} batches/s, "
+          f"executor/C loop {ex / floor:.2f}")
     return 0
 
 
