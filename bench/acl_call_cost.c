@@ -11,15 +11,8 @@
 
 #include <acl/acl.h>
 
-#define OK(x)                                                                                  \
-    do {                                                                                       \
-        aclError e_ = (x);                                                                     \
-        if (e_ != ACL_SUCCESS) {                                                               \
-            const char *m_ = aclGetRecentErrMsg();                                             \
-            fprintf(stderr, "acl_call_cost: %s failed with %d: %s\n", #x, e_, m_ ? m_ : "");   \
-            exit(1);                                                                           \
-        }                                                                                      \
-    } while (0)
+#include "acl_check.h"
+
 
 static double now_ns(void)
 {

@@ -14,15 +14,8 @@
 
 #include <acl/acl.h>
 
-#define OK(x)                                                                                  \
-    do {                                                                                       \
-        aclError e_ = (x);                                                                     \
-        if (e_ != ACL_SUCCESS) {                                                               \
-            const char *m_ = aclGetRecentErrMsg();                                             \
-            fprintf(stderr, "acl_loop: %s failed with %d: %s\n", #x, e_, m_ ? m_ : "");        \
-            exit(1);                                                                           \
-        }                                                                                      \
-    } while (0)
+#include "acl_check.h"
+
 
 #define MAX_IO 32
 #define MAX_DEPTH 8

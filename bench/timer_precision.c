@@ -19,6 +19,8 @@
 #include <time.h>
 
 #include <acl/acl.h>
+
+#include "acl_check.h"
 #include <fastexec/acl_emulator.h>
 
 static uint64_t now_ns(void)
@@ -69,14 +71,6 @@ static void raw_timer(const char *load)
     free(late);
 }
 
-#define OK(x)                                                                             \
-    do {                                                                                  \
-        aclError e_ = (x);                                                                \
-        if (e_) {                                                                         \
-            fprintf(stderr, "%s failed: %d %s\n", #x, e_, aclGetRecentErrMsg());          \
-            exit(1);                                                                      \
-        }                                                                                 \
-    } while (0)
 
 static void end_to_end(void)
 {
