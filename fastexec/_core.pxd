@@ -70,6 +70,13 @@ from libc.stdint cimport int64_t
 
 cdef enum:
     STATS_WINDOW = 16384
+    EV_H2D_START = 0                # a slot's events, recorded in this order on its streams
+    EV_H2D_END = 1
+    EV_EXEC_START = 2
+    EV_EXEC_END = 3
+    EV_D2H_START = 4
+    EV_D2H_END = 5
+    N_EVENTS = 6
 
 
 cdef struct Series:
@@ -92,7 +99,7 @@ cdef struct Slot:
     aclDataBuffer* dyn_buf
     aclmdlDataset* in_ds
     aclmdlDataset* out_ds
-    aclrtEvent ev[4]                # before H2D, before execute, before D2H, after D2H
+    aclrtEvent ev[N_EVENTS]
     int n_events
     int64_t batch                   # index of the batch in the slot, -1 when free
     int64_t run_index               # run(): its batch number within the call
@@ -103,8 +110,12 @@ cdef struct Slot:
 
 
 cdef struct Inst:
-    aclrtStream stream
+    aclrtStream stream              # execute (and, in serial mode, the copies)
+    aclrtStream in_stream           # copy-in (overlap mode; else the same as stream)
+    aclrtStream out_stream          # copy-out (overlap mode; else the same as stream)
     bint has_stream
+    bint has_in_stream
+    bint has_out_stream
     uint32_t model_id
     Slot* slots
 
@@ -117,6 +128,7 @@ cdef class Executor:
     cdef int n_instances
     cdef readonly ExecConfig config
     cdef bint use_v2
+    cdef bint overlap
     cdef int n_in
     cdef int n_out
     cdef readonly uint64_t batch_size

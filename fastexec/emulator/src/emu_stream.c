@@ -224,7 +224,7 @@ static void snapshot_unref(emu_snapshot *snap)
 static void run_record(emu_stream *s, emu_task *t)
 {
     emu_event *ev = t->u.record.ev;
-    uint64_t ts = t->submit_ns;
+    uint64_t ts = t->submit_ns + launch_ns(); /* a record is a task: it takes effect after the launch latency too */
     if (s->ready_at > ts) ts = s->ready_at;
     s->ready_at = ts;
     pthread_mutex_lock(&s->mu);
