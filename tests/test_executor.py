@@ -230,13 +230,36 @@ def child_code(body):
 
 
 CHILD_PRELUDE = f"""
-import json, sys
+import json, os, sys
 sys.path.insert(0, {TESTS_DIR!r})
 import numpy as np
 import fastexec
 from fastexec import emulator
 import test_executor as T
+if os.environ.get("FXTEST_EXECUTOR_MODE"):
+    fastexec.Executor = T.with_mode(os.environ["FXTEST_EXECUTOR_MODE"])
 """
+
+
+def with_mode(mode):
+    """fastexec.Executor, defaulting to `mode` instead of the library's default."""
+    import fastexec._core
+
+    real = fastexec._core.Executor
+
+    def make(*args, **kwargs):
+        kwargs.setdefault("mode", mode)
+        return real(*args, **kwargs)
+
+    return make
+
+
+@pytest.fixture(autouse=True, params=["overlap", "serial"])
+def executor_mode(request, monkeypatch):
+    """Every test of this file runs in both pipeline modes (child processes too)."""
+    monkeypatch.setattr(fastexec, "Executor", with_mode(request.param))
+    monkeypatch.setenv("FXTEST_EXECUTOR_MODE", request.param)
+    return request.param
 
 
 @pytest.fixture
@@ -1045,10 +1068,13 @@ def test_stats_real_timing():
         assert s["execute"]["mean_ms"] == pytest.approx(compute_ms, abs=0.02), name
         assert s["execute"]["p50_ms"] == pytest.approx(compute_ms, abs=0.02), name
         assert s["end_to_end"]["p50_ms"] >= compute_ms, name
-        # copies: latency + bytes / bandwidth of the default profile (10 us, 24 GB/s each way)
+        # copies: latency + bytes / bandwidth of the default profile (10 us, 24 GB/s each way). In
+        # overlap mode the copy-in stream is idle when a batch arrives, so its stage also holds
+        # the host's gap between recording the start event and queueing the copy.
+        slack = 0.025 if s["mode"] == "overlap" else 0.01
         for stage, td in (("h2d", model.inputs[0]), ("d2h", model.outputs[0])):
             modelled = 0.010 + td.nbytes(model.max_batch) / 24e6
-            assert s[stage]["mean_ms"] == pytest.approx(modelled, abs=0.01), (name, stage)
+            assert s[stage]["mean_ms"] == pytest.approx(modelled, abs=slack), (name, stage)
 
 
 # ---------------------------------------------------------------- memory
