@@ -1,5 +1,8 @@
 """The ``fastexec`` command.
 
+    fastexec info
+    fastexec inspect MODEL [--json]
+    fastexec run MODEL --input PATH... --output DIR [--limit N] [--depth D] [--instances K]
     fastexec bench [MODEL] [--batches N | --duration S] [--depth D] [--instances K] ...
 
 Errors are one line on stderr and a non-zero exit status.
@@ -68,6 +71,30 @@ def build_parser() -> argparse.ArgumentParser:
                    help="also run the naive synchronous loop (per-call allocation, sync copies, aclmdlExecute)")
     b.add_argument("--json", metavar="FILE", help="write the results as JSON (schema: docs/bench.md)")
     b.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+    sub.add_parser("info", help="the ACL runtime in use: backend, library, SoC, devices, memory",
+                   description="Show which ACL runtime fastexec uses and the devices it sees.")
+
+    i = sub.add_parser("inspect", help="a model's inputs, outputs and dynamic-batch gears",
+                       description="Show a model's inputs and outputs (name, dtype, shape, format, bytes) and gears.")
+    i.add_argument("model", help="a .om file, or the name of a bundled emulator sample")
+    i.add_argument("--json", action="store_true", help="print JSON instead of a table")
+
+    r = sub.add_parser("run", help="run a model over input files, write output files",
+                       description="Run a model over .npy/.npz/.bin inputs through the pipelined executor and write "
+                                   "one .npy per input file and model output: OUT/<output name>/<input stem>.npy "
+                                   "(docs/cli.md).")
+    r.add_argument("model", help="a .om file, or the name of a bundled emulator sample")
+    r.add_argument("--input", "-i", nargs="+", required=True, metavar="PATH",
+                   help="one source per model input, by position or as NAME=PATH: a .npy file, a folder of .npy or "
+                        ".bin files (sorted by name); or one .npz holding every input")
+    r.add_argument("--output", "-o", required=True, metavar="DIR", help="where to write the outputs")
+    r.add_argument("--limit", type=_positive_int, help="only the first N input files")
+    r.add_argument("--depth", type=_positive_int, help="slots per instance (default: the mode's)")
+    r.add_argument("--instances", type=_positive_int, default=1, help="model instances (default: 1)")
+    r.add_argument("--mode", choices=["overlap", "serial"], default="overlap", help="pipeline mode (default: overlap)")
+    r.add_argument("--device", type=int, default=0, help="device id (default: 0)")
+    r.add_argument("--no-progress", action="store_true", help="no progress bar")
     return parser
 
 
@@ -77,10 +104,9 @@ def main(argv=None) -> int:
     logging.basicConfig(format="fastexec: %(levelname)s: %(message)s")
     args = build_parser().parse_args(argv)
     try:
-        if args.command == "bench":
-            return bench(args)
+        return {"bench": bench, "info": info, "inspect": inspect, "run": run_files}[args.command](args)
     except KeyboardInterrupt:
-        print("fastexec: interrupted", file=sys.stderr)
+        print("fastexec: interrupted (only complete output files were written)", file=sys.stderr)
         return 130
     except Exception as exc:  # one line, whatever went wrong
         print(f"fastexec {args.command}: error: {_one_line(exc)}", file=sys.stderr)
@@ -175,7 +201,7 @@ def _measure(ex, np, args, batches) -> dict:
     if args.warmup:
         ex.run([a[: B * min(args.warmup, chunk)] for a in inputs])
     ex.reset_stats()
-    bar = _progress(args, batches)
+    bar = _progress(args, None if args.duration is not None else batches)
     done = 0
     t0 = time.perf_counter()
     while True:
@@ -211,16 +237,14 @@ def _measure(ex, np, args, batches) -> dict:
     }
 
 
-def _progress(args, total):
+def _progress(args, total, unit="batch"):
     if args.no_progress or not sys.stderr.isatty():
         return None
     try:
         from tqdm import tqdm
     except ImportError:
         return None
-    if args.duration is not None:
-        return tqdm(desc="batches", unit="batch", leave=False)
-    return tqdm(total=total, desc="batches", unit="batch", leave=False)
+    return tqdm(total=total, desc=f"{unit}es" if unit.endswith("ch") else f"{unit}s", unit=unit, leave=False)
 
 
 def _naive(model, np, result, args) -> dict:
@@ -262,6 +286,87 @@ def _print_summary(r: dict) -> None:
     if naive:
         print(f"naive loop {naive['samples_per_s']:.1f} samples/s over {naive['batches']} batches; "
               f"speedup {naive['speedup']:.2f}x")
+
+
+# ---------------------------------------------------------------- info, inspect, run
+
+
+def info(args) -> int:
+    import fastexec
+
+    bi = fastexec.backend_info()
+    print(f"backend    {bi['backend']}{' (bundled emulator)' if bi['emulator'] else ''}")
+    print(f"library    {bi['library']}")
+    print(f"found by   {bi['found_by']}")
+    print(f"SoC        {bi['soc']}")
+    print(f"run mode   {bi['run_mode']}")
+    if bi["missing_optional"]:
+        print(f"missing    {', '.join(bi['missing_optional'])} (optional functions this library lacks)")
+    if bi["emulator"]:
+        from . import emulator
+
+        p = emulator.profile()
+        print(f"emulator   profile {p['name']}, H2D {p['h2d_gbps']:g} GB/s, D2H {p['d2h_gbps']:g} GB/s, "
+              f"{'fast mode' if p['fast'] else 'modelled timing'}, checked mode {'on' if p['checked'] else 'off'}")
+    print(f"devices    {bi['device_count']}")
+    for d in range(bi["device_count"]):
+        with fastexec.Device(d) as dev:
+            free_b, total = dev.memory_info()
+        print(f"  device {d}: {total / 2**30:.1f} GiB memory, {free_b / 2**30:.1f} GiB free")
+    return 0
+
+
+def inspect(args) -> int:
+    import fastexec
+
+    path = _resolve_model(args.model)
+    with fastexec.Model(path) as model:
+        desc = {"model": os.path.abspath(path), "batch_size": model.batch_size,
+                "dynamic_batch": list(model.dynamic_batch),
+                "inputs": [_spec(s) for s in model.inputs], "outputs": [_spec(s) for s in model.outputs]}
+    if args.json:
+        print(json.dumps(desc, indent=2))
+        return 0
+    print(f"model  {desc['model']}")
+    print(f"batch  {desc['batch_size']}" + (f"  (dynamic batch gears: {', '.join(map(str, desc['dynamic_batch']))})"
+                                            if desc["dynamic_batch"] else ""))
+    rows = [(kind, t["name"], t["dtype"], "(" + ", ".join(map(str, t["shape"])) + ")", t["format"], str(t["bytes"]))
+            for kind in ("input", "output") for t in desc[kind + "s"]]
+    head = ("", "name", "dtype", "shape", "format", "bytes")
+    widths = [max(len(r[i]) for r in rows + [head]) for i in range(len(head))]
+    for r in [head] + rows:
+        print("  ".join(c.ljust(w) if i < 5 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths))).rstrip())
+    return 0
+
+
+def run_files(args) -> int:
+    import fastexec
+
+    from . import batchfiles
+
+    path = _resolve_model(args.model)
+    with fastexec.Device(args.device) as device, fastexec.Model(path, device=device) as model:
+        units = batchfiles.plan(model.inputs, args.input, args.limit)      # all checks before device work
+        out_dirs = batchfiles.output_dirs(args.output, model.outputs)
+        samples = sum(u.rows for u in units)
+        bar = _progress(args, samples, unit="sample")
+        t0 = time.perf_counter()
+        try:
+            with fastexec.Executor(model, depth=args.depth, instances=args.instances, mode=args.mode) as ex:
+                counts = batchfiles.run(ex, units, model.inputs, out_dirs, bar)
+                st = ex.stats()
+        finally:
+            if bar is not None:
+                bar.close()
+        wall = time.perf_counter() - t0
+    print(f"model       {os.path.abspath(path)}")
+    print(f"processed   {counts['files_in']} input file(s), {counts['samples']} samples, {st['batches']} batches "
+          f"in {wall:.3f} s")
+    print(f"throughput  {counts['samples'] / wall:.1f} samples/s, {counts['files_in'] / wall:.1f} files/s "
+          f"(device pipeline {st['throughput']['samples_per_s'] or 0:.1f} samples/s, "
+          f"{100 * (st['bound']['efficiency'] or 0):.1f}% of its bound)")
+    print(f"wrote       {counts['files_out']} file(s) under {os.path.abspath(args.output)}")
+    return 0
 
 
 if __name__ == "__main__":

@@ -1,0 +1,276 @@
+"""Batch inference over files (``fastexec run``): reading inputs, writing outputs.
+
+Inputs, one source per model input (by position, or ``NAME=PATH`` by name), each:
+- a ``.npy`` file: one array of N samples (shape ``(N, *sample)``) or one sample;
+- a folder of ``.npy`` or ``.bin`` files, taken in sorted name order: each file holds one sample
+  or several (``.bin``: raw bytes of the input's dtype, a whole number of samples);
+or a single ``.npz`` holding every input, by name (or ``arr_0``, ``arr_1``... by position).
+With several inputs, the i-th file of each folder belong together and must hold as many samples.
+
+Each input file (or group of files, one per input) is a *unit*. Its samples are batched with
+the others' to the model's batch size (the last batch zero-padded), run through the executor,
+and its outputs are written to ``OUT/<output name>/<stem>.npy``, where ``<stem>`` is the input
+file's name without its extension: within each output folder, sorted output names follow
+sorted input names. Files are written to a temporary name and renamed when complete, so an
+interrupted run leaves only complete outputs.
+"""
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from .errors import FastexecError
+
+
+class InputFileError(FastexecError, ValueError):
+    """An input file or folder does not fit the model (or cannot be read)."""
+
+
+@dataclass
+class Unit:
+    """One input file, or the files that go together across the model's inputs."""
+
+    stem: str
+    paths: list            # one per model input (the same .npz for all, for an .npz unit)
+    rows: int
+    npz_keys: list = field(default_factory=list)
+    single: bool = False   # the files hold one sample without a batch axis: so do the outputs
+
+
+def _sample_shape(spec):
+    return tuple(spec.shape[1:])
+
+
+def _npy_rows(path: Path, spec):
+    try:
+        arr = np.load(path, mmap_mode="r", allow_pickle=False)
+    except Exception as exc:
+        raise InputFileError(f"{path}: cannot read as .npy ({exc})") from None
+    return _rows_of(arr.shape, arr.dtype, path, spec)
+
+
+def _rows_of(shape, dtype, where, spec):
+    """(samples, single): how many samples the array holds, and whether it is one sample
+    without a batch axis."""
+    sample = _sample_shape(spec)
+    if dtype != spec.dtype:
+        raise InputFileError(f"{where}: input '{spec.name}' expects dtype {spec.dtype}, the file holds {dtype}")
+    if tuple(shape) == sample:
+        return 1, True
+    if len(shape) == len(sample) + 1 and tuple(shape[1:]) == sample and shape[0] > 0:
+        return int(shape[0]), False
+    want = ", ".join(map(str, sample))
+    raise InputFileError(f"{where}: input '{spec.name}' expects samples of shape ({want}) or (N, {want}), "
+                         f"the file holds {tuple(shape)}")
+
+
+def _bin_rows(path: Path, spec):
+    try:
+        size = path.stat().st_size
+    except OSError as exc:
+        raise InputFileError(f"{path}: cannot read ({exc.strerror})") from None
+    sample_bytes = spec.nbytes // (spec.shape[0] if spec.shape and spec.shape[0] > 0 else 1)
+    if size == 0 or size % sample_bytes:
+        raise InputFileError(f"{path}: {size} bytes is not a whole number of samples of input '{spec.name}' "
+                             f"({sample_bytes} bytes each, {spec.dtype} {_sample_shape(spec)})")
+    return size // sample_bytes, size == sample_bytes
+
+
+def _files_of(folder: Path, spec) -> list:
+    try:
+        names = sorted(os.listdir(folder))
+    except OSError as exc:
+        raise InputFileError(f"{folder}: cannot list ({exc.strerror})") from None
+    files = [folder / n for n in names if n.endswith((".npy", ".bin")) and (folder / n).is_file()]
+    if not files:
+        raise InputFileError(f"{folder}: no .npy or .bin files for input '{spec.name}'")
+    kinds = {f.suffix for f in files}
+    if len(kinds) > 1:
+        raise InputFileError(f"{folder}: mixes .npy and .bin files; use one kind per folder")
+    return files
+
+
+def _check_readable(path: Path):
+    if not path.exists():
+        raise InputFileError(f"{path}: no such file or folder")
+    if not os.access(path, os.R_OK):
+        raise InputFileError(f"{path}: not readable")
+
+
+def plan(specs, sources, limit=None) -> list:
+    """Check every input against the model (dtype, sample shape, sizes, pairing) without
+    reading the data, and return the units in order. Raises InputFileError."""
+    names = [s.name for s in specs]
+    if len(sources) == 1 and str(sources[0]).endswith(".npz") and "=" not in str(sources[0]):
+        return _plan_npz(specs, Path(sources[0]))[:limit]
+    by_name = {}
+    positional = []
+    for src in sources:
+        src = str(src)
+        name, sep, path = src.partition("=")
+        if sep and name in names:
+            if name in by_name:
+                raise InputFileError(f"input '{name}' is given twice")
+            by_name[name] = path
+        else:
+            positional.append(src)
+    if by_name and positional:
+        raise InputFileError("give every input by name (NAME=PATH) or every input by position, not a mix")
+    if by_name:
+        missing = [n for n in names if n not in by_name]
+        if missing:
+            raise InputFileError(f"no source for input '{missing[0]}'; the model's inputs are {', '.join(names)}")
+        paths = [Path(by_name[n]) for n in names]
+    else:
+        if len(positional) != len(specs):
+            raise InputFileError(f"the model has {len(specs)} input(s) ({', '.join(names)}); got {len(positional)} source(s)")
+        paths = [Path(p) for p in positional]
+    per_input = []
+    for spec, path in zip(specs, paths):
+        _check_readable(path)
+        files = _files_of(path, spec) if path.is_dir() else [path]
+        rows = [(_npy_rows(f, spec) if f.suffix == ".npy" else _bin_rows(f, spec)) for f in files[:limit]]
+        per_input.append((files[:limit], rows))
+    first_files, first_rows = per_input[0]
+    for spec, (files, rows) in zip(specs[1:], per_input[1:]):
+        if len(files) != len(first_files):
+            raise InputFileError(f"input '{spec.name}' has {len(files)} file(s), input '{specs[0].name}' has {len(first_files)}")
+        for f0, f, r0, r in zip(first_files, files, first_rows, rows):
+            if r[0] != r0[0]:
+                raise InputFileError(f"{f}: {r[0]} sample(s), but {f0} (input '{specs[0].name}') has {r0[0]}")
+    return [Unit(stem=f.stem, paths=[files[i] for files, _ in per_input], rows=first_rows[i][0],
+                 single=all(rows[i][1] for _, rows in per_input))
+            for i, f in enumerate(first_files)]
+
+
+def _plan_npz(specs, path: Path) -> list:
+    _check_readable(path)
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            keys = list(z.keys())
+            names = [s.name for s in specs]
+            if all(n in keys for n in names):
+                use = names
+            elif all(f"arr_{i}" in keys for i in range(len(specs))):
+                use = [f"arr_{i}" for i in range(len(specs))]
+            else:
+                raise InputFileError(f"{path}: holds {', '.join(keys) or 'nothing'}; expected the model's inputs "
+                                     f"{', '.join(names)} (or arr_0..arr_{len(specs) - 1})")
+            rows = [_rows_of(z[k].shape, z[k].dtype, f"{path}[{k}]", s) for k, s in zip(use, specs)]
+    except InputFileError:
+        raise
+    except Exception as exc:
+        raise InputFileError(f"{path}: cannot read as .npz ({exc})") from None
+    if len({r for r, _ in rows}) != 1:
+        raise InputFileError(f"{path}: the inputs hold different numbers of samples ({', '.join(str(r) for r, _ in rows)})")
+    return [Unit(stem=path.stem, paths=[path] * len(specs), rows=rows[0][0], npz_keys=use,
+                 single=all(single for _, single in rows))]
+
+
+def load(unit: Unit, specs) -> list:
+    """The unit's arrays, one per input, shaped (rows, *sample)."""
+    out = []
+    if unit.npz_keys:
+        with np.load(unit.paths[0], allow_pickle=False) as z:
+            arrays = [z[k] for k in unit.npz_keys]
+    else:
+        arrays = [np.load(p, allow_pickle=False) if p.suffix == ".npy" else np.fromfile(p, dtype=s.dtype)
+                  for p, s in zip(unit.paths, specs)]
+    for a, s in zip(arrays, specs):
+        out.append(np.ascontiguousarray(a.reshape((unit.rows,) + _sample_shape(s))))
+    return out
+
+
+def output_dirs(out_dir, out_specs) -> list:
+    """Create OUT/<output name>/ for each output (names made file-system safe); checks that
+    they can be written. Raises InputFileError."""
+    out_dir = Path(out_dir)
+    dirs = []
+    used = set()
+    for spec in out_specs:
+        safe = re.sub(r"[^A-Za-z0-9._-]", "_", spec.name) or "output"
+        while safe in used:
+            safe += "_"
+        used.add(safe)
+        d = out_dir / safe
+        try:
+            d.mkdir(parents=True, exist_ok=True)
+            probe = d / ".fastexec-write-test"
+            probe.write_bytes(b"")
+            probe.unlink()
+        except OSError as exc:
+            raise InputFileError(f"{d}: cannot write outputs there ({exc.strerror or exc})") from None
+        dirs.append(d)
+    return dirs
+
+
+def write_atomic(path: Path, array: np.ndarray):
+    tmp = path.with_name(path.name + ".part")
+    try:
+        with open(tmp, "wb") as f:
+            np.save(f, array, allow_pickle=False)
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+
+
+def run(ex, units, specs, out_dirs, progress=None) -> dict:
+    """Push the units through the executor (imap, batches of the model's size) and write each
+    unit's outputs as soon as they are complete. Returns counts."""
+    B = ex.batch_size
+    in_specs = specs
+    pending = []     # per batch: list of (unit index, rows in this batch)
+
+    def batches():
+        fill = [np.zeros((B,) + _sample_shape(s), dtype=s.dtype) for s in in_specs]
+        used, parts = 0, []
+        for ui, unit in enumerate(units):
+            arrays = load(unit, in_specs)
+            start = 0
+            while start < unit.rows:
+                take = min(B - used, unit.rows - start)
+                for f, a in zip(fill, arrays):
+                    f[used:used + take] = a[start:start + take]
+                parts.append((ui, take))
+                used += take
+                start += take
+                if used == B:
+                    pending.append(parts)
+                    yield [f.copy() for f in fill]
+                    used, parts = 0, []
+        if used:
+            pending.append(parts)
+            yield [f[:used].copy() for f in fill]
+
+    collected = {}   # unit index -> list (per output) of row chunks
+    written = 0
+    samples = 0
+    next_unit = 0
+    for outputs in ex.imap(batches()):
+        parts = pending.pop(0)
+        row = 0
+        for ui, n in parts:
+            chunks = collected.setdefault(ui, [[] for _ in outputs])
+            for c, o in zip(chunks, outputs):
+                c.append(o[row:row + n])
+            row += n
+        samples += row
+        # write every unit whose rows are all in, in order
+        while next_unit in collected and sum(len(c) for c in collected[next_unit][0]) == units[next_unit].rows:
+            unit = units[next_unit]
+            for d, chunks in zip(out_dirs, collected.pop(next_unit)):
+                out = np.concatenate(chunks)
+                write_atomic(d / f"{unit.stem}.npy", out[0] if unit.single else out)
+                written += 1
+            next_unit += 1
+        if progress is not None:
+            progress.update(row)
+    return {"files_in": len(units), "files_out": written, "samples": samples}
