@@ -11,8 +11,8 @@ Each input file (or group of files, one per input) is a *unit*. Its samples are 
 the others' to the model's batch size (the last batch zero-padded), run through the executor,
 and its outputs are written to ``OUT/<output name>/<stem>.npy``, where ``<stem>`` is the input
 file's name without its extension: within each output folder, sorted output names follow
-sorted input names. Files are written to a temporary name and renamed when complete, so an
-interrupted run leaves only complete outputs.
+sorted input names. Files are written to a temporary name (``.<name>.*.part``) and renamed when
+complete, so an interrupted run leaves only complete outputs.
 """
 from __future__ import annotations
 
@@ -23,6 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ._files import write_atomic
 from .errors import FastexecError
 
 
@@ -208,20 +209,6 @@ def output_dirs(out_dir, out_specs) -> list:
     return dirs
 
 
-def write_atomic(path: Path, array: np.ndarray):
-    tmp = path.with_name(path.name + ".part")
-    try:
-        with open(tmp, "wb") as f:
-            np.save(f, array, allow_pickle=False)
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
-
-
 def run(ex, units, specs, out_dirs, progress=None) -> dict:
     """Push the units through the executor (imap, batches of the model's size) and write each
     unit's outputs as soon as they are complete. Returns counts."""
@@ -268,7 +255,8 @@ def run(ex, units, specs, out_dirs, progress=None) -> dict:
             unit = units[next_unit]
             for d, chunks in zip(out_dirs, collected.pop(next_unit)):
                 out = np.concatenate(chunks)
-                write_atomic(d / f"{unit.stem}.npy", out[0] if unit.single else out)
+                data = out[0] if unit.single else out
+                write_atomic(d / f"{unit.stem}.npy", lambda f: np.save(f, data, allow_pickle=False))
                 written += 1
             next_unit += 1
         if progress is not None:

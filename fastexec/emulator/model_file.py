@@ -17,7 +17,6 @@ import numbers
 import os
 import pathlib
 import re
-import tempfile
 from typing import Any, NamedTuple, Sequence
 
 __all__ = [
@@ -548,23 +547,16 @@ def to_text(model: ModelDef) -> str:
 
 def write_model(path: str | os.PathLike[str], model: ModelDef) -> pathlib.Path:
     """Validate and write atomically (temporary file in the same folder, then rename)."""
-    path = pathlib.Path(path)
+    from .._files import write_atomic
+
     data = to_text(model).encode("ascii")
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
-    return path
+
+    def write(f):
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+
+    return write_atomic(path, write)
 
 
 def read_model(path: str | os.PathLike[str]) -> ModelDef:
