@@ -16,6 +16,7 @@ complete, so an interrupted run leaves only complete outputs.
 """
 from __future__ import annotations
 
+import math
 import os
 import re
 from dataclasses import dataclass, field
@@ -74,7 +75,7 @@ def _bin_rows(path: Path, spec):
         size = path.stat().st_size
     except OSError as exc:
         raise InputFileError(f"{path}: cannot read ({exc.strerror})") from None
-    sample_bytes = spec.nbytes // (spec.shape[0] if spec.shape and spec.shape[0] > 0 else 1)
+    sample_bytes = math.prod(_sample_shape(spec)) * spec.dtype.itemsize
     if size == 0 or size % sample_bytes:
         raise InputFileError(f"{path}: {size} bytes is not a whole number of samples of input '{spec.name}' "
                              f"({sample_bytes} bytes each, {spec.dtype} {_sample_shape(spec)})")
@@ -117,6 +118,8 @@ def plan(specs, sources, limit=None) -> list:
             if name in by_name:
                 raise InputFileError(f"input '{name}' is given twice")
             by_name[name] = path
+        elif sep and not os.path.exists(src):
+            raise InputFileError(f"unknown input '{name}' in '{src}'; the model's inputs are {', '.join(names)}")
         else:
             positional.append(src)
     if by_name and positional:
@@ -133,8 +136,15 @@ def plan(specs, sources, limit=None) -> list:
     per_input = []
     for spec, path in zip(specs, paths):
         _check_readable(path)
+        if path.is_file() and path.suffix not in (".npy", ".bin"):
+            raise InputFileError(f"{path}: input '{spec.name}' takes a .npy or .bin file or a folder of them"
+                                 + (" (an .npz must be the only --input and hold every input)" if path.suffix == ".npz" else ""))
         files = _files_of(path, spec) if path.is_dir() else [path]
         rows = [(_npy_rows(f, spec) if f.suffix == ".npy" else _bin_rows(f, spec)) for f in files[:limit]]
+        if files[0].suffix == ".bin":
+            # raw bytes carry no shape: a folder of one-sample files is per-sample, any other per-batch
+            per_sample = all(n == 1 for n, _ in rows)
+            rows = [(n, per_sample) for n, _ in rows]
         per_input.append((files[:limit], rows))
     first_files, first_rows = per_input[0]
     for spec, (files, rows) in zip(specs[1:], per_input[1:]):
@@ -193,7 +203,9 @@ def output_dirs(out_dir, out_specs) -> list:
     dirs = []
     used = set()
     for spec in out_specs:
-        safe = re.sub(r"[^A-Za-z0-9._-]", "_", spec.name) or "output"
+        safe = re.sub(r"[^A-Za-z0-9._-]", "_", spec.name)
+        if not safe.strip("."):           # "", ".", ".." would not be a folder inside OUT
+            safe = "_" + safe
         while safe in used:
             safe += "_"
         used.add(safe)
