@@ -101,7 +101,6 @@ cdef struct Slot:
     aclmdlDataset* out_ds
     aclrtEvent ev[N_EVENTS]
     int n_events
-    int64_t batch                   # index of the batch in the slot, -1 when free
     int64_t run_index               # run(): its batch number within the call
     uint64_t rows                   # valid rows of that batch
     double t_submit

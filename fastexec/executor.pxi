@@ -183,7 +183,6 @@ cdef class Executor:
                 inst.has_out_stream = True
             for s in range(self.depth):
                 slot = &inst.slots[s]
-                slot.batch = -1
                 slot.ins = <IOBuf*>calloc(self.n_in, sizeof(IOBuf))
                 slot.outs = <IOBuf*>calloc(self.n_out, sizeof(IOBuf))
                 if slot.ins == NULL or slot.outs == NULL:
@@ -343,7 +342,6 @@ cdef class Executor:
             if rc: return self._fail(rc, "aclrtMemcpyAsync")
         rc = aclrtRecordEvent(s.ev[EV_D2H_END], inst.out_stream)
         if rc: return self._fail(rc, "aclrtRecordEvent")
-        s.batch = k
         s.t_submit = fx_now()
         s.t_enqueue = s.t_submit - t0
         if self.active_since == 0:
@@ -355,12 +353,11 @@ cdef class Executor:
         return rc
 
     cdef aclError _abandon(self, int64_t k) noexcept nogil:
-        """After a failed enqueue: wait for whatever part of it was queued; the slot is free again."""
+        """After a failed enqueue: wait for whatever part of it was queued, so the slot is free again."""
         cdef Inst* inst = &self.insts[k % self.n_instances]
         aclrtSynchronizeStream(inst.in_stream)
         aclrtSynchronizeStream(inst.stream)
         aclrtSynchronizeStream(inst.out_stream)
-        self._slot(k).batch = -1
         return ACL_SUCCESS
 
     cdef aclError _wait(self, Slot* s) noexcept nogil:
@@ -431,7 +428,6 @@ cdef class Executor:
             self.done[k] = BatchError(k, _acl_error(rc, self.err_api))
         else:
             self.done[k] = self._outputs_of(s)
-        s.batch = -1
         self.collected += 1
         self._mark_idle_if_drained()
         return 0
@@ -670,7 +666,6 @@ cdef class Executor:
             else:
                 self._copy_out(self._slot(k), self._slot(k).run_index, dst)
                 ok[self._slot(k).run_index] = 1
-            self._slot(k).batch = -1
             self.collected += 1
             self._mark_idle_if_drained()
         return failed
