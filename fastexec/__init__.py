@@ -14,7 +14,14 @@ _CORE_NAMES = ("Device", "DeviceBuffer", "Event", "ExecConfig", "Executor", "Mod
                "TensorSpec", "backend_info", "naive_run")
 
 __all__ = ["AclError", "AclFunctionNotFoundError", "AclInvalidParamError", "AclLibraryNotFoundError", "AclMemoryError",
-           "AclNotAvailableError", "AclTimeoutError", "BatchError", "ClosedError", "FastexecError", *_CORE_NAMES]
+           "AclNotAvailableError", "AclTimeoutError", "BatchError", "ClosedError", "FastexecError", "get_include", *_CORE_NAMES]
+
+
+def get_include() -> str:
+    """The directory holding fastexec/fastexec.h (the C API) and acl/acl.h."""
+    from .emulator import include_dir
+
+    return include_dir()
 
 
 def __getattr__(name):

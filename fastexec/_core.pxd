@@ -13,6 +13,7 @@ cdef class Device:
     cdef bint is_open
     cdef int children
     cdef int activate(self) except -1 nogil
+    cdef int activate_nogil(self) noexcept nogil
 
 
 cdef class DeviceChild:
@@ -102,6 +103,9 @@ cdef struct Slot:
     aclrtEvent ev[N_EVENTS]
     int n_events
     int64_t run_index               # run(): its batch number within the call
+    int state                       # C API state of the slot's batch (SLOT_* in capi.pxi), 0 otherwise
+    void** in_hosts                 # the pinned input / output pointers, as arrays for the C API
+    void** out_hosts
     uint64_t rows                   # valid rows of that batch
     double t_submit
     double t_stage
@@ -147,11 +151,13 @@ cdef class Executor:
     cdef uint64_t batches
     cdef const char* err_api
     cdef unsigned long staging_owner   # thread inside a staged() block (holding the lock), or 0
+    cdef int c_active                  # C API batches not yet released
 
     cdef _describe(self, Model m)
     cdef _allocate(self)
     cdef list _arrays(self, inputs, bint whole)
     cdef int _check_open(self) except -1
+    cdef int _check_no_c(self) except -1
     cdef Slot* _slot(self, int64_t k) noexcept nogil
     cdef aclError _enqueue(self, int64_t k) noexcept nogil
     cdef aclError _fail(self, aclError rc, const char* api) noexcept nogil

@@ -7,10 +7,12 @@ owner and one copy:
 - ``_acl/errors.pxi``: ``check()``, the one error check every ACL call goes through;
 - ``_acl/loader.pxi``: finds the ACL library, resolves the table, ``backend_info()``;
 - ``runtime.pxi``: Device, Stream, Event, DeviceBuffer, PinnedBuffer, Model, ExecConfig;
-- ``executor.pxi``: the pipelined Executor.
+- ``executor.pxi``: the pipelined Executor;
+- ``capi.pxi``: the C API over it (include/fastexec/fastexec.h), as the capsule ``_C_API``.
 """
 
 include "_acl/errors.pxi"
 include "_acl/loader.pxi"
 include "runtime.pxi"
 include "executor.pxi"
+include "capi.pxi"

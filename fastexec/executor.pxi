@@ -191,9 +191,14 @@ cdef class Executor:
                 slot.out_ds = aclmdlCreateDataset()
                 if slot.in_ds == NULL or slot.out_ds == NULL:
                     raise AclError(500000, "aclmdlCreateDataset", "the runtime returned no dataset")
+                slot.in_hosts = <void**>calloc(self.n_in, sizeof(void*))
+                slot.out_hosts = <void**>calloc(self.n_out, sizeof(void*))
+                if slot.in_hosts == NULL or slot.out_hosts == NULL:
+                    raise MemoryError()
                 for j in range(self.n_in):
                     nbytes = self.in_specs[j].nbytes
                     _alloc_io(&slot.ins[j], nbytes)
+                    slot.in_hosts[j] = slot.ins[j].host
                     check(aclmdlAddDatasetBuffer(slot.in_ds, slot.ins[j].buf), "aclmdlAddDatasetBuffer")
                 if self.dynamic_index >= 0:
                     # The dynamic-batch tensor is the model's last input; the executor always runs the
@@ -208,6 +213,7 @@ cdef class Executor:
                 for j in range(self.n_out):
                     nbytes = self.out_specs[j].nbytes
                     _alloc_io(&slot.outs[j], nbytes)
+                    slot.out_hosts[j] = slot.outs[j].host
                     check(aclmdlAddDatasetBuffer(slot.out_ds, slot.outs[j].buf), "aclmdlAddDatasetBuffer")
                 for j in range(N_EVENTS):
                     check(aclrtCreateEvent(&slot.ev[j]), "aclrtCreateEvent")
@@ -296,6 +302,13 @@ cdef class Executor:
     cdef int _check_open(self) except -1:
         if not self.is_open:
             raise ClosedError("Executor is closed")
+        return 0
+
+    cdef int _check_no_c(self) except -1:
+        """Lock held. Python-side batches may not share the pipeline with C API batches."""
+        if self.c_active:
+            raise FastexecError(f"{self.c_active} batch(es) submitted through the C API are not released yet; "
+                                "the executor's Python methods wait for the C side to release them")
         return 0
 
     # ------------------------------------------------------------ the pipeline (lock held)
@@ -419,6 +432,7 @@ cdef class Executor:
 
     cdef int _collect_one(self) except -1:
         """Lock held. Collect the oldest batch in flight into self.done (outputs or BatchError)."""
+        self._check_no_c()
         cdef int64_t k = self.collected
         cdef Slot* s = self._slot(k)
         cdef aclError rc
@@ -445,6 +459,7 @@ cdef class Executor:
 
     cdef int64_t _reserve(self) except -1:
         """Lock held. The next batch index, its slot freed (collecting the batch that used it)."""
+        self._check_no_c()
         while self.submitted - self.collected >= self.depth * self.n_instances:
             self._collect_one()
         return self.submitted
@@ -590,6 +605,7 @@ cdef class Executor:
         self._lock()
         try:
             self._check_open()
+            self._check_no_c()
             self.device.activate()
             while self.collected < self.submitted:   # batches of submit() still in flight
                 self._collect_one()
@@ -886,6 +902,8 @@ cdef void _free_slot(Slot* s, int n_in, int n_out) noexcept:
         for j in range(n_out):
             _free_io(&s.outs[j])
         free(s.outs)
+    free(s.in_hosts)
+    free(s.out_hosts)
     if s.dyn_buf != NULL:
         aclDestroyDataBuffer(s.dyn_buf)
     if s.dyn_dev != NULL:

@@ -103,6 +103,16 @@ cdef class Device:
             fx_current_context_set(self.ctx)
         return 0
 
+    cdef int activate_nogil(self) noexcept nogil:
+        """activate() for callers that cannot raise (the C API): 0, or -1 if closed or failed."""
+        if not self.is_open:
+            return -1
+        if fx_current_context != self.ctx:
+            if aclrtSetCurrentContext(self.ctx) != ACL_SUCCESS:
+                return -1
+            fx_current_context_set(self.ctx)
+        return 0
+
     @property
     def closed(self):
         return not self.is_open
