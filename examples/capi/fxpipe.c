@@ -6,8 +6,9 @@
  *
  * `inputs`: one C-contiguous buffer per model input holding `rows` samples; `outputs`: one
  * writable C-contiguous buffer per model output with room for `rows` samples (e.g. numpy
- * arrays). Worker threads take batches in turn: copy the batch in (submit), wait for it, copy
- * its output rows out, release it. Build: see examples/capi/README.md.
+ * arrays). Worker threads take batches in turn and keep two each in flight: copy a batch in
+ * (submit), and collect the oldest (wait, copy its output rows out, release). Build: see
+ * examples/capi/README.md.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -45,31 +46,63 @@ static void fail(job *j, int status)
     }
 }
 
+/* Wait for a batch, copy its rows out, release its slot. */
+static int finish(job *j, int64_t ticket, uint64_t first)
+{
+    const void *const *out;
+    uint64_t got;
+    int st = fx->wait(j->ex, ticket, &out, &got);
+    if (st == FASTEXEC_OK)
+        for (size_t i = 0; i < j->n_out; i++) memcpy(j->out[i] + first * j->out_row[i], out[i], got * j->out_row[i]);
+    int rel = fx->release(j->ex, ticket);
+    return st != FASTEXEC_OK ? st : rel;
+}
+
+/* Each thread keeps up to WINDOW of its batches in flight: it submits the next batch before
+ * collecting the oldest, so the device always has work queued. */
+#define WINDOW 2
+
 static void *worker(void *arg)
 {
     job *j = arg;
     uint64_t n_batches = (j->rows + j->batch - 1) / j->batch;
+    int64_t tickets[WINDOW];
+    uint64_t firsts[WINDOW];
+    int held = 0, st = FASTEXEC_OK;
     for (;;) {
-        if (atomic_load(&j->status) != FASTEXEC_OK) return NULL;
-        uint64_t b = atomic_fetch_add(&j->next, 1);
-        if (b >= n_batches) return NULL;
+        uint64_t b = atomic_load(&j->status) == FASTEXEC_OK ? atomic_fetch_add(&j->next, 1) : n_batches;
+        if (b >= n_batches) break;
         uint64_t first = b * j->batch, n = j->rows - first < j->batch ? j->rows - first : j->batch;
         const void *in[MAX_IO];
         for (size_t i = 0; i < j->n_in; i++) in[i] = j->in[i] + first * j->in_row[i];
         int64_t ticket;
-        int st;
-        while ((st = fx->submit(j->ex, in, n, &ticket)) == FASTEXEC_ERR_BUSY) sched_yield(); /* another thread releases soon */
-        if (st != FASTEXEC_OK) { fail(j, st); return NULL; }
-        const void *const *out;
-        uint64_t got;
-        st = fx->wait(j->ex, ticket, &out, &got);
-        if (st == FASTEXEC_OK) {
-            for (size_t i = 0; i < j->n_out; i++) memcpy(j->out[i] + first * j->out_row[i], out[i], got * j->out_row[i]);
-        } else {
-            fail(j, st);
+        while ((st = fx->submit(j->ex, in, n, &ticket)) == FASTEXEC_ERR_BUSY) {
+            /* every slot is taken: finish our oldest batch, or let the thread holding them do so */
+            if (held) {
+                if ((st = finish(j, tickets[0], firsts[0])) != FASTEXEC_OK) break;
+                held--;
+                memmove(tickets, tickets + 1, held * sizeof *tickets);
+                memmove(firsts, firsts + 1, held * sizeof *firsts);
+            } else {
+                sched_yield();
+            }
         }
-        if (fx->release(j->ex, ticket) != FASTEXEC_OK && st == FASTEXEC_OK) fail(j, FASTEXEC_ERR_UNKNOWN_TICKET);
+        if (st != FASTEXEC_OK) break;
+        tickets[held] = ticket;
+        firsts[held++] = first;
+        if (held == WINDOW) {
+            if ((st = finish(j, tickets[0], firsts[0])) != FASTEXEC_OK) break;
+            held--;
+            memmove(tickets, tickets + 1, held * sizeof *tickets);
+            memmove(firsts, firsts + 1, held * sizeof *firsts);
+        }
     }
+    if (st != FASTEXEC_OK) fail(j, st);
+    for (int i = 0; i < held; i++) {
+        int s2 = finish(j, tickets[i], firsts[i]);
+        if (s2 != FASTEXEC_OK) fail(j, s2);
+    }
+    return NULL;
 }
 
 static PyObject *run(PyObject *self, PyObject *args, PyObject *kwargs)

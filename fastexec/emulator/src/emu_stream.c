@@ -227,18 +227,22 @@ static void run_record(emu_stream *s, emu_task *t)
     uint64_t ts = t->submit_ns + launch_ns(); /* a record is a task: it takes effect after the launch latency too */
     if (s->ready_at > ts) ts = s->ready_at;
     s->ready_at = ts;
+    /* The event completes and the stream counts the record as done in one step, so a host that
+     * sees the event complete also sees the stream reach it. */
     pthread_mutex_lock(&s->mu);
     aclError err = s->err_event;
     s->err_event = ACL_SUCCESS;
-    pthread_mutex_unlock(&s->mu);
     pthread_mutex_lock(&ev->mu);
     emu_snapshot *snap = t->u.record.snap;
     snap->done = 1;
     snap->ts = ts;
     snap->err = err;
     snapshot_unref(snap);
+    s->completed++;
     pthread_cond_broadcast(&ev->cv);
+    pthread_cond_broadcast(&s->cv_done);
     pthread_mutex_unlock(&ev->mu);
+    pthread_mutex_unlock(&s->mu);
 }
 
 static void run_wait(emu_stream *s, emu_task *t)
@@ -269,7 +273,10 @@ static void run_task(emu_stream *s, emu_task *t)
     case EMU_T_EXEC:
         run_engine_task(s, t, EMU_ENGINE_COMPUTE, emu_exec_duration_ns(t->u.exec.model, t->u.exec.batch));
         break;
-    case EMU_T_RECORD: run_record(s, t); break;
+    case EMU_T_RECORD:
+        atomic_fetch_add(&emu_live.tasks_run, 1); /* counted before the record completes, like the stream */
+        run_record(s, t);
+        break;
     case EMU_T_WAIT: run_wait(s, t); break;
     case EMU_T_CALLBACK: deliver_report(s, t); break;
     case EMU_T_HOSTFUNC: t->u.hostfunc.fn(t->u.hostfunc.args); break;
@@ -280,7 +287,7 @@ static void run_task(emu_stream *s, emu_task *t)
     if (t->kind == EMU_T_RECORD) emu_event_unref(t->u.record.ev);
     if (t->kind == EMU_T_WAIT) emu_event_unref(t->u.wait.ev);
     for (int i = 0; i < t->n_holds; i++) emu_mem_release(t->holds[i]);
-    atomic_fetch_add(&emu_live.tasks_run, 1);
+    if (t->kind != EMU_T_RECORD) atomic_fetch_add(&emu_live.tasks_run, 1);
 }
 
 static void *worker(void *arg)
@@ -295,10 +302,11 @@ static void *worker(void *arg)
         s->head = t->next;
         if (!s->head) s->tail = NULL;
         pthread_mutex_unlock(&s->mu);
+        int counted = t->kind == EMU_T_RECORD; /* run_record counts itself */
         run_task(s, t);
         free(t);
         pthread_mutex_lock(&s->mu);
-        s->completed++;
+        if (!counted) s->completed++;
         pthread_cond_broadcast(&s->cv_done);
     }
     pthread_mutex_unlock(&s->mu);

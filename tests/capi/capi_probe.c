@@ -1,0 +1,143 @@
+/* Test extension for the C API's error paths: each probe_* call returns (status, message). */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+
+#include "fastexec/fastexec.h"
+
+static const fastexec_api *fx;
+
+static PyObject *result(int status)
+{
+    return Py_BuildValue("(is)", status, fx->last_error());
+}
+
+/* probe(executor, what) -> (status, message) for one misuse named by `what`. */
+static PyObject *probe(PyObject *self, PyObject *args)
+{
+    (void)self;
+    PyObject *executor, *py_inputs = Py_None;
+    const char *what;
+    if (!PyArg_ParseTuple(args, "Os|O", &executor, &what, &py_inputs)) return NULL;
+    fastexec_executor *ex = NULL;
+    int st = FASTEXEC_OK;
+    int64_t ticket = 0;
+    uint64_t u = 0;
+    size_t n = 0;
+    fastexec_tensor_info info;
+    if (strcmp(what, "from_object_not_executor") == 0) return result(fx->from_object(Py_None, &ex));
+    if (strcmp(what, "null_handle") == 0) return result(fx->submit(NULL, NULL, 1, &ticket));
+    if (strcmp(what, "open_missing_model") == 0) return result(fx->open("/nonexistent/model.om", 0, 0, 1, &ex));
+    if (strcmp(what, "open_and_run_one") == 0) {   /* open(path), one batch of zeros, close */
+        const char *path = PyUnicode_AsUTF8(py_inputs);
+        if (!path) return NULL;
+        st = fx->open(path, 0, 0, 1, &ex);
+        if (st != FASTEXEC_OK) return result(st);
+        static char zeros_in[1 << 20];
+        const void *in[64];
+        fx->num_tensors(ex, 0, &n);
+        for (size_t i = 0; i < n; i++) in[i] = zeros_in;
+        const void *const *out;
+        if ((st = fx->submit(ex, in, 1, &ticket)) == FASTEXEC_OK && (st = fx->wait(ex, ticket, &out, &u)) == FASTEXEC_OK)
+            st = fx->release(ex, ticket);
+        int closed = fx->close(ex);
+        return Py_BuildValue("(iis)", st, closed, fx->last_error());
+    }
+    st = fx->from_object(executor, &ex);
+    if (st != FASTEXEC_OK) return result(st);
+    fx->batch_size(ex, &u);
+    const void *inputs[64] = {0};
+    void *slots[64];
+    static char zeros[1 << 20];
+    fx->num_tensors(ex, 0, &n);
+    for (size_t i = 0; i < n; i++) inputs[i] = zeros;
+    if (strcmp(what, "rows_zero") == 0) st = fx->submit(ex, inputs, 0, &ticket);
+    else if (strcmp(what, "rows_too_many") == 0) st = fx->submit(ex, inputs, u + 1, &ticket);
+    else if (strcmp(what, "null_input") == 0) { inputs[0] = NULL; st = fx->submit(ex, inputs, 1, &ticket); }
+    else if (strcmp(what, "tensor_index") == 0) st = fx->tensor_info(ex, 1, 99, &info);
+    else if (strcmp(what, "release_unknown") == 0) st = fx->release(ex, 12345);
+    else if (strcmp(what, "wait_unknown") == 0) {
+        const void *const *out;
+        st = fx->wait(ex, 777, &out, &u);
+    } else if (strcmp(what, "release_before_wait") == 0) {
+        st = fx->submit(ex, inputs, 1, &ticket);
+        if (st == FASTEXEC_OK) {
+            st = fx->release(ex, ticket);   /* expected: UNKNOWN_TICKET (not waited yet) */
+            const void *const *out;
+            fx->wait(ex, ticket, &out, &u);
+            fx->release(ex, ticket);
+        }
+    } else if (strcmp(what, "busy") == 0) {
+        /* fill every slot without releasing: the next submit is BUSY */
+        int64_t held[256];
+        int k = 0;
+        while ((st = fx->submit(ex, inputs, 1, &held[k])) == FASTEXEC_OK && k < 255) k++;
+        PyObject *r = result(st);
+        for (int i = 0; i < k; i++) {
+            const void *const *out;
+            fx->wait(ex, held[i], &out, &u);
+            fx->release(ex, held[i]);
+        }
+        fx->close(ex);
+        return r;
+    } else if (strcmp(what, "commit_cancel") == 0) {
+        st = fx->acquire(ex, slots, &ticket);
+        if (st == FASTEXEC_OK) st = fx->commit(ex, ticket, 0);
+        if (st == FASTEXEC_OK) st = fx->commit(ex, ticket, 1);   /* expected: UNKNOWN_TICKET */
+    } else if (strcmp(what, "closed_executor") == 0) {
+        PyObject *r = PyObject_CallMethod(executor, "close", NULL);
+        if (!r) { fx->close(ex); return NULL; }
+        Py_DECREF(r);
+        st = fx->submit(ex, inputs, 1, &ticket);
+    } else if (strcmp(what, "python_refuses_while_c_holds") == 0) {
+        st = fx->submit(ex, inputs, 1, &ticket);
+        PyObject *r = PyObject_CallMethod(executor, "submit", "(O)", py_inputs);   /* valid inputs, but C holds a batch */
+        PyObject *msg = NULL;
+        if (!r) {
+            PyObject *type, *value, *tb;
+            PyErr_Fetch(&type, &value, &tb);
+            msg = PyObject_Str(value);
+            Py_XDECREF(type); Py_XDECREF(value); Py_XDECREF(tb);
+        } else {
+            Py_DECREF(r);
+        }
+        const void *const *out;
+        fx->wait(ex, ticket, &out, &u);
+        fx->release(ex, ticket);
+        fx->close(ex);
+        return Py_BuildValue("(iN)", st, msg ? msg : Py_None);
+    } else {
+        fx->close(ex);
+        return PyErr_Format(PyExc_ValueError, "unknown probe %s", what);
+    }
+    PyObject *r = result(st);
+    fx->close(ex);
+    return r;
+}
+
+static PyObject *stats(PyObject *self, PyObject *args)
+{
+    (void)self;
+    PyObject *executor;
+    if (!PyArg_ParseTuple(args, "O", &executor)) return NULL;
+    fastexec_executor *ex;
+    if (fx->from_object(executor, &ex) != FASTEXEC_OK) return PyErr_Format(PyExc_ValueError, "%s", fx->last_error());
+    fastexec_stats s;
+    int st = fx->stats(ex, &s);
+    fx->close(ex);
+    return Py_BuildValue("(iKddddd)", st, (unsigned long long)s.batches, s.wall_s, s.h2d_mean_ms, s.execute_mean_ms, s.d2h_mean_ms,
+                         s.samples_per_s);
+}
+
+static PyMethodDef methods[] = {
+    {"probe", probe, METH_VARARGS, NULL},
+    {"stats", stats, METH_VARARGS, NULL},
+    {NULL, NULL, 0, NULL},
+};
+static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "capi_probe", NULL, -1, methods, NULL, NULL, NULL, NULL};
+
+PyMODINIT_FUNC PyInit_capi_probe(void)
+{
+    fx = fastexec_import();
+    if (!fx) return NULL;
+    return PyModule_Create(&module);
+}

@@ -1,0 +1,166 @@
+"""The C API (include/fastexec/fastexec.h): a C extension built here against the installed
+header drives executors from native threads; error paths; version check; ABI snapshot."""
+import json
+import re
+import subprocess
+import sys
+import sysconfig
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import fastexec
+from fastexec import emulator
+
+ROOT = Path(__file__).resolve().parents[1]
+HEADER = Path(fastexec.get_include()) / "fastexec" / "fastexec.h"
+SNAPSHOT = Path(__file__).with_name("capi") / "abi_snapshot.json"
+SAMPLES = ["tiny", "resnet50-int8", "balanced", "dynamic-batch", "multi-io"]
+
+
+def build(src: Path, out_dir: Path, *flags) -> Path:
+    out = out_dir / (src.stem + sysconfig.get_config_var("EXT_SUFFIX"))
+    cmd = ["cc", "-std=c11", "-O2", "-Wall", "-Wextra", "-Werror", "-shared", "-fPIC",
+           f"-I{sysconfig.get_paths()['include']}", f"-I{fastexec.get_include()}", str(src), "-o", str(out), "-pthread", *flags]
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    assert proc.returncode == 0, f"{' '.join(cmd)}\n{proc.stderr}"
+    return out
+
+
+@pytest.fixture(scope="module")
+def ext_dir(tmp_path_factory):
+    d = tmp_path_factory.mktemp("capi-ext")
+    build(ROOT / "examples" / "capi" / "fxpipe.c", d)
+    build(ROOT / "tests" / "capi" / "capi_probe.c", d)
+    sys.path.insert(0, str(d))
+    yield d
+    sys.path.remove(str(d))
+
+
+@pytest.fixture(scope="module")
+def fxpipe(ext_dir):
+    import fxpipe
+
+    return fxpipe
+
+
+@pytest.fixture(scope="module")
+def probe(ext_dir):
+    import capi_probe
+
+    return capi_probe
+
+
+def data(ex, n, seed=0):
+    rng = np.random.default_rng(seed)
+    return [rng.integers(0, 50, (n,) + tuple(s.shape[1:])).astype(s.dtype) for s in ex.inputs]
+
+
+@pytest.mark.parametrize("mode", ["overlap", "serial"])
+@pytest.mark.parametrize("name", SAMPLES)
+def test_native_threads_match_executor_run(fxpipe, device, name, mode):
+    with fastexec.Model(emulator.sample_model(name), device=device) as model, \
+            fastexec.Executor(model, mode=mode, instances=2 if name == "tiny" else 1) as ex:
+        n = ex.batch_size * 9 + max(1, ex.batch_size // 2)   # a partial last batch
+        inputs = data(ex, n)
+        outputs = [np.full((n,) + tuple(s.shape[1:]), 7, s.dtype) for s in ex.outputs]
+        batches = fxpipe.run(ex, inputs, outputs, n, threads=2)
+        assert batches == -(-n // ex.batch_size)
+        for got, want in zip(outputs, ex.run(inputs)):
+            assert np.array_equal(got, want, equal_nan=True)
+        assert ex.stats()["batches"] >= batches    # the C batches count in the executor's stats
+
+
+def test_open_from_c(probe, no_leaks):
+    status, closed, message = probe.probe(None, "open_and_run_one", emulator.sample_model("tiny"))
+    assert (status, closed) == (0, 0), message
+
+
+def test_open_missing_model_from_c(probe, no_leaks):
+    status, message = probe.probe(None, "open_missing_model")
+    assert status == 8 and message.startswith("open: AclError") and "ACL_ERROR_GE_EXEC_MODEL_PATH_INVALID" in message
+
+
+@pytest.mark.parametrize("what,status,fragment", [
+    ("from_object_not_executor", 1, "not a fastexec.Executor"),
+    ("null_handle", 1, "handle is NULL"),
+    ("rows_zero", 1, "rows must be from 1"),
+    ("rows_too_many", 1, "rows must be from 1"),
+    ("null_input", 1, "input pointer is NULL"),
+    ("tensor_index", 1, "index out of range"),
+    ("release_unknown", 4, "not a waited batch"),
+    ("wait_unknown", 4, "not a committed batch"),
+    ("release_before_wait", 4, "not a waited batch"),
+    ("busy", 3, "no free slot"),
+    ("commit_cancel", 4, "not an acquired"),
+    ("closed_executor", 2, "executor has been closed"),
+])
+def test_error_paths(probe, device, what, status, fragment):
+    with fastexec.Model(emulator.sample_model("multi-io"), device=device) as model:
+        ex = fastexec.Executor(model, depth=2)
+        try:
+            got_status, message = probe.probe(ex, what)
+            assert (got_status, fragment in message) == (status, True), (got_status, message)
+            if what != "closed_executor":   # the executor is still usable after a refused call
+                inputs = data(ex, 5)
+                assert [o.shape for o in ex.run(inputs)] == [(5, 64), (5, 32)]
+        finally:
+            ex.close()
+
+
+def test_python_methods_refuse_while_c_holds_batches(probe, device):
+    with fastexec.Model(emulator.sample_model("multi-io"), device=device) as model, fastexec.Executor(model) as ex:
+        status, message = probe.probe(ex, "python_refuses_while_c_holds", [a[:2] for a in data(ex, 2)])
+        assert status == 0 and "C API are not released" in message
+        assert [o.shape for o in ex.run(data(ex, 3))] == [(3, 64), (3, 32)]   # usable once C released
+
+
+def test_stats_through_c(fxpipe, probe, device):
+    with fastexec.Model(emulator.sample_model("resnet50-int8"), device=device) as model, fastexec.Executor(model) as ex:
+        n = 8 * 6
+        inputs = data(ex, n)
+        outputs = [np.empty((n,) + tuple(s.shape[1:]), s.dtype) for s in ex.outputs]
+        fxpipe.run(ex, inputs, outputs, n, threads=1)
+        status, batches, wall, h2d, execute, d2h, samples_per_s = probe.stats(ex)
+        py = ex.stats()
+        assert status == 0 and batches == py["batches"] == 6
+        assert execute == pytest.approx(py["execute"]["mean_ms"]) and h2d == pytest.approx(py["h2d"]["mean_ms"])
+        assert samples_per_s > 0 and wall > 0
+
+
+def test_mismatched_header_version_is_refused(tmp_path):
+    build(ROOT / "examples" / "capi" / "fxpipe.c", tmp_path, "-DFASTEXEC_C_API_VERSION=999")
+    proc = subprocess.run([sys.executable, "-c", "import fxpipe"], cwd=tmp_path, capture_output=True, text=True)
+    assert proc.returncode != 0
+    assert "ImportError" in proc.stderr and "does not match this header's version 999" in proc.stderr
+
+
+def header_abi():
+    text = HEADER.read_text()
+    version = int(re.search(r"#define FASTEXEC_C_API_VERSION (\d+)", text).group(1))
+    table = re.search(r"typedef struct fastexec_api \{(.*?)\} fastexec_api;", text, re.S).group(1)
+    table = re.sub(r"/\*.*?\*/", "", table, flags=re.S)
+    fields = [" ".join(f.split()) for f in table.split(";") if f.strip()]
+    structs = {}
+    for name in ("fastexec_tensor_info", "fastexec_stats"):
+        body = re.search(r"typedef struct \{(.*?)\} " + name + ";", text, re.S).group(1)
+        body = re.sub(r"/\*.*?\*/", "", body, flags=re.S)
+        structs[name] = [" ".join(f.split()) for f in body.split(";") if f.strip()]
+    codes = dict((m.group(1), int(m.group(2))) for m in re.finditer(r"(FASTEXEC_\w+) = (\d+)", text))
+    return {"version": version, "fastexec_api": fields, **structs, "status": codes}
+
+
+def test_abi_snapshot_changes_only_with_a_version_bump():
+    """If the table, its structs or the status codes change, FASTEXEC_C_API_VERSION must change
+    too: update tests/capi/abi_snapshot.json along with the bump."""
+    current = header_abi()
+    snap = json.loads(SNAPSHOT.read_text())
+    if current["version"] == snap["version"]:
+        assert current == snap, "the C API changed without bumping FASTEXEC_C_API_VERSION"
+    else:
+        assert current["version"] > snap["version"], "FASTEXEC_C_API_VERSION went down"
+
+
+def test_get_include_holds_the_header():
+    assert HEADER.is_file() and (Path(fastexec.get_include()) / "acl" / "acl.h").is_file()
