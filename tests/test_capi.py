@@ -72,6 +72,16 @@ def test_native_threads_match_executor_run(fxpipe, device, name, mode):
         assert ex.stats()["batches"] >= batches    # the C batches count in the executor's stats
 
 
+@pytest.mark.parametrize("name", ["multi-io", "resnet50-int8", "dynamic-batch"])
+def test_zero_copy_acquire_commit(probe, device, name):
+    with fastexec.Model(emulator.sample_model(name), device=device) as model, fastexec.Executor(model) as ex:
+        rows = max(1, ex.batch_size - 1)                  # a partial batch: the rest of the slot is left as is
+        inputs = data(ex, rows, seed=3)
+        got = probe.zero_copy(ex, [a.tobytes() for a in inputs], rows)
+        want = ex.run(inputs)
+        assert [bytes(g) for g in got] == [w.tobytes() for w in want]
+
+
 def test_open_from_c(probe, no_leaks):
     status, closed, message = probe.probe(None, "open_and_run_one", emulator.sample_model("tiny"))
     assert (status, closed) == (0, 0), message

@@ -128,8 +128,53 @@ static PyObject *stats(PyObject *self, PyObject *args)
                          s.samples_per_s);
 }
 
+/* zero_copy(executor, inputs (bytes, one per input), rows) -> outputs (bytes): acquire a slot,
+ * write the inputs into its pinned memory, commit, wait, copy the outputs, release. */
+static PyObject *zero_copy(PyObject *self, PyObject *args)
+{
+    (void)self;
+    PyObject *executor, *inputs;
+    unsigned long long rows;
+    if (!PyArg_ParseTuple(args, "OO!K", &executor, &PyList_Type, &inputs, &rows)) return NULL;
+    fastexec_executor *ex;
+    if (fx->from_object(executor, &ex) != FASTEXEC_OK) return PyErr_Format(PyExc_ValueError, "%s", fx->last_error());
+    void *slot[64];
+    int64_t ticket;
+    PyObject *result = NULL;
+    size_t n_in, n_out;
+    fx->num_tensors(ex, 0, &n_in);
+    fx->num_tensors(ex, 1, &n_out);
+    int st = fx->acquire(ex, slot, &ticket);
+    if (st == FASTEXEC_OK) {
+        for (size_t i = 0; i < n_in; i++) {
+            PyObject *b = PyList_GetItem(inputs, (Py_ssize_t)i);
+            memcpy(slot[i], PyBytes_AsString(b), (size_t)PyBytes_Size(b));
+        }
+        st = fx->commit(ex, ticket, rows);
+    }
+    const void *const *out;
+    uint64_t got;
+    if (st == FASTEXEC_OK) st = fx->wait(ex, ticket, &out, &got);
+    if (st == FASTEXEC_OK) {
+        result = PyList_New((Py_ssize_t)n_out);
+        for (size_t i = 0; i < n_out; i++) {
+            fastexec_tensor_info info;
+            uint64_t batch;
+            fx->tensor_info(ex, 1, i, &info);
+            fx->batch_size(ex, &batch);
+            PyList_SetItem(result, (Py_ssize_t)i, PyBytes_FromStringAndSize(out[i], (Py_ssize_t)(got * (info.nbytes / batch))));
+        }
+        fx->release(ex, ticket);
+    } else {
+        PyErr_Format(PyExc_RuntimeError, "status %d: %s", st, fx->last_error());
+    }
+    fx->close(ex);
+    return result;
+}
+
 static PyMethodDef methods[] = {
     {"probe", probe, METH_VARARGS, NULL},
+    {"zero_copy", zero_copy, METH_VARARGS, NULL},
     {"stats", stats, METH_VARARGS, NULL},
     {NULL, NULL, 0, NULL},
 };
