@@ -745,6 +745,9 @@ cdef class Executor:
             return
         self._lock()
         try:
+            if self.is_open and self.c_active:
+                raise FastexecError(f"{self.c_active} batch(es) submitted through the C API are not released; "
+                                    "release them (or close the C handle) before closing the executor")
             self.is_open = False
             if self.insts != NULL:
                 self.device.activate()

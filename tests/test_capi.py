@@ -126,6 +126,15 @@ def test_python_methods_refuse_while_c_holds_batches(probe, device):
         assert [o.shape for o in ex.run(data(ex, 3))] == [(3, 64), (3, 32)]   # usable once C released
 
 
+def test_python_close_refused_while_c_holds_batches(probe, device):
+    with fastexec.Model(emulator.sample_model("multi-io"), device=device) as model:
+        ex = fastexec.Executor(model)
+        status, message = probe.probe(ex, "close_refused_while_c_holds")
+        assert status == 0 and "before closing the executor" in message
+        assert not ex.closed
+        ex.close()
+
+
 def test_stats_through_c(fxpipe, probe, device):
     with fastexec.Model(emulator.sample_model("resnet50-int8"), device=device) as model, fastexec.Executor(model) as ex:
         n = 8 * 6

@@ -88,9 +88,11 @@ static PyObject *probe(PyObject *self, PyObject *args)
         if (!r) { fx->close(ex); return NULL; }
         Py_DECREF(r);
         st = fx->submit(ex, inputs, 1, &ticket);
-    } else if (strcmp(what, "python_refuses_while_c_holds") == 0) {
+    } else if (strcmp(what, "python_refuses_while_c_holds") == 0 || strcmp(what, "close_refused_while_c_holds") == 0) {
         st = fx->submit(ex, inputs, 1, &ticket);
-        PyObject *r = PyObject_CallMethod(executor, "submit", "(O)", py_inputs);   /* valid inputs, but C holds a batch */
+        PyObject *r = strcmp(what, "close_refused_while_c_holds") == 0
+                          ? PyObject_CallMethod(executor, "close", NULL)
+                          : PyObject_CallMethod(executor, "submit", "(O)", py_inputs);   /* valid inputs, but C holds a batch */
         PyObject *msg = NULL;
         if (!r) {
             PyObject *type, *value, *tb;
