@@ -2,7 +2,8 @@
 
 ``import fastexec`` is light: the ACL layer (``fastexec._core``, which imports numpy) loads on
 first use of one of its names, and the ACL library itself on first use of the device.
-The ACL emulator bundled for machines without an NPU lives in :mod:`fastexec.emulator`.
+The ACL emulator bundled for machines without an NPU lives in :mod:`fastexec.emulator`; the C
+API is ``include/fastexec/fastexec.h``, under :func:`get_include`.
 """
 
 __version__ = "0.1.0"

@@ -6,10 +6,9 @@
 # without the GIL under the executor's lock, working on its C state directly.
 
 from cpython.pycapsule cimport PyCapsule_New
-from cpython.ref cimport Py_DECREF, Py_INCREF, PyObject
+from cpython.ref cimport Py_DECREF, Py_INCREF
 from libc.stdio cimport snprintf
 from libc.stdlib cimport malloc
-from libc.string cimport strlen
 
 cdef extern from "fastexec/fastexec.h":
     enum:
