@@ -112,6 +112,8 @@ extern emu_device *emu_devices;
 extern int emu_initialized;                 /* aclInit done and not finalized */
 
 emu_context *emu_current_context(void);     /* NULL when none or destroyed */
+/* The calling thread's current context in *out, or ACL_ERROR_RT_CONTEXT_NULL naming `api`. */
+aclError emu_require_context(emu_context **out, const char *api);
 /* The stream an API should use: `s` validated, or the current context's default stream for NULL. */
 aclError emu_resolve_stream(aclrtStream s, emu_stream **out, const char *api);
 

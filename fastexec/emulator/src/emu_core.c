@@ -562,6 +562,13 @@ emu_context *emu_current_context(void)
     return tl_ctx;
 }
 
+aclError emu_require_context(emu_context **out, const char *api)
+{
+    *out = emu_current_context();
+    if (!*out) return emu_fail(ACL_ERROR_RT_CONTEXT_NULL, "%s: the calling thread has no current context (call aclrtSetDevice)", api);
+    return ACL_SUCCESS;
+}
+
 aclError emu_resolve_stream(aclrtStream s, emu_stream **out, const char *api)
 {
     if (s) {
@@ -657,8 +664,9 @@ EMU_API aclError aclrtGetDevice(int32_t *deviceId)
 {
     EMU_ENTER("aclrtGetDevice");
     if (!deviceId) return emu_fail(ACL_ERROR_INVALID_PARAM, "aclrtGetDevice: deviceId is NULL");
-    emu_context *ctx = emu_current_context();
-    if (!ctx) return emu_fail(ACL_ERROR_RT_CONTEXT_NULL, "aclrtGetDevice: the calling thread has no current context (call aclrtSetDevice)");
+    emu_context *ctx;
+    aclError ctx_rc = emu_require_context(&ctx, "aclrtGetDevice");
+    if (ctx_rc) return ctx_rc;
     *deviceId = ctx->dev->id;
     return ACL_SUCCESS;
 }
@@ -727,8 +735,9 @@ EMU_API aclError aclrtGetCurrentContext(aclrtContext *context)
 {
     EMU_ENTER("aclrtGetCurrentContext");
     if (!context) return emu_fail(ACL_ERROR_INVALID_PARAM, "aclrtGetCurrentContext: context is NULL");
-    emu_context *ctx = emu_current_context();
-    if (!ctx) return emu_fail(ACL_ERROR_RT_CONTEXT_NULL, "aclrtGetCurrentContext: the calling thread has no current context");
+    emu_context *ctx;
+    aclError ctx_rc = emu_require_context(&ctx, "aclrtGetCurrentContext");
+    if (ctx_rc) return ctx_rc;
     *context = ctx;
     return ACL_SUCCESS;
 }

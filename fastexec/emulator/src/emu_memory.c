@@ -113,8 +113,9 @@ static aclError device_alloc(void **devPtr, size_t size, aclrtMemMallocPolicy po
     if (!devPtr) return emu_fail(ACL_ERROR_INVALID_PARAM, "%s: devPtr is NULL", api);
     if (size == 0) return emu_fail(ACL_ERROR_INVALID_PARAM, "%s: size must be greater than 0", api);
     (void)policy; /* page-size policies do not change emulated memory; unknown values are accepted as documented */
-    emu_context *ctx = emu_current_context();
-    if (!ctx) return emu_fail(ACL_ERROR_RT_CONTEXT_NULL, "%s: the calling thread has no current context (call aclrtSetDevice)", api);
+    emu_context *ctx;
+    aclError ctx_rc = emu_require_context(&ctx, api);
+    if (ctx_rc) return ctx_rc;
     if (size > (SIZE_MAX >> 2)) return emu_fail(ACL_ERROR_RT_MEMORY_ALLOCATION, "%s: %zu bytes is more than the device has", api, size);
     /* Documented sizing: rounded up to 32 bytes, plus 32 bytes of padding (not for Align32). */
     size_t real = ((size + 31) & ~(size_t)31) + (pad ? 32 : 0);
@@ -224,8 +225,9 @@ EMU_API aclError aclrtGetMemInfo(aclrtMemAttr attr, size_t *free_bytes, size_t *
 {
     EMU_ENTER("aclrtGetMemInfo");
     if (!free_bytes || !total) return emu_fail(ACL_ERROR_INVALID_PARAM, "aclrtGetMemInfo: free and total must not be NULL");
-    emu_context *ctx = emu_current_context();
-    if (!ctx) return emu_fail(ACL_ERROR_RT_CONTEXT_NULL, "aclrtGetMemInfo: the calling thread has no current context (call aclrtSetDevice)");
+    emu_context *ctx;
+    aclError ctx_rc = emu_require_context(&ctx, "aclrtGetMemInfo");
+    if (ctx_rc) return ctx_rc;
     if ((int)attr < ACL_DDR_MEM || (int)attr > ACL_MEM_P2P_HUGE1G)
         return emu_fail(ACL_ERROR_INVALID_PARAM, "aclrtGetMemInfo: unknown memory attribute %d", (int)attr);
     pthread_mutex_lock(&mem_mu);
@@ -358,8 +360,9 @@ EMU_API aclError aclrtMemcpy(void *dst, size_t destMax, const void *src, size_t 
     copy_plan plan;
     aclError rc = plan_copy(dst, destMax, src, count, kind, &plan, "aclrtMemcpy");
     if (rc) return rc;
-    emu_context *ctx = emu_current_context();
-    if (!ctx) return emu_fail(ACL_ERROR_RT_CONTEXT_NULL, "aclrtMemcpy: the calling thread has no current context (call aclrtSetDevice)");
+    emu_context *ctx;
+    aclError ctx_rc = emu_require_context(&ctx, "aclrtMemcpy");
+    if (ctx_rc) return ctx_rc;
     if (dst == src) return ACL_SUCCESS;
     emu_timed_copy(ctx->dev, dst, src, count, plan.dir);
     return ACL_SUCCESS;

@@ -78,8 +78,9 @@ static aclError parse(const char *text, size_t len, emu_model_def *def, const ch
 
 static aclError load_def(const emu_model_def *def, uint32_t *modelId, const char *api)
 {
-    emu_context *ctx = emu_current_context();
-    if (!ctx) return emu_fail(ACL_ERROR_RT_CONTEXT_NULL, "%s: the calling thread has no current context (call aclrtSetDevice)", api);
+    emu_context *ctx;
+    aclError ctx_rc = emu_require_context(&ctx, api);
+    if (ctx_rc) return ctx_rc;
     emu_model *m = calloc(1, sizeof *m);
     m->def = *def;
     m->dev = ctx->dev;
@@ -587,8 +588,9 @@ static aclError prepare_exec(uint32_t modelId, const aclmdlDataset *input, const
     aclError rc = emu_check_handle(input, EMU_H_DATASET, api);
     if (!rc) rc = emu_check_handle(output, EMU_H_DATASET, api);
     if (rc) return rc;
-    emu_context *ctx = emu_current_context();
-    if (!ctx) return emu_fail(ACL_ERROR_RT_CONTEXT_NULL, "%s: the calling thread has no current context", api);
+    emu_context *ctx;
+    aclError ctx_rc = emu_require_context(&ctx, api);
+    if (ctx_rc) return ctx_rc;
     emu_model *m;
     rc = lock_model(modelId, &m, api);
     if (rc) return rc;

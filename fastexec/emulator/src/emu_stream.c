@@ -408,8 +408,9 @@ aclError emu_stream_sync(emu_stream *s, int32_t timeout_ms, const char *api)
 static aclError create_stream(aclrtStream *stream, uint32_t flags, const char *api)
 {
     if (!stream) return emu_fail(ACL_ERROR_INVALID_PARAM, "%s: stream is NULL", api);
-    emu_context *ctx = emu_current_context();
-    if (!ctx) return emu_fail(ACL_ERROR_RT_CONTEXT_NULL, "%s: the calling thread has no current context (call aclrtSetDevice)", api);
+    emu_context *ctx;
+    aclError ctx_rc = emu_require_context(&ctx, api);
+    if (ctx_rc) return ctx_rc;
     emu_stream *s;
     aclError rc = emu_stream_create(ctx, flags, 0, &s);
     if (rc) return rc;
@@ -489,8 +490,9 @@ EMU_API aclError aclrtCtxGetCurrentDefaultStream(aclrtStream *stream)
 {
     EMU_ENTER("aclrtCtxGetCurrentDefaultStream");
     if (!stream) return emu_fail(ACL_ERROR_INVALID_PARAM, "aclrtCtxGetCurrentDefaultStream: stream is NULL");
-    emu_context *ctx = emu_current_context();
-    if (!ctx) return emu_fail(ACL_ERROR_RT_CONTEXT_NULL, "aclrtCtxGetCurrentDefaultStream: the calling thread has no current context");
+    emu_context *ctx;
+    aclError ctx_rc = emu_require_context(&ctx, "aclrtCtxGetCurrentDefaultStream");
+    if (ctx_rc) return ctx_rc;
     *stream = ctx->default_stream;
     return ACL_SUCCESS;
 }
@@ -498,8 +500,9 @@ EMU_API aclError aclrtCtxGetCurrentDefaultStream(aclrtStream *stream)
 EMU_API aclError aclrtSynchronizeDevice(void)
 {
     EMU_ENTER("aclrtSynchronizeDevice");
-    emu_context *ctx = emu_current_context();
-    if (!ctx) return emu_fail(ACL_ERROR_RT_CONTEXT_NULL, "aclrtSynchronizeDevice: the calling thread has no current context");
+    emu_context *ctx;
+    aclError ctx_rc = emu_require_context(&ctx, "aclrtSynchronizeDevice");
+    if (ctx_rc) return ctx_rc;
     aclError first = ACL_SUCCESS;
     for (;;) {
         /* Streams may be created meanwhile; one pass over a snapshot is what the API promises. */
