@@ -861,15 +861,6 @@ cdef class StagedBatch:
         return False
 
 
-cdef object _acl_error(aclError rc, const char* api):
-    """The exception for a code reported by the pipeline (message read on this thread)."""
-    cdef const char* msg = aclGetRecentErrMsg()
-    name = api.decode() if api != NULL else "ACL"
-    if rc == FX_ACL_SYMBOL_MISSING:
-        return AclFunctionNotFoundError(name, _library_info.get("library", "the ACL library"))
-    return error_for(rc, name, msg.decode(errors="replace").strip() if msg != NULL else "")
-
-
 cdef int _alloc_io(IOBuf* io, size_t nbytes) except -1:
     io.nbytes = nbytes
     check(aclrtMalloc(&io.dev, nbytes, ACL_MEM_MALLOC_HUGE_FIRST), "aclrtMalloc")

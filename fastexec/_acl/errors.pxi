@@ -9,13 +9,17 @@ from fastexec.errors import (AclError, AclFunctionNotFoundError, AclLibraryNotFo
                              FastexecError, error_for)
 
 
-cdef int raise_acl_error(aclError rc, const char* api) except -1 with gil:
-    cdef const char* msg
-    name = api.decode()
+cdef object _acl_error(aclError rc, const char* api):
+    """The exception for code `rc` from `api`, with the runtime's message (read on this thread)."""
+    cdef const char* msg = aclGetRecentErrMsg()
+    name = api.decode() if api != NULL else "ACL"
     if rc == FX_ACL_SYMBOL_MISSING:
-        raise AclFunctionNotFoundError(name, _library_info.get("library", "the ACL library"))
-    msg = aclGetRecentErrMsg()
-    raise error_for(rc, name, msg.decode(errors="replace").strip() if msg != NULL else "")
+        return AclFunctionNotFoundError(name, _library_info.get("library", "the ACL library"))
+    return error_for(rc, name, msg.decode(errors="replace").strip() if msg != NULL else "")
+
+
+cdef int raise_acl_error(aclError rc, const char* api) except -1 with gil:
+    raise _acl_error(rc, api)
 
 
 cdef inline int check(aclError rc, const char* api) except -1 nogil:

@@ -745,7 +745,6 @@ EMU_API aclError aclrtGetCurrentContext(aclrtContext *context)
 /* ================================================================ introspection */
 
 extern void emu_mem_counters(fxemuCounters *c);
-extern uint64_t emu_models_live(void);
 
 EMU_API uint32_t fxemuVersion(void) { return FXEMU_VERSION; }
 

@@ -21,8 +21,6 @@ static pthread_cond_t model_cv = PTHREAD_COND_INITIALIZER;   /* an execution fin
 static emu_model **models;   /* index id-1; ids are never reused */
 static uint32_t n_models;
 
-uint64_t emu_models_live(void) { return atomic_load(&emu_live.models); }
-
 /* Look a model up and keep model_mu held on success. */
 static aclError lock_model(uint32_t id, emu_model **out, const char *api)
 {
