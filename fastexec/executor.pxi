@@ -332,11 +332,11 @@ cdef class Executor:
             if rc: return self._fail(rc, "aclrtMemcpyAsync")
         rc = aclrtRecordEvent(s.ev[EV_H2D_END], inst.in_stream)
         if rc: return self._fail(rc, "aclrtRecordEvent")
-        if self.overlap:
+        if self.overlap:   # (serially, the execute starts where the copy-in ended: no event of its own)
             rc = aclrtStreamWaitEvent(inst.stream, s.ev[EV_H2D_END])
             if rc: return self._fail(rc, "aclrtStreamWaitEvent")
-        rc = aclrtRecordEvent(s.ev[EV_EXEC_START], inst.stream)
-        if rc: return self._fail(rc, "aclrtRecordEvent")
+            rc = aclrtRecordEvent(s.ev[EV_EXEC_START], inst.stream)
+            if rc: return self._fail(rc, "aclrtRecordEvent")
         if self.use_v2:
             rc = aclmdlExecuteAsyncV2(inst.model_id, s.in_ds, s.out_ds, inst.stream, self.config.handle)
             if rc: return self._fail(rc, "aclmdlExecuteAsyncV2")
@@ -348,8 +348,8 @@ cdef class Executor:
         if self.overlap:
             rc = aclrtStreamWaitEvent(inst.out_stream, s.ev[EV_EXEC_END])
             if rc: return self._fail(rc, "aclrtStreamWaitEvent")
-        rc = aclrtRecordEvent(s.ev[EV_D2H_START], inst.out_stream)
-        if rc: return self._fail(rc, "aclrtRecordEvent")
+            rc = aclrtRecordEvent(s.ev[EV_D2H_START], inst.out_stream)
+            if rc: return self._fail(rc, "aclrtRecordEvent")
         for i in range(self.n_out):
             rc = aclrtMemcpyAsync(s.outs[i].host, s.outs[i].nbytes, s.outs[i].dev, s.outs[i].nbytes, ACL_MEMCPY_DEVICE_TO_HOST, inst.out_stream)
             if rc: return self._fail(rc, "aclrtMemcpyAsync")
@@ -378,17 +378,24 @@ cdef class Executor:
         cdef aclError rc, first = ACL_SUCCESS
         cdef float ms[3]
         cdef int e
+        # the start event of each stage: serially, a stage starts where the previous one ended
+        cdef int start[3]
+        start[0] = EV_H2D_START
+        start[1] = EV_EXEC_START if self.overlap else EV_H2D_END
+        start[2] = EV_D2H_START if self.overlap else EV_EXEC_END
         rc = aclrtSynchronizeEvent(s.ev[EV_D2H_END])
         if rc:
             first = self._fail(rc, "aclrtSynchronizeEvent")
         for e in range(EV_D2H_END):  # completed already: returns any task error captured by that record
+            if not self.overlap and (e == EV_EXEC_START or e == EV_D2H_START):
+                continue   # not recorded in serial mode
             rc = aclrtSynchronizeEvent(s.ev[e])
             if rc and not first:
                 first = self._fail(rc, "aclrtSynchronizeEvent")
         if first:
             return first
-        for e in range(3):   # (start, end) pairs of h2d, execute, d2h
-            if aclrtEventElapsedTime(&ms[e], s.ev[2 * e], s.ev[2 * e + 1]) != ACL_SUCCESS:
+        for e in range(3):   # (start, end) of h2d, execute, d2h
+            if aclrtEventElapsedTime(&ms[e], s.ev[start[e]], s.ev[2 * e + 1]) != ACL_SUCCESS:
                 ms[e] = 0
         _series_add(&self.series[SERIES_H2D], ms[0])
         _series_add(&self.series[SERIES_EXECUTE], ms[1])
