@@ -9,13 +9,15 @@ API is ``include/fastexec/fastexec.h``, under :func:`get_include`.
 __version__ = "0.1.0"
 
 from .errors import (AclError, AclFunctionNotFoundError, AclInvalidParamError, AclLibraryNotFoundError,
-                     AclMemoryError, AclNotAvailableError, AclTimeoutError, BatchError, ClosedError, FastexecError)
+                     AclMemoryError, AclNotAvailableError, AclTimeoutError, BatchError, ClosedError, FastexecError,
+                     InUseError, Interrupted, WaitTimeout)
 
 _CORE_NAMES = ("Device", "DeviceBuffer", "Event", "ExecConfig", "Executor", "Model", "PinnedBuffer", "Stream",
                "TensorSpec", "backend_info", "naive_run")
 
 __all__ = ["AclError", "AclFunctionNotFoundError", "AclInvalidParamError", "AclLibraryNotFoundError", "AclMemoryError",
-           "AclNotAvailableError", "AclTimeoutError", "BatchError", "ClosedError", "FastexecError", "get_include", *_CORE_NAMES]
+           "AclNotAvailableError", "AclTimeoutError", "BatchError", "ClosedError", "FastexecError", "InUseError",
+           "Interrupted", "WaitTimeout", "get_include", *_CORE_NAMES]
 
 
 def get_include() -> str:

@@ -12,6 +12,7 @@ cdef class Device:
     cdef aclrtContext ctx
     cdef bint is_open
     cdef int children
+    cdef int executors              # open Executors on it
     cdef int activate(self) except -1 nogil
     cdef int activate_nogil(self) noexcept nogil
 
@@ -55,7 +56,8 @@ cdef class Model(DeviceChild):
     cdef aclmdlDesc* desc
     cdef bint owns_device
     cdef readonly str source
-    cdef object origin            # the path or bytes it was loaded from (to load it again)
+    cdef object origin            # the path it was loaded from (None when loaded from bytes)
+    cdef int users                # open Executors using it
     cdef readonly list inputs
     cdef readonly list outputs
     cdef readonly tuple dynamic_batch
@@ -66,111 +68,37 @@ cdef class Model(DeviceChild):
 
 # ---------------------------------------------------------------- executor (executor.pxi)
 
-from cpython.pythread cimport PyThread_type_lock
-from libc.stdint cimport int64_t
-
-cdef enum:
-    STATS_WINDOW = 16384
-    EV_H2D_START = 0                # a slot's events, recorded in this order on its streams
-    EV_H2D_END = 1
-    EV_EXEC_START = 2
-    EV_EXEC_END = 3
-    EV_D2H_START = 4
-    EV_D2H_END = 5
-    N_EVENTS = 6
-
-
-cdef struct Series:
-    double window[STATS_WINDOW]     # the last STATS_WINDOW samples, in ms
-    uint64_t count
-    double total
-
-
-cdef struct IOBuf:
-    void* dev
-    void* host
-    size_t nbytes                   # at the model's batch size
-    aclDataBuffer* buf
-
-
-cdef struct Slot:
-    IOBuf* ins
-    IOBuf* outs
-    void* dyn_dev                   # the dynamic-batch tensor, for dynamic models
-    aclDataBuffer* dyn_buf
-    aclmdlDataset* in_ds
-    aclmdlDataset* out_ds
-    aclrtEvent ev[N_EVENTS]
-    int n_events
-    int64_t run_index               # run(): its batch number within the call
-    int state                       # C API state of the slot's batch (SLOT_* in capi.pxi), 0 otherwise
-    void** in_hosts                 # the pinned input / output pointers, as arrays for the C API
-    void** out_hosts
-    uint64_t rows                   # valid rows of that batch
-    double t_submit
-    double t_stage
-    double t_enqueue
-
-
-cdef struct Inst:
-    aclrtStream stream              # execute (and, in serial mode, the copies)
-    aclrtStream in_stream           # copy-in (overlap mode; else the same as stream)
-    aclrtStream out_stream          # copy-out (overlap mode; else the same as stream)
-    bint has_stream
-    bint has_in_stream
-    bint has_out_stream
-    uint32_t model_id
-    Slot* slots
+from fastexec._pipeline cimport *
 
 
 cdef class Executor:
+    cdef Pipeline* p                # the pipeline core's C state
     cdef readonly Device device
     cdef readonly list models
     cdef list owns_models
+    cdef object source              # what further instances are loaded from (a path or bytes), or None
     cdef readonly int depth
     cdef int n_instances
     cdef readonly ExecConfig config
-    cdef bint use_v2
     cdef bint overlap
     cdef int n_in
     cdef int n_out
     cdef readonly uint64_t batch_size
     cdef list in_specs
     cdef list out_specs
-    cdef list in_names
-    cdef long dynamic_index
-    cdef Inst* insts
-    cdef PyThread_type_lock lock
-    cdef int64_t submitted
-    cdef int64_t collected
-    cdef bint is_open
-    cdef dict done
-    cdef Series* series
-    cdef double active_since
-    cdef double wall
-    cdef uint64_t batches
-    cdef const char* err_api
-    cdef unsigned long staging_owner   # thread inside a staged() block (holding the lock), or 0
-    cdef int c_active                  # C API batches not yet released
+    cdef dict done                  # finished Python batches moved out of their slots, by ticket
+    cdef bint is_open               # taking new batches
+    cdef bint attached              # counted as a user of its device and models
 
-    cdef _describe(self, Model m)
-    cdef _allocate(self)
-    cdef list _arrays(self, inputs, bint whole)
-    cdef int _check_open(self) except -1
-    cdef int _check_no_c(self) except -1
-    cdef Slot* _slot(self, int64_t k) noexcept nogil
-    cdef aclError _enqueue(self, int64_t k) noexcept nogil
-    cdef aclError _fail(self, aclError rc, const char* api) noexcept nogil
-    cdef aclError _abandon(self, int64_t k) noexcept nogil
-    cdef aclError _wait(self, Slot* s) noexcept nogil
-    cdef void _stage(self, Slot* s, const char** src, uint64_t rows) noexcept nogil
-    cdef void _mark_idle_if_drained(self) noexcept nogil
-    cdef int _lock(self) except -1
-    cdef void _unlock(self) noexcept
-    cdef int _collect_one(self) except -1
-    cdef list _outputs_of(self, Slot* s)
-    cdef int64_t _reserve(self) except -1
-    cdef int64_t _stage_begin(self) except -1
-    cdef int64_t _run_loop(self, int64_t n_batches, uint64_t n, const char** src, char** dst, aclError* err,
-                           unsigned char* ok) noexcept nogil
-    cdef void _copy_out(self, Slot* s, int64_t b, char** dst) noexcept nogil
+    cdef _build(self, Model first)
+    cdef _attach(self, Model m)
+    cdef _allocate(self, int i)
+    cdef int _check_process(self) except -1
+    cdef int _usable(self) except -1
+    cdef int _raise_wait(self, int r, Waiter* w, str what, completed=*, outputs=*) except -1
+    cdef int64_t _reserve(self, intptr_t owner, Waiter* w, str what) except -1
+    cdef int _collect(self, int64_t k, Waiter* w, str what) except -1
+    cdef object _take(self, int64_t k, bint store)
+    cdef int _enqueue(self, int64_t k) except -1
+    cdef _teardown(self)
+    cdef _detach(self)

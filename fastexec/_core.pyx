@@ -7,12 +7,18 @@ owner and one copy:
 - ``_acl/errors.pxi``: ``check()``, the one error check every ACL call goes through;
 - ``_acl/loader.pxi``: finds the ACL library, resolves the table, ``backend_info()``;
 - ``runtime.pxi``: Device, Stream, Event, DeviceBuffer, PinnedBuffer, Model, ExecConfig;
-- ``executor.pxi``: the pipelined Executor;
-- ``capi.pxi``: the C API over it (include/fastexec/fastexec.h), as the capsule ``_C_API``.
+- ``stats.pxi``: the executor's figures;
+- ``pipeline.pxi``: the pipeline core, nogil over the C state of ``_pipeline.pxd``;
+- ``executor.pxi``: the Executor, its Python front ends over the core;
+- ``capi.pxi``: the C API over the same core (include/fastexec/fastexec.h), as the capsule ``_C_API``;
+- ``baseline.pxi``: ``naive_run``, the loop fastexec is measured against.
 """
 
 include "_acl/errors.pxi"
 include "_acl/loader.pxi"
 include "runtime.pxi"
+include "stats.pxi"
+include "pipeline.pxi"
 include "executor.pxi"
 include "capi.pxi"
+include "baseline.pxi"

@@ -24,6 +24,8 @@ from pathlib import Path
 
 import numpy as np
 
+from .errors import BatchError
+
 from ._files import write_atomic
 from .errors import FastexecError
 
@@ -223,10 +225,12 @@ def output_dirs(out_dir, out_specs) -> list:
 
 def run(ex, units, specs, out_dirs, progress=None) -> dict:
     """Push the units through the executor (imap, batches of the model's size) and write each
-    unit's outputs as soon as they are complete. Returns counts."""
+    unit's outputs as soon as they are complete. A failed batch fails the units it holds rows
+    of and nothing else: every other unit is still written. Returns counts, and `failed`: a
+    list of (unit stem, error), in unit order."""
     B = ex.batch_size
     in_specs = specs
-    pending = []     # per batch: list of (unit index, rows in this batch)
+    parts_of = []    # per batch: list of (unit index, rows in this batch)
 
     def batches():
         fill = [np.zeros((B,) + _sample_shape(s), dtype=s.dtype) for s in in_specs]
@@ -242,35 +246,68 @@ def run(ex, units, specs, out_dirs, progress=None) -> dict:
                 used += take
                 start += take
                 if used == B:
-                    pending.append(parts)
+                    parts_of.append(parts)
                     yield [f.copy() for f in fill]
                     used, parts = 0, []
         if used:
-            pending.append(parts)
+            parts_of.append(parts)
             yield [f[:used].copy() for f in fill]
 
     collected = {}   # unit index -> list (per output) of row chunks
-    written = 0
-    samples = 0
-    next_unit = 0
-    for outputs in ex.imap(batches()):
-        parts = pending.pop(0)
+    failed = {}      # unit index -> the error of its first failed batch
+    counts = {"written": 0, "samples": 0, "next_unit": 0}
+
+    def take(b, outputs):
         row = 0
-        for ui, n in parts:
-            chunks = collected.setdefault(ui, [[] for _ in outputs])
-            for c, o in zip(chunks, outputs):
-                c.append(o[row:row + n])
+        for ui, n in parts_of[b]:
+            if ui not in failed:
+                chunks = collected.setdefault(ui, [[] for _ in outputs])
+                for c, o in zip(chunks, outputs):
+                    c.append(o[row:row + n])
             row += n
-        samples += row
-        # write every unit whose rows are all in, in order
-        while next_unit in collected and sum(len(c) for c in collected[next_unit][0]) == units[next_unit].rows:
-            unit = units[next_unit]
-            for d, chunks in zip(out_dirs, collected.pop(next_unit)):
-                out = np.concatenate(chunks)
-                data = out[0] if unit.single else out
-                write_atomic(d / f"{unit.stem}.npy", lambda f: np.save(f, data, allow_pickle=False))
-                written += 1
-            next_unit += 1
+        counts["samples"] += row
+        flush()
         if progress is not None:
             progress.update(row)
-    return {"files_in": len(units), "files_out": written, "samples": samples}
+
+    def fail(b, error):
+        for ui, _ in (parts_of[b] if b < len(parts_of) else []):
+            failed.setdefault(ui, error)
+            collected.pop(ui, None)
+        flush()
+
+    def flush():
+        # write every unit whose rows are all in, in order; skip the failed ones
+        while counts["next_unit"] < len(units):
+            ui = counts["next_unit"]
+            unit = units[ui]
+            if ui not in failed:
+                if ui not in collected or sum(len(c) for c in collected[ui][0]) != unit.rows:
+                    break
+                for d, chunks in zip(out_dirs, collected.pop(ui)):
+                    out = np.concatenate(chunks)
+                    data = out[0] if unit.single else out
+                    write_atomic(d / f"{unit.stem}.npy", lambda f: np.save(f, data, allow_pickle=False))
+                    counts["written"] += 1
+            counts["next_unit"] += 1
+
+    it = batches()
+    base = 0         # the batch index of the current imap's first batch
+    while True:
+        try:
+            for i, outputs in enumerate(ex.imap(it)):
+                take(base + i, outputs)
+            break
+        except BatchError as exc:
+            k = base + exc.index
+            if k >= len(parts_of):   # the input files could not be read: nothing after it is planned
+                raise exc.error from None
+            fail(k, exc.error)
+            for offset, outs in exc.completed:
+                if isinstance(outs, BatchError):
+                    fail(base + offset, outs.error)
+                else:
+                    take(base + offset, outs)
+            base = k + 1 + len(exc.completed)
+    return {"files_in": len(units), "files_out": counts["written"], "samples": counts["samples"],
+            "failed": [(units[ui].stem, failed[ui]) for ui in sorted(failed)]}

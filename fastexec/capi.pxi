@@ -2,8 +2,9 @@
 # as the capsule fastexec._core._C_API. Included by fastexec/_core.pyx.
 #
 # Every function returns a status and never raises. Apart from from_object (called with the GIL,
-# since it takes a Python object), open and close (which take the GIL themselves), they run
-# without the GIL under the executor's lock, working on its C state directly.
+# since it takes a Python object), open and close (which take the GIL themselves), each is a
+# thin call into the pipeline core (pipeline.pxi), without the GIL: a caller holding it gives it
+# up for the call. C batches are owned by their handle and may be in flight beside Python ones.
 
 from cpython.pycapsule cimport PyCapsule_New
 from cpython.ref cimport Py_DECREF, Py_INCREF
@@ -20,7 +21,6 @@ cdef extern from "fastexec/fastexec.h":
         FASTEXEC_ERR_UNKNOWN_TICKET
         FASTEXEC_ERR_BATCH_FAILED
         FASTEXEC_ERR_ACL
-        FASTEXEC_ERR_STATE
         FASTEXEC_ERR_PYTHON
     ctypedef struct fastexec_executor:
         pass
@@ -61,17 +61,17 @@ cdef extern from *:
     """
     char fx_capi_error[1024]
 
-cdef enum:
-    SLOT_IDLE = 0          # free, or a Python-side batch
-    SLOT_C_RESERVED = 1    # acquired, not committed
-    SLOT_C_INFLIGHT = 2
-    SLOT_C_WAITED = 3      # outputs held by the caller
-    SLOT_C_FAILED = 4      # waited, its device work failed
-    SLOT_C_RELEASED = 5    # done with, waiting for the older batches before the slot is reused
+cdef extern from "Python.h":
+    ctypedef struct PyThreadState:
+        pass
+    int PyGILState_Check() nogil
+    PyThreadState* PyEval_SaveThread() nogil
+    void PyEval_RestoreThread(PyThreadState*) nogil
 
 
 cdef struct CHandle:
     void* ex                        # the Executor (a reference owned by the handle)
+    Pipeline* p                     # its pipeline core (alive as long as the Executor)
     bint owns                       # made by open(): close the executor and model too
     bint closed
     size_t n_in, n_out
@@ -80,19 +80,30 @@ cdef struct CHandle:
     int64_t* dims
 
 
+cdef inline PyThreadState* _gil_off() noexcept nogil:
+    """A call made with the GIL held gives it up while it runs (it may wait)."""
+    return PyEval_SaveThread() if PyGILState_Check() else NULL
+
+
+cdef inline void _gil_on(PyThreadState* ts) noexcept nogil:
+    if ts != NULL:
+        PyEval_RestoreThread(ts)
+
+
 cdef int _fail_with(int status, const char* text) noexcept nogil:
     snprintf(fx_capi_error, sizeof(fx_capi_error), "%s", text)
     return status
 
 
-cdef int _fail_acl(int status, const char* what, int64_t ticket, aclError rc, const char* api) noexcept nogil:
-    cdef const char* msg = aclGetRecentErrMsg()
+cdef int _fail_status(int status, const char* what, int64_t ticket, const Status* st) noexcept nogil:
+    cdef const char* api = st.api
+    cdef const char* msg = st.message
     if api == NULL:
-        api = b"ACL"
-    if msg == NULL:
-        msg = b"(no message)"
-    snprintf(fx_capi_error, sizeof(fx_capi_error), "%s %lld: %s failed with ACL error %d: %s", what, <long long>ticket,
-             api, rc, msg)
+        api = "ACL"
+    if msg[0] == 0:
+        msg = "(no message)"
+    snprintf(fx_capi_error, sizeof(fx_capi_error), "%s %lld: %s failed with ACL error %d: %s", what,
+             <long long>ticket, api, st.code, msg)
     return status
 
 
@@ -100,26 +111,35 @@ cdef const char* _last_error() noexcept nogil:
     return fx_capi_error
 
 
-cdef inline CHandle* _handle(fastexec_executor* h) noexcept nogil:
-    return <CHandle*>h
-
-
 cdef int _usable(fastexec_executor* h) noexcept nogil:
-    cdef CHandle* c = _handle(h)
+    cdef CHandle* c = <CHandle*>h
     if c == NULL:
         return _fail_with(FASTEXEC_ERR_INVALID_ARGUMENT, "the executor handle is NULL")
     if c.closed:
         return _fail_with(FASTEXEC_ERR_CLOSED, "the executor handle has been closed")
-    if not (<Executor>c.ex).is_open:
+    if c.p.pid != fx_pid():
+        return _fail_with(FASTEXEC_ERR_CLOSED, "the executor belongs to the parent process; a forked child cannot use it")
+    if c.p.closing or c.p.insts == NULL:
         return _fail_with(FASTEXEC_ERR_CLOSED, "the executor has been closed")
     return FASTEXEC_OK
+
+
+cdef int _status_of(int r, const char* what) noexcept nogil:
+    """The C API status for a core result other than PL_OK."""
+    if r == PL_BUSY:
+        return _fail_with(FASTEXEC_ERR_BUSY, "no free slot: wait for and release the oldest batch first")
+    if r == PL_CLOSED:
+        return _fail_with(FASTEXEC_ERR_CLOSED, "the executor has been closed")
+    snprintf(fx_capi_error, sizeof(fx_capi_error), "%s: the ticket is not a batch of this handle in a state that "
+             "allows this call", what)
+    return FASTEXEC_ERR_UNKNOWN_TICKET
 
 
 cdef int _from_object(void* obj, fastexec_executor** out) noexcept:
     """GIL held. A handle on a Python fastexec.Executor."""
     cdef CHandle* c
     cdef Executor ex
-    cdef size_t i, n, nd = 0, chars = 0
+    cdef size_t i, nd = 0, chars = 0
     if obj == NULL or out == NULL:
         return _fail_with(FASTEXEC_ERR_INVALID_ARGUMENT, "from_object: NULL argument")
     try:
@@ -128,16 +148,26 @@ cdef int _from_object(void* obj, fastexec_executor** out) noexcept:
         ex = <Executor>obj
         if not ex.is_open:
             return _fail_with(FASTEXEC_ERR_CLOSED, "from_object: the executor is closed")
+        ex._check_process()
         specs = list(ex.in_specs) + list(ex.out_specs)
         for sp in specs:
             nd += len(sp.shape)
             chars += len(sp.name.encode()) + 1
         c = <CHandle*>calloc(1, sizeof(CHandle))
+        if c == NULL:
+            raise MemoryError()
         c.infos = <fastexec_tensor_info*>calloc(len(specs), sizeof(fastexec_tensor_info))
         c.strings = <char*>malloc(chars)
         c.dims = <int64_t*>malloc(max(nd, 1) * sizeof(int64_t))
+        if c.infos == NULL or c.strings == NULL or c.dims == NULL:
+            free(c.infos)
+            free(c.strings)
+            free(c.dims)
+            free(c)
+            raise MemoryError()
         c.n_in = ex.n_in
         c.n_out = ex.n_out
+        c.p = ex.p
         nd = chars = 0
         for i, sp in enumerate(specs):
             name = sp.name.encode()
@@ -179,26 +209,24 @@ cdef int _open(const char* path, int32_t device, int32_t depth, int32_t instance
             return _fail_with(FASTEXEC_ERR_PYTHON, msg)
         status = _from_object(<void*>ex, out)
         if status == FASTEXEC_OK:
-            _handle(out[0]).owns = True
+            (<CHandle*>out[0]).owns = True
         else:
             ex.close()
         return status
 
 
 cdef int _close(fastexec_executor* h) noexcept nogil:
-    """Release the batches the C side still holds, then the handle (and what open() made)."""
-    cdef CHandle* c = _handle(h)
+    """Give back every batch the handle still holds, then the handle (and what open() made)."""
+    cdef CHandle* c = <CHandle*>h
     cdef void* exv
     if c == NULL:
         return _fail_with(FASTEXEC_ERR_INVALID_ARGUMENT, "close: the executor handle is NULL")
     if c.closed:
         return _fail_with(FASTEXEC_ERR_CLOSED, "close: the handle is already closed")
-    exv = c.ex
-    PyThread_acquire_lock((<Executor>exv).lock, WAIT_LOCK)
-    if (<Executor>exv).is_open:
-        _release_all(exv)
-    PyThread_release_lock((<Executor>exv).lock)
     c.closed = True
+    if c.p.pid == fx_pid():
+        pl_disown_all(c.p, <intptr_t>c)
+    exv = c.ex
     with gil:
         try:
             if c.owns:
@@ -213,39 +241,13 @@ cdef int _close(fastexec_executor* h) noexcept nogil:
     return FASTEXEC_OK
 
 
-cdef void _release_all(void* exv) noexcept nogil:
-    """Lock held: wait for and release every C batch still held."""
-    cdef int64_t k
-    cdef Slot* s
-    for k in range((<Executor>exv).collected, (<Executor>exv).submitted):
-        s = (<Executor>exv)._slot(k)
-        if s.state == SLOT_C_INFLIGHT:
-            aclrtSynchronizeEvent(s.ev[EV_D2H_END])
-        if s.state != SLOT_IDLE and s.state != SLOT_C_RELEASED:
-            s.state = SLOT_C_RELEASED
-            (<Executor>exv).c_active = (<Executor>exv).c_active - 1
-    _advance(exv)
-
-
-cdef void _advance(void* exv) noexcept nogil:
-    """Lock held: free released slots in order."""
-    cdef Slot* s
-    while (<Executor>exv).collected < (<Executor>exv).submitted:
-        s = (<Executor>exv)._slot((<Executor>exv).collected)
-        if s.state != SLOT_C_RELEASED:
-            break
-        s.state = SLOT_IDLE
-        (<Executor>exv).collected = (<Executor>exv).collected + 1
-    (<Executor>exv)._mark_idle_if_drained()
-
-
 cdef int _batch_size(fastexec_executor* h, uint64_t* out) noexcept nogil:
     cdef int st = _usable(h)
     if st:
         return st
     if out == NULL:
         return _fail_with(FASTEXEC_ERR_INVALID_ARGUMENT, "batch_size: out is NULL")
-    out[0] = (<Executor>_handle(h).ex).batch_size
+    out[0] = (<CHandle*>h).p.batch_size
     return FASTEXEC_OK
 
 
@@ -255,13 +257,13 @@ cdef int _num_tensors(fastexec_executor* h, int is_output, size_t* out) noexcept
         return st
     if out == NULL:
         return _fail_with(FASTEXEC_ERR_INVALID_ARGUMENT, "num_tensors: out is NULL")
-    out[0] = _handle(h).n_out if is_output else _handle(h).n_in
+    out[0] = (<CHandle*>h).n_out if is_output else (<CHandle*>h).n_in
     return FASTEXEC_OK
 
 
 cdef int _tensor_info(fastexec_executor* h, int is_output, size_t index, fastexec_tensor_info* out) noexcept nogil:
     cdef int st = _usable(h)
-    cdef CHandle* c = _handle(h)
+    cdef CHandle* c = <CHandle*>h
     if st:
         return st
     if out == NULL:
@@ -272,196 +274,195 @@ cdef int _tensor_info(fastexec_executor* h, int is_output, size_t index, fastexe
     return FASTEXEC_OK
 
 
-cdef int _claim(void* exv, int64_t* k) noexcept nogil:
-    """Lock held: the next slot for a C batch, or a status."""
-    if (<Executor>exv).submitted > (<Executor>exv).collected and (<Executor>exv).c_active == 0:
-        return _fail_with(FASTEXEC_ERR_STATE, "the executor has Python-side batches in flight; collect them first")
-    if (<Executor>exv).submitted - (<Executor>exv).collected >= (<Executor>exv).depth * (<Executor>exv).n_instances:
-        return _fail_with(FASTEXEC_ERR_BUSY, "no free slot: wait for and release the oldest batch first")
-    k[0] = (<Executor>exv).submitted
+cdef int _reserve_c(CHandle* c, int64_t* k) noexcept nogil:
+    """A slot for a C batch, without waiting (FASTEXEC_ERR_BUSY when the next one is taken)."""
+    cdef Waiter w
+    cdef int64_t victim
+    cdef int r
+    w.deadline = 0
+    w.signals = False
+    w.exc = NULL
+    r = pl_reserve(c.p, <intptr_t>c, True, &w, k, &victim)
+    return _status_of(r, "reserve") if r else FASTEXEC_OK
+
+
+cdef int _enqueue_c(CHandle* c, int64_t k, const char* what) noexcept nogil:
+    cdef Status err
+    if pl_enqueue(c.p, k, &err):
+        return _fail_status(FASTEXEC_ERR_ACL, what, k, &err)
     return FASTEXEC_OK
 
 
-cdef int _submit(fastexec_executor* h, const void* const* inputs, uint64_t rows, int64_t* ticket) noexcept nogil:
+cdef int _submit_impl(fastexec_executor* h, const void* const* inputs, uint64_t rows, int64_t* ticket) noexcept nogil:
     cdef int st = _usable(h)
-    cdef void* exv
+    cdef CHandle* c = <CHandle*>h
     cdef int64_t k
-    cdef aclError rc
     cdef size_t i
     if st:
         return st
-    exv = _handle(h).ex
     if inputs == NULL or ticket == NULL:
         return _fail_with(FASTEXEC_ERR_INVALID_ARGUMENT, "submit: inputs and ticket must not be NULL")
-    for i in range(_handle(h).n_in):
+    for i in range(c.n_in):
         if inputs[i] == NULL:
             return _fail_with(FASTEXEC_ERR_INVALID_ARGUMENT, "submit: an input pointer is NULL")
-    if rows < 1 or rows > (<Executor>exv).batch_size:
+    if rows < 1 or rows > c.p.batch_size:
         return _fail_with(FASTEXEC_ERR_INVALID_ARGUMENT, "submit: rows must be from 1 to the batch size")
-    PyThread_acquire_lock((<Executor>exv).lock, WAIT_LOCK)
-    st = _claim(exv, &k)
+    st = _reserve_c(c, &k)
+    if st:
+        return st
+    pl_stage(c.p, pl_slot(c.p, k), <const char**>inputs, rows)
+    st = _enqueue_c(c, k, "submit batch")
     if st == FASTEXEC_OK:
-        if (<Executor>exv).device.activate_nogil():
-            st = _fail_with(FASTEXEC_ERR_ACL, "submit: cannot make the device's context current")
-        else:
-            (<Executor>exv)._stage((<Executor>exv)._slot(k), <const char**>inputs, rows)
-            rc = (<Executor>exv)._enqueue(k)
-            if rc:
-                (<Executor>exv)._abandon(k)
-                st = _fail_acl(FASTEXEC_ERR_ACL, "submit batch", k, rc, (<Executor>exv).err_api)
-            else:
-                (<Executor>exv)._slot(k).state = SLOT_C_INFLIGHT
-                (<Executor>exv).submitted = (<Executor>exv).submitted + 1
-                (<Executor>exv).c_active = (<Executor>exv).c_active + 1
-                ticket[0] = k
-    PyThread_release_lock((<Executor>exv).lock)
+        ticket[0] = k
     return st
 
 
-cdef int _acquire(fastexec_executor* h, void** inputs, int64_t* ticket) noexcept nogil:
+cdef int _acquire_impl(fastexec_executor* h, void** inputs, int64_t* ticket) noexcept nogil:
     cdef int st = _usable(h)
-    cdef void* exv
+    cdef CHandle* c = <CHandle*>h
     cdef int64_t k
     cdef size_t i
     if st:
         return st
-    exv = _handle(h).ex
     if inputs == NULL or ticket == NULL:
         return _fail_with(FASTEXEC_ERR_INVALID_ARGUMENT, "acquire: inputs and ticket must not be NULL")
-    PyThread_acquire_lock((<Executor>exv).lock, WAIT_LOCK)
-    st = _claim(exv, &k)
-    if st == FASTEXEC_OK:
-        for i in range((<Executor>exv).n_in):
-            inputs[i] = (<Executor>exv)._slot(k).in_hosts[i]
-        (<Executor>exv)._slot(k).state = SLOT_C_RESERVED
-        (<Executor>exv).submitted = (<Executor>exv).submitted + 1
-        (<Executor>exv).c_active = (<Executor>exv).c_active + 1
-        ticket[0] = k
-    PyThread_release_lock((<Executor>exv).lock)
-    return st
-
-
-cdef Slot* _ticket_slot(void* exv, int64_t k, int want) noexcept nogil:
-    """Lock held: the slot of ticket k if it is in state `want` (-1: any C state), else NULL."""
-    cdef Slot* s
-    if k < (<Executor>exv).collected or k >= (<Executor>exv).submitted:
-        return NULL
-    s = (<Executor>exv)._slot(k)
-    if want >= 0 and s.state != want:
-        return NULL
-    if want < 0 and (s.state == SLOT_IDLE or s.state == SLOT_C_RELEASED):
-        return NULL
-    return s
-
-
-cdef int _commit(fastexec_executor* h, int64_t ticket, uint64_t rows) noexcept nogil:
-    cdef int st = _usable(h)
-    cdef void* exv
-    cdef Slot* s
-    cdef aclError rc
+    st = _reserve_c(c, &k)
     if st:
         return st
-    exv = _handle(h).ex
-    if rows > (<Executor>exv).batch_size:
+    for i in range(c.n_in):
+        inputs[i] = pl_slot(c.p, k).in_hosts[i]
+    ticket[0] = k
+    return FASTEXEC_OK
+
+
+cdef int _commit_impl(fastexec_executor* h, int64_t ticket, uint64_t rows) noexcept nogil:
+    cdef int st = _usable(h)
+    cdef CHandle* c = <CHandle*>h
+    cdef Slot* s
+    cdef bint mine
+    if st:
+        return st
+    if rows > c.p.batch_size:
         return _fail_with(FASTEXEC_ERR_INVALID_ARGUMENT, "commit: rows must be from 0 to the batch size")
-    PyThread_acquire_lock((<Executor>exv).lock, WAIT_LOCK)
-    s = _ticket_slot(exv, ticket, SLOT_C_RESERVED)
-    if s == NULL:
-        st = _fail_with(FASTEXEC_ERR_UNKNOWN_TICKET, "commit: the ticket is not an acquired, uncommitted batch")
-    elif rows == 0:
-        s.state = SLOT_C_RELEASED
-        (<Executor>exv).c_active = (<Executor>exv).c_active - 1
-        _advance(exv)
-    elif (<Executor>exv).device.activate_nogil():
-        st = _fail_with(FASTEXEC_ERR_ACL, "commit: cannot make the device's context current")
-    else:
-        s.rows = rows
-        s.t_stage = 0
-        rc = (<Executor>exv)._enqueue(ticket)
-        if rc:
-            (<Executor>exv)._abandon(ticket)
-            s.state = SLOT_C_RELEASED
-            (<Executor>exv).c_active = (<Executor>exv).c_active - 1
-            _advance(exv)
-            st = _fail_acl(FASTEXEC_ERR_ACL, "commit batch", ticket, rc, (<Executor>exv).err_api)
-        else:
-            s.state = SLOT_C_INFLIGHT
-    PyThread_release_lock((<Executor>exv).lock)
-    return st
+    if ticket < 0:
+        return _status_of(PL_UNKNOWN, "commit")
+    pthread_mutex_lock(&c.p.mu)
+    s = pl_slot(c.p, ticket) if c.p.insts != NULL else NULL
+    mine = s != NULL and s.ticket == ticket and s.owner == <intptr_t>c and s.state == SLOT_RESERVED
+    pthread_mutex_unlock(&c.p.mu)
+    if not mine:
+        return _status_of(PL_UNKNOWN, "commit")
+    if rows == 0:
+        pl_unreserve(c.p, s)
+        return FASTEXEC_OK
+    s.rows = rows
+    s.t_stage = 0
+    return _enqueue_c(c, ticket, "commit batch")
 
 
-cdef int _wait_batch(fastexec_executor* h, int64_t ticket, const void* const** outputs, uint64_t* rows) noexcept nogil:
+cdef int _wait_impl(fastexec_executor* h, int64_t ticket, const void* const** outputs, uint64_t* rows) noexcept nogil:
     cdef int st = _usable(h)
-    cdef void* exv
+    cdef CHandle* c = <CHandle*>h
+    cdef Waiter w
     cdef Slot* s
-    cdef aclError rc
-    if st:
-        return st
-    exv = _handle(h).ex
+    cdef int r
+    if st and not (st == FASTEXEC_ERR_CLOSED and c != NULL and not c.closed and c.p.insts != NULL
+                   and c.p.pid == fx_pid()):
+        return st                   # (a closing executor still hands back the batches it holds)
     if outputs == NULL or rows == NULL:
         return _fail_with(FASTEXEC_ERR_INVALID_ARGUMENT, "wait: outputs and rows must not be NULL")
-    PyThread_acquire_lock((<Executor>exv).lock, WAIT_LOCK)
-    s = _ticket_slot(exv, ticket, -1)
-    if s == NULL or s.state == SLOT_C_RESERVED:
-        PyThread_release_lock((<Executor>exv).lock)
-        return _fail_with(FASTEXEC_ERR_UNKNOWN_TICKET, "wait: the ticket is not a committed batch held by the C side")
-    PyThread_release_lock((<Executor>exv).lock)
-    aclrtSynchronizeEvent(s.ev[EV_D2H_END])     # outside the lock: the slot stays ours until release
-    PyThread_acquire_lock((<Executor>exv).lock, WAIT_LOCK)
-    if s.state == SLOT_C_INFLIGHT:
-        rc = (<Executor>exv)._wait(s)
-        if rc:
-            s.state = SLOT_C_FAILED
-            _fail_acl(FASTEXEC_ERR_BATCH_FAILED, "batch", ticket, rc, (<Executor>exv).err_api)
-        else:
-            s.state = SLOT_C_WAITED
-    if s.state == SLOT_C_FAILED:
-        st = FASTEXEC_ERR_BATCH_FAILED
-    else:
-        outputs[0] = <const void* const*>s.out_hosts
-        rows[0] = s.rows
-    PyThread_release_lock((<Executor>exv).lock)
-    return st
+    if ticket < 0:
+        return _status_of(PL_UNKNOWN, "wait")
+    w.deadline = 0
+    w.signals = False
+    w.exc = NULL
+    r = pl_wait(c.p, ticket, <intptr_t>c, &w)
+    if r:
+        return _status_of(r, "wait")
+    s = pl_slot(c.p, ticket)
+    if s.status.code:
+        return _fail_status(FASTEXEC_ERR_BATCH_FAILED, "batch", ticket, &s.status)
+    outputs[0] = <const void* const*>s.out_hosts
+    rows[0] = s.rows
+    return FASTEXEC_OK
 
 
-cdef int _release(fastexec_executor* h, int64_t ticket) noexcept nogil:
+cdef int _release_impl(fastexec_executor* h, int64_t ticket) noexcept nogil:
+    cdef CHandle* c = <CHandle*>h
+    if c == NULL:
+        return _fail_with(FASTEXEC_ERR_INVALID_ARGUMENT, "the executor handle is NULL")
+    if c.closed:
+        return _fail_with(FASTEXEC_ERR_CLOSED, "the executor handle has been closed")
+    if c.p.pid != fx_pid():
+        return _fail_with(FASTEXEC_ERR_CLOSED, "the executor belongs to the parent process; a forked child cannot use it")
+    if ticket < 0 or pl_release_ticket(c.p, ticket, <intptr_t>c):
+        return _status_of(PL_UNKNOWN, "release")
+    return FASTEXEC_OK
+
+
+cdef int _stats_impl(fastexec_executor* h, fastexec_stats* out) noexcept nogil:
     cdef int st = _usable(h)
-    cdef void* exv
-    cdef Slot* s
-    if st:
-        return st
-    exv = _handle(h).ex
-    PyThread_acquire_lock((<Executor>exv).lock, WAIT_LOCK)
-    s = _ticket_slot(exv, ticket, -1)
-    if s == NULL or (s.state != SLOT_C_WAITED and s.state != SLOT_C_FAILED):
-        st = _fail_with(FASTEXEC_ERR_UNKNOWN_TICKET, "release: the ticket is not a waited batch held by the C side")
-    else:
-        s.state = SLOT_C_RELEASED
-        (<Executor>exv).c_active = (<Executor>exv).c_active - 1
-        _advance(exv)
-    PyThread_release_lock((<Executor>exv).lock)
-    return st
-
-
-cdef int _stats(fastexec_executor* h, fastexec_stats* out) noexcept nogil:
-    cdef int st = _usable(h)
-    cdef void* exv
+    cdef Pipeline* p
     cdef double wall
     if st:
         return st
     if out == NULL:
         return _fail_with(FASTEXEC_ERR_INVALID_ARGUMENT, "stats: out is NULL")
-    exv = _handle(h).ex
-    PyThread_acquire_lock((<Executor>exv).lock, WAIT_LOCK)
-    wall = (<Executor>exv).wall + (fx_now() - (<Executor>exv).active_since if (<Executor>exv).active_since != 0 else 0)
-    out.batches = (<Executor>exv).batches
+    p = (<CHandle*>h).p
+    pthread_mutex_lock(&p.mu)
+    wall = stats_wall(p.stats)
+    out.batches = p.stats.batches
     out.wall_s = wall
-    out.h2d_mean_ms = (<Executor>exv).series[SERIES_H2D].total / (<Executor>exv).series[SERIES_H2D].count if (<Executor>exv).series[SERIES_H2D].count else 0
-    out.execute_mean_ms = (<Executor>exv).series[SERIES_EXECUTE].total / (<Executor>exv).series[SERIES_EXECUTE].count if (<Executor>exv).series[SERIES_EXECUTE].count else 0
-    out.d2h_mean_ms = (<Executor>exv).series[SERIES_D2H].total / (<Executor>exv).series[SERIES_D2H].count if (<Executor>exv).series[SERIES_D2H].count else 0
-    out.samples_per_s = (<Executor>exv).batches * (<Executor>exv).batch_size / wall if wall > 0 else 0
-    PyThread_release_lock((<Executor>exv).lock)
+    out.h2d_mean_ms = series_mean(&p.stats.series[SERIES_H2D])
+    out.execute_mean_ms = series_mean(&p.stats.series[SERIES_EXECUTE])
+    out.d2h_mean_ms = series_mean(&p.stats.series[SERIES_D2H])
+    out.samples_per_s = p.stats.batches * p.batch_size / wall if wall > 0 else 0
+    pthread_mutex_unlock(&p.mu)
     return FASTEXEC_OK
+
+
+# The table's entries: each gives up the GIL, if its caller holds it, for the whole call.
+
+cdef int _submit(fastexec_executor* h, const void* const* inputs, uint64_t rows, int64_t* ticket) noexcept nogil:
+    cdef PyThreadState* ts = _gil_off()
+    cdef int st = _submit_impl(h, inputs, rows, ticket)
+    _gil_on(ts)
+    return st
+
+
+cdef int _acquire(fastexec_executor* h, void** inputs, int64_t* ticket) noexcept nogil:
+    cdef PyThreadState* ts = _gil_off()
+    cdef int st = _acquire_impl(h, inputs, ticket)
+    _gil_on(ts)
+    return st
+
+
+cdef int _commit(fastexec_executor* h, int64_t ticket, uint64_t rows) noexcept nogil:
+    cdef PyThreadState* ts = _gil_off()
+    cdef int st = _commit_impl(h, ticket, rows)
+    _gil_on(ts)
+    return st
+
+
+cdef int _wait_batch(fastexec_executor* h, int64_t ticket, const void* const** outputs, uint64_t* rows) noexcept nogil:
+    cdef PyThreadState* ts = _gil_off()
+    cdef int st = _wait_impl(h, ticket, outputs, rows)
+    _gil_on(ts)
+    return st
+
+
+cdef int _release(fastexec_executor* h, int64_t ticket) noexcept nogil:
+    cdef PyThreadState* ts = _gil_off()
+    cdef int st = _release_impl(h, ticket)
+    _gil_on(ts)
+    return st
+
+
+cdef int _stats(fastexec_executor* h, fastexec_stats* out) noexcept nogil:
+    cdef PyThreadState* ts = _gil_off()
+    cdef int st = _stats_impl(h, out)
+    _gil_on(ts)
+    return st
 
 
 # numpy dtype -> aclDataType, format name -> aclFormat, for tensor_info

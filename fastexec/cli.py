@@ -366,7 +366,9 @@ def run_files(args) -> int:
           f"(device pipeline {st['throughput']['samples_per_s'] or 0:.1f} samples/s, "
           f"{100 * (st['bound']['efficiency'] or 0):.1f}% of its bound)")
     print(f"wrote       {counts['files_out']} file(s) under {os.path.abspath(args.output)}")
-    return 0
+    for stem, error in counts["failed"]:
+        print(f"fastexec run: error: {stem}: not written, its batch failed: {_one_line(error)}", file=sys.stderr)
+    return 1 if counts["failed"] else 0
 
 
 if __name__ == "__main__":

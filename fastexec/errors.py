@@ -128,3 +128,35 @@ class BatchError(FastexecError):
 
     def __reduce__(self):
         return (type(self), (self.index, self.error, self.completed, self.outputs))
+
+
+class InUseError(FastexecError, RuntimeError):
+    """A Device or Model cannot close while an open Executor uses it."""
+
+
+class WaitTimeout(FastexecError, TimeoutError):
+    """A wait given ``timeout=`` ran out. Nothing is lost: the batch (for ``result``) stays
+    queued and its ticket valid; ``completed`` and ``outputs`` as for :class:`Interrupted`."""
+
+    def __init__(self, message: str, completed=(), outputs=None):
+        super().__init__(message)
+        self.completed = list(completed)
+        self.outputs = outputs
+
+    def __reduce__(self):
+        return (type(self), (self.args[0], self.completed, self.outputs))
+
+
+class Interrupted(KeyboardInterrupt):
+    """Ctrl-C (SIGINT) arrived while the executor waited. The executor stays usable and what
+    finished is kept: ``completed`` — for ``run`` the indexes of the batches whose rows of
+    ``outputs`` are valid, for ``imap`` a list of ``(index, outputs)`` of batches that finished
+    but were not yielded; for ``result`` empty (the ticket stays valid)."""
+
+    def __init__(self, message: str = "interrupted", completed=(), outputs=None):
+        super().__init__(message)
+        self.completed = list(completed)
+        self.outputs = outputs
+
+    def __reduce__(self):
+        return (type(self), (self.args[0] if self.args else "interrupted", self.completed, self.outputs))

@@ -129,8 +129,10 @@ cdef class Device:
         buffers or models created on it are still open."""
         if not self.is_open:
             return
+        if self.executors:
+            raise InUseError(f"Device {self.id} is used by {self.executors} open Executor(s); close them first")
         if self.children:
-            raise FastexecError(f"Device {self.id} still has {self.children} open stream(s), buffer(s) or model(s); close them first")
+            raise InUseError(f"Device {self.id} still has {self.children} open stream(s), buffer(s) or model(s); close them first")
         self.is_open = False
         if fx_current_context == self.ctx:
             fx_current_context_set(NULL)
@@ -574,7 +576,7 @@ cdef class Model(DeviceChild):
                     rc = aclmdlLoadFromMem(&data[0], data.shape[0], &self.model_id)
                 check(rc, "aclmdlLoadFromMem")
                 self.source = f"<{data.shape[0]} bytes>"
-                self.origin = bytes(source)
+                self.origin = None
             else:
                 path = os.fsencode(source)
                 cpath = path
@@ -628,8 +630,11 @@ cdef class Model(DeviceChild):
         return self.model_id
 
     def close(self):
-        """Unload the model (waits for its queued executions)."""
+        """Unload the model (waits for its queued executions). Refused while an open Executor
+        uses it."""
         cdef aclError rc
+        if self.users:
+            raise InUseError(f"{self!r} is used by {self.users} open Executor(s); close them first")
         if self.desc != NULL:
             aclmdlDestroyDesc(self.desc)
             self.desc = NULL

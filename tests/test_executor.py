@@ -472,7 +472,11 @@ def test_inputs_rejected(model_of, case, method):
         call = {"run": lambda: ex.run(inputs), "submit": lambda: ex.submit(inputs),
                 "imap": lambda: next(ex.imap([inputs]))}[method]
         for _ in range(2):   # rejected twice in a row, then a correct call works
-            assert_rejected(call, exc_type, fragments)
+            if method == "imap":   # imap names the batch: BatchError(index=0) carrying the rejection
+                err = assert_rejected(call, fastexec.BatchError, fragments)
+                assert err.index == 0 and isinstance(err.error, exc_type) and err.completed == []
+            else:
+                assert_rejected(call, exc_type, fragments)
         assert_outputs_equal(ex.run(good), expected, f"run after a rejected {method}")
         assert_outputs_equal(ex.result(ex.submit([g[:2] for g in good])), [e[:2] for e in expected],
                              f"submit after a rejected {method}")
@@ -510,8 +514,8 @@ def test_abandoned_imap_leaves_nothing_behind(model_of):
             try:
                 for _ in it:
                     pass
-            except ValueError:
-                pass
+            except fastexec.BatchError as exc:
+                assert exc.index == 3 and isinstance(exc.error, ValueError)
             it = ex.imap([x] * 5)
             next(it)
             it.close()
@@ -1162,15 +1166,25 @@ def test_mixing_sync_and_async_on_one_model_is_refused():
     assert after["findings"] - before["findings"] == 2
 
 
-def test_calls_inside_a_staged_block_raise_instead_of_deadlocking(model_of):
+def test_calls_inside_a_staged_block(model_of):
+    """A staged block reserves a slot, it holds no lock: the executor's other methods work inside
+    it, and a call that would need the block's own slot raises instead of waiting for itself."""
     inputs, expected = sample_case("multi-io")
     with fastexec.Executor(model_of("multi-io"), depth=2) as ex:
         B = ex.batch_size
         with ex.staged() as batch:
-            with pytest.raises(fastexec.FastexecError, match="inside an Executor.staged"):
+            inner = ex.result(ex.submit([a[:B] for a in inputs]))
+            assert ex.stats()["batches"] == 1
+            for view, a in zip(batch.inputs, inputs):
+                view[:] = a[:B]
+        assert_outputs_equal(inner, [e[:B] for e in expected], "submit inside a staged block")
+        assert_outputs_equal(ex.result(batch.ticket), [e[:B] for e in expected], "the staged batch")
+    with fastexec.Executor(model_of("multi-io"), depth=1) as ex:
+        with ex.staged() as batch:
+            with pytest.raises(fastexec.FastexecError, match="this thread's own staged"):
                 ex.submit([a[:B] for a in inputs])
-            with pytest.raises(fastexec.FastexecError, match="inside an Executor.staged"):
-                ex.stats()
+            with pytest.raises(fastexec.FastexecError, match="inside a staged"):
+                ex.close()
             for view, a in zip(batch.inputs, inputs):
                 view[:] = a[:B]
         assert_outputs_equal(ex.result(batch.ticket), [e[:B] for e in expected], "staged after refused calls")

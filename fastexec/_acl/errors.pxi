@@ -6,7 +6,7 @@
 # aclGetRecentErrMsg() on the failing thread, and raises the most specific AclError.
 
 from fastexec.errors import (AclError, AclFunctionNotFoundError, AclLibraryNotFoundError, ClosedError,
-                             FastexecError, error_for)
+                             FastexecError, InUseError, error_for)
 
 
 cdef object _acl_error(aclError rc, const char* api):

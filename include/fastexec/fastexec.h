@@ -15,9 +15,12 @@
  *     fx->close(ex);
  *
  * Every function returns a fastexec_status and never raises; on failure fx->last_error()
- * gives this thread's message. Batches are reused in order: a slot is free once the batch
- * submitted depth x instances before it has been released (FASTEXEC_ERR_BUSY until then).
- * While C batches are in flight the executor's Python methods refuse to run, and the reverse.
+ * gives this thread's message. A function called with the GIL held gives it up while it runs.
+ * Batches are reused in order: a slot is free once the batch submitted depth x instances
+ * before it has been released (FASTEXEC_ERR_BUSY until then). C batches belong to the handle
+ * that made them and may be in flight beside the executor's Python batches. Closing the
+ * executor from Python waits until the handle's batches are released (submit and acquire then
+ * fail with FASTEXEC_ERR_CLOSED; wait and release still work).
  */
 #ifndef FASTEXEC_FASTEXEC_H
 #define FASTEXEC_FASTEXEC_H
@@ -32,7 +35,7 @@ extern "C" {
 /* Bumped whenever the table below changes; fastexec_import() refuses a mismatch. (Defining it
  * yourself before including this header only serves to test that refusal.) */
 #ifndef FASTEXEC_C_API_VERSION
-#define FASTEXEC_C_API_VERSION 1
+#define FASTEXEC_C_API_VERSION 2
 #endif
 #define FASTEXEC_C_API_CAPSULE "fastexec._core._C_API"
 
@@ -44,7 +47,7 @@ typedef enum {
     FASTEXEC_ERR_UNKNOWN_TICKET = 4,   /* not a batch of this handle that can take this call */
     FASTEXEC_ERR_BATCH_FAILED = 5,     /* the device work of the batch failed (last_error says why) */
     FASTEXEC_ERR_ACL = 6,              /* an ACL call failed when queueing (last_error names it) */
-    FASTEXEC_ERR_STATE = 7,            /* the executor is busy with Python-side batches */
+    /* 7 was FASTEXEC_ERR_STATE in version 1: C and Python batches now share the executor */
     FASTEXEC_ERR_PYTHON = 8            /* creating or inspecting a Python object failed */
 } fastexec_status;
 

@@ -1,0 +1,175 @@
+# The C state of the pipeline core (fastexec/pipeline.pxi). Plain structs: the core works on
+# them without the GIL, and every front end (run, imap, submit/result, staged, the C API) goes
+# through the same functions over them.
+from cpython.ref cimport PyObject
+from libc.stdint cimport int64_t, intptr_t, uint32_t, uint64_t
+
+from fastexec._acl.acl_base cimport aclError, aclrtContext, aclrtEvent, aclrtStream, aclDataBuffer
+from fastexec._acl.acl_mdl cimport aclmdlDataset, aclmdlExecConfigHandle
+
+
+cdef extern from "<pthread.h>" nogil:
+    ctypedef struct pthread_mutex_t:
+        pass
+    ctypedef struct pthread_cond_t:
+        pass
+
+
+cdef enum:
+    MAX_IO = 64                     # inputs, and outputs, per model
+    STATS_WINDOW = 16384            # samples kept per series
+    STATUS_MESSAGE = 512
+
+    # A slot's events, in the order a batch records them (stage s starts at 2s, ends at 2s+1).
+    EV_H2D_START = 0
+    EV_H2D_END = 1
+    EV_EXEC_START = 2
+    EV_EXEC_END = 3
+    EV_D2H_START = 4
+    EV_D2H_END = 5
+    N_EVENTS = 6
+    N_STAGES = 3                    # copy-in, execute, copy-out
+
+    # The life of a slot: FREE -> RESERVED -> QUEUED -> DONE | FAILED -> HELD -> FREE. A slot
+    # whose memory the device may still be using when it is given back (its batch timed out, or
+    # failed half-queued) goes HELD -> RETIRING -> FREE once the device is done with it.
+    SLOT_FREE = 0
+    SLOT_RESERVED = 1               # a ticket has it; its inputs are being staged
+    SLOT_QUEUED = 2                 # its work is on the device
+    SLOT_DONE = 3                   # finished; outputs valid in the slot's pinned memory
+    SLOT_FAILED = 4                 # finished or given up on; `status` says why
+    SLOT_HELD = 5                   # a consumer is reading it (until it releases the slot)
+    SLOT_RETIRING = 6               # given back while the device may still use its memory
+
+    # Who takes a queued batch's result. A reserver that needs the slot waits for the owner to
+    # release it, except for OWNER_NOBODY (it retires the slot itself) and OWNER_PYTHON (it
+    # moves the outputs into the executor's table of finished Python batches).
+    OWNER_NOBODY = 0
+    OWNER_PYTHON = 1                # submit()/staged() tickets; any other value is private
+                                    # (a run() call, a C API handle)
+
+    # What the core's calls return (besides the ACL status they may fill in).
+    PL_OK = 0
+    PL_BUSY = 1                     # no free slot now (a try-only reservation)
+    PL_COLLECT = 2                  # the slot needed holds a finished Python batch: move it out first
+    PL_CLOSED = 3
+    PL_EXPIRED = 4                  # the caller's own deadline passed
+    PL_INTERRUPTED = 5              # a signal handler raised (the exception is pending)
+    PL_UNKNOWN = 6                  # no such ticket in a slot (or not the caller's, or not queued)
+    PL_FAILED = 7                   # an ACL call failed (see the status)
+    PL_FORKED = 8                   # the pipeline belongs to the parent process
+
+    PLAN_SERIAL = 0
+    PLAN_OVERLAP = 1
+
+
+cdef struct Status:
+    aclError code                   # 0: no failure
+    const char* api                 # the failing ACL call (a static string)
+    int64_t behind                  # >= 0: failed because batch `behind` timed out ahead of it
+    char message[STATUS_MESSAGE]    # the runtime's message, read on the failing thread
+
+
+cdef struct IOBuf:
+    void* dev
+    void* host
+    size_t nbytes                   # allocated: the model's size for one full batch
+    aclDataBuffer* buf
+
+
+cdef struct Slot:
+    IOBuf* ins
+    IOBuf* outs
+    void** in_hosts                 # the pinned input / output pointers as arrays (C API)
+    void** out_hosts
+    void* dyn_dev                   # the dynamic-batch tensor (dynamic models)
+    aclDataBuffer* dyn_buf
+    aclmdlDataset* in_ds
+    aclmdlDataset* out_ds
+    aclrtEvent ev[N_EVENTS]
+    int n_events                    # created so far
+    int state
+    int64_t ticket                  # the batch it holds (meaningless when FREE)
+    intptr_t owner
+    int waiters                     # threads waiting on its device work
+    bint device_busy                # the device may still use its memory
+    bint recorded                   # ev[EV_D2H_END] was recorded for the current batch
+    unsigned long reserver          # thread that reserved it
+    uint64_t rows                   # valid rows of the batch
+    double t_stage                  # host time staging its inputs (s)
+    double t_enqueue                # host time queueing it (s)
+    double t_queued                 # when it was queued (monotonic s)
+    double deadline                 # t_queued + the exec-config timeout, or 0
+    Status status
+
+
+# Which stream each stage runs on. A stage on another stream than the one before it waits for
+# that stage's end event and records its own start event.
+cdef struct Plan:
+    int n_streams
+    int stream_of[N_STAGES]
+
+
+cdef struct Inst:
+    aclrtStream streams[N_STAGES]
+    int n_streams                   # created so far
+    uint32_t model_id
+    Slot* slots
+
+
+cdef struct Series:
+    double window[STATS_WINDOW]     # the last STATS_WINDOW samples, in ms
+    uint64_t count
+    double total
+
+
+cdef enum:
+    SERIES_H2D = 0
+    SERIES_EXECUTE = 1
+    SERIES_D2H = 2
+    SERIES_E2E = 3
+    SERIES_STAGING = 4
+    SERIES_ENQUEUE = 5
+    N_SERIES = 6
+
+
+cdef struct Stats:
+    Series series[N_SERIES]
+    uint64_t batches
+    double wall                     # time with batches on the device, closed intervals (s)
+    double active_since             # start of the open interval, or 0
+
+
+cdef struct Pipeline:
+    pthread_mutex_t mu
+    pthread_cond_t changed          # broadcast whenever a slot changes state
+    int n_inst
+    int depth
+    int window                      # depth x instances
+    int n_in
+    int n_out
+    uint64_t batch_size
+    size_t in_row[MAX_IO]           # bytes of one row: shape[1:] x itemsize
+    size_t out_row[MAX_IO]
+    size_t in_bytes[MAX_IO]         # bytes of one full batch, as the model reports them
+    size_t out_bytes[MAX_IO]
+    bint dynamic                    # the model has a dynamic-batch input
+    Plan plan
+    aclmdlExecConfigHandle* config  # NULL: aclmdlExecuteAsync
+    double batch_timeout            # the exec config's stream-sync timeout (s), 0 for none
+    bint sliced_sync                # the library has aclrtSynchronize{Event,Stream}WithTimeout
+    aclrtContext ctx
+    long pid                        # the process that made it
+    Inst* insts
+    int64_t next_ticket
+    int in_flight                   # slots QUEUED
+    int closing                     # no new batches
+    Stats* stats
+
+
+# One caller's wait: how long, and whether to run signal handlers between slices.
+cdef struct Waiter:
+    double deadline                 # the caller's own deadline (monotonic s), 0: none
+    bint signals                    # a Python caller: run signal handlers between slices
+    double next_check
+    PyObject* exc                   # the exception a signal handler raised (a new reference)
