@@ -49,6 +49,8 @@ cdef class PinnedBuffer(DeviceChild):
 cdef class ExecConfig:
     cdef aclmdlExecConfigHandle* handle
     cdef dict values
+    cdef int users                # open Executors using it
+    cdef int _check_unused(self, str what) except -1
 
 
 cdef class Model(DeviceChild):

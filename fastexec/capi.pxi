@@ -124,15 +124,13 @@ cdef int _usable(fastexec_executor* h) noexcept nogil:
     return FASTEXEC_OK
 
 
-cdef int _status_of(int r, const char* what) noexcept nogil:
-    """The C API status for a core result other than PL_OK."""
+cdef int _status_of(int r, const char* unknown) noexcept nogil:
+    """The C API status for a core result other than PL_OK; `unknown`: the message for PL_UNKNOWN."""
     if r == PL_BUSY:
         return _fail_with(FASTEXEC_ERR_BUSY, "no free slot: wait for and release the oldest batch first")
     if r == PL_CLOSED:
         return _fail_with(FASTEXEC_ERR_CLOSED, "the executor has been closed")
-    snprintf(fx_capi_error, sizeof(fx_capi_error), "%s: the ticket is not a batch of this handle in a state that "
-             "allows this call", what)
-    return FASTEXEC_ERR_UNKNOWN_TICKET
+    return _fail_with(FASTEXEC_ERR_UNKNOWN_TICKET, unknown)
 
 
 cdef int _from_object(void* obj, fastexec_executor** out) noexcept:
@@ -283,7 +281,7 @@ cdef int _reserve_c(CHandle* c, int64_t* k) noexcept nogil:
     w.signals = False
     w.exc = NULL
     r = pl_reserve(c.p, <intptr_t>c, True, &w, k, &victim)
-    return _status_of(r, "reserve") if r else FASTEXEC_OK
+    return _status_of(r, "reserve: no slot") if r else FASTEXEC_OK
 
 
 cdef int _enqueue_c(CHandle* c, int64_t k, const char* what) noexcept nogil:
@@ -345,13 +343,13 @@ cdef int _commit_impl(fastexec_executor* h, int64_t ticket, uint64_t rows) noexc
     if rows > c.p.batch_size:
         return _fail_with(FASTEXEC_ERR_INVALID_ARGUMENT, "commit: rows must be from 0 to the batch size")
     if ticket < 0:
-        return _status_of(PL_UNKNOWN, "commit")
+        return _status_of(PL_UNKNOWN, "commit: the ticket is not an acquired, uncommitted batch of this handle")
     pthread_mutex_lock(&c.p.mu)
     s = pl_slot(c.p, ticket) if c.p.insts != NULL else NULL
     mine = s != NULL and s.ticket == ticket and s.owner == <intptr_t>c and s.state == SLOT_RESERVED
     pthread_mutex_unlock(&c.p.mu)
     if not mine:
-        return _status_of(PL_UNKNOWN, "commit")
+        return _status_of(PL_UNKNOWN, "commit: the ticket is not an acquired, uncommitted batch of this handle")
     if rows == 0:
         pl_unreserve(c.p, s)
         return FASTEXEC_OK
@@ -372,13 +370,13 @@ cdef int _wait_impl(fastexec_executor* h, int64_t ticket, const void* const** ou
     if outputs == NULL or rows == NULL:
         return _fail_with(FASTEXEC_ERR_INVALID_ARGUMENT, "wait: outputs and rows must not be NULL")
     if ticket < 0:
-        return _status_of(PL_UNKNOWN, "wait")
+        return _status_of(PL_UNKNOWN, "wait: the ticket is not a committed batch held by this handle")
     w.deadline = 0
     w.signals = False
     w.exc = NULL
     r = pl_wait(c.p, ticket, <intptr_t>c, &w)
     if r:
-        return _status_of(r, "wait")
+        return _status_of(r, "wait: the ticket is not a committed batch held by this handle")
     s = pl_slot(c.p, ticket)
     if s.status.code:
         return _fail_status(FASTEXEC_ERR_BATCH_FAILED, "batch", ticket, &s.status)
@@ -396,7 +394,7 @@ cdef int _release_impl(fastexec_executor* h, int64_t ticket) noexcept nogil:
     if c.p.pid != fx_pid():
         return _fail_with(FASTEXEC_ERR_CLOSED, "the executor belongs to the parent process; a forked child cannot use it")
     if ticket < 0 or pl_release_ticket(c.p, ticket, <intptr_t>c):
-        return _status_of(PL_UNKNOWN, "release")
+        return _status_of(PL_UNKNOWN, "release: the ticket is not a waited batch held by this handle")
     return FASTEXEC_OK
 
 

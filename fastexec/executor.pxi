@@ -158,6 +158,8 @@ cdef class Executor:
             self._attach(m)
             check_same_model(first, m, i)
         self.device.executors += 1
+        if self.config is not None:
+            self.config.users += 1
         self.attached = True
         self.device.activate()
         for i in range(self.n_instances):
@@ -637,6 +639,8 @@ cdef class Executor:
         if self.attached:
             self.attached = False
             self.device.executors -= 1
+            if self.config is not None:
+                self.config.users -= 1
         for m in self.models:
             if m.users > 0:
                 m.users -= 1
@@ -679,6 +683,8 @@ cdef class Executor:
         if self.attached:
             self.attached = False
             self.device.executors -= 1
+            if self.config is not None:
+                self.config.users -= 1
             for m in self.models:
                 m.users -= 1
 

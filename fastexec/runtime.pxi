@@ -499,6 +499,7 @@ cdef class ExecConfig:
         cdef void* ptr
         if self.handle == NULL:
             raise ClosedError("ExecConfig is closed")
+        self._check_unused("set()")
         try:
             attr, kind = _EXEC_OPTIONS[name]
         except KeyError:
@@ -522,8 +523,15 @@ cdef class ExecConfig:
     def options(self):
         return dict(self.values)
 
+    cdef int _check_unused(self, str what) except -1:
+        if self.users:
+            raise InUseError(f"ExecConfig.{what}: {self.users} open Executor(s) execute with it; close them first")
+        return 0
+
     def close(self):
+        """Destroy the handle. Refused while an open Executor executes with it."""
         if self.handle != NULL:
+            self._check_unused("close()")
             h = self.handle
             self.handle = NULL
             check(aclmdlDestroyExecConfigHandle(h), "aclmdlDestroyExecConfigHandle")

@@ -88,25 +88,28 @@ static PyObject *probe(PyObject *self, PyObject *args)
         if (!r) { fx->close(ex); return NULL; }
         Py_DECREF(r);
         st = fx->submit(ex, inputs, 1, &ticket);
-    } else if (strcmp(what, "python_refuses_while_c_holds") == 0 || strcmp(what, "close_refused_while_c_holds") == 0) {
+    } else if (strcmp(what, "python_beside_c") == 0 || strcmp(what, "close_waits_for_c") == 0) {
+        /* C holds a queued batch while Python submits and takes one, or tries to close */
         st = fx->submit(ex, inputs, 1, &ticket);
-        PyObject *r = strcmp(what, "close_refused_while_c_holds") == 0
-                          ? PyObject_CallMethod(executor, "close", NULL)
-                          : PyObject_CallMethod(executor, "submit", "(O)", py_inputs);   /* valid inputs, but C holds a batch */
-        PyObject *msg = NULL;
+        PyObject *r = strcmp(what, "close_waits_for_c") == 0
+                          ? PyObject_CallMethod(executor, "close", "(d)", 0.2)
+                          : PyObject_CallMethod(executor, "result", "(O)",
+                                                PyObject_CallMethod(executor, "submit", "(O)", py_inputs));
+        PyObject *got = NULL;
         if (!r) {
             PyObject *type, *value, *tb;
             PyErr_Fetch(&type, &value, &tb);
-            msg = PyObject_Str(value);
+            PyErr_NormalizeException(&type, &value, &tb);
+            got = Py_BuildValue("(NN)", PyObject_GetAttrString(type, "__name__"), PyObject_Str(value));
             Py_XDECREF(type); Py_XDECREF(value); Py_XDECREF(tb);
         } else {
-            Py_DECREF(r);
+            got = r;
         }
         const void *const *out;
-        fx->wait(ex, ticket, &out, &u);
-        fx->release(ex, ticket);
+        int waited = fx->wait(ex, ticket, &out, &u);
+        int released = fx->release(ex, ticket);
         fx->close(ex);
-        return Py_BuildValue("(iN)", st, msg ? msg : Py_None);
+        return Py_BuildValue("(iiiN)", st, waited, released, got);
     } else {
         fx->close(ex);
         return PyErr_Format(PyExc_ValueError, "unknown probe %s", what);
