@@ -460,6 +460,8 @@ TEST(memcpy_2d)
     CHECK_CODE(aclrtMemcpy2d(dev, DP, host, SP, W, 0, ACL_MEMCPY_HOST_TO_DEVICE), ACL_ERROR_INVALID_PARAM);
     CHECK_CODE(aclrtMemcpy2d(NULL, DP, host, SP, W, H, ACL_MEMCPY_HOST_TO_DEVICE), ACL_ERROR_INVALID_PARAM);
     CHECK_CODE(aclrtMemcpy2d(dev, DP, host, SP, W, H, ACL_MEMCPY_HOST_TO_HOST), ACL_ERROR_INVALID_PARAM);
+    CHECK_CODE(aclrtMemcpy2d(dev, DP, dev, DP, W, H, ACL_MEMCPY_DEVICE_TO_DEVICE), ACL_ERROR_INVALID_PARAM);
+    CHECK_CODE(aclrtMemcpy2d(dev, DP, host, SP, W, H, ACL_MEMCPY_DEFAULT), ACL_ERROR_INVALID_PARAM);
     CHECK_CODE(aclrtMemcpy2d(dev, DP, host, SP, W, H + 1, ACL_MEMCPY_HOST_TO_DEVICE), ACL_ERROR_RT_PARAM_INVALID);   /* past the block */
     CHECK_CODE(aclrtMemcpy2d(host, SP, dev, DP, W, H, ACL_MEMCPY_HOST_TO_DEVICE), ACL_ERROR_RT_PARAM_INVALID);       /* wrong direction */
     CHECK_CODE(aclrtMemcpy2dAsync(back, SP, dev, DP, W, H, ACL_MEMCPY_INNER_DEVICE_TO_DEVICE, s), ACL_ERROR_INVALID_PARAM);
@@ -515,6 +517,10 @@ TEST(dvpp_memory)
     CHECK_CODE(fxemuDvppFree((char *)p + 64), ACL_ERROR_RT_PARAM_INVALID);
     CHECK_OK(fxemuDvppFree(p));
     CHECK_CODE(fxemuDvppFree(p), ACL_ERROR_RT_PARAM_INVALID);
+    CHECK_OK(fxemuDvppMalloc(&p, 0));   /* the runtime sizes 0 as 32 bytes */
+    CHECK_OK(fxemuGetCounters(&c));
+    CHECK_EQ_U64(c.device_bytes, 32 + 96);
+    CHECK_OK(fxemuDvppFree(p));
     CHECK_OK(aclrtFree(d));
     teardown();
 }

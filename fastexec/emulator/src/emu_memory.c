@@ -280,8 +280,9 @@ EMU_API aclError fxemuDvppMalloc(void **devPtr, size_t size)
     EMU_ENTER("acldvppMalloc");
     if (!devPtr) return emu_fail(ACL_ERROR_INVALID_PARAM, "acldvppMalloc: devPtr is NULL");
     if (size > SIZE_MAX - 64) return emu_fail(ACL_ERROR_INVALID_PARAM, "acldvppMalloc: size %zu is too large", size);
-    /* Sized like aclrtMalloc: rounded up to 32 bytes plus 32 bytes of padding. */
-    return device_alloc_ex(devPtr, size ? size : 1, ACL_MEM_MALLOC_HUGE_FIRST, 1, 1, "acldvppMalloc");
+    /* Sized as the runtime does: rounded up to 32 bytes plus 32 bytes (size 0 gets 32). */
+    if (size == 0) return device_alloc_ex(devPtr, 32, ACL_MEM_MALLOC_HUGE_FIRST, 0, 1, "acldvppMalloc");
+    return device_alloc_ex(devPtr, size, ACL_MEM_MALLOC_HUGE_FIRST, 1, 1, "acldvppMalloc");
 }
 
 EMU_API aclError fxemuDvppFree(void *devPtr)
@@ -526,8 +527,8 @@ EMU_API aclError aclrtMemcpy2d(void *dst, size_t dpitch, const void *src, size_t
     EMU_ENTER("aclrtMemcpy2d");
     aclError rc = check_2d(dst, dpitch, src, spitch, width, height, "aclrtMemcpy2d");
     if (rc) return rc;
-    if (kind != ACL_MEMCPY_HOST_TO_DEVICE && kind != ACL_MEMCPY_DEVICE_TO_HOST && kind != ACL_MEMCPY_DEVICE_TO_DEVICE && kind != ACL_MEMCPY_DEFAULT)
-        return emu_fail(ACL_ERROR_INVALID_PARAM, "aclrtMemcpy2d: kind must be host-to-device, device-to-host, device-to-device or default (got %d)", (int)kind);
+    if (kind != ACL_MEMCPY_HOST_TO_DEVICE && kind != ACL_MEMCPY_DEVICE_TO_HOST)   /* the only two the runtime takes */
+        return emu_fail(ACL_ERROR_INVALID_PARAM, "aclrtMemcpy2d: kind must be ACL_MEMCPY_HOST_TO_DEVICE or ACL_MEMCPY_DEVICE_TO_HOST (got %d)", (int)kind);
     /* Validate the whole rectangle first, so a failure copies nothing. */
     copy_plan plan;
     size_t span_d = dpitch * (height - 1) + width, span_s = spitch * (height - 1) + width;
@@ -549,8 +550,8 @@ EMU_API aclError aclrtMemcpy2dAsync(void *dst, size_t dpitch, const void *src, s
     EMU_ENTER("aclrtMemcpy2dAsync");
     aclError rc = check_2d(dst, dpitch, src, spitch, width, height, "aclrtMemcpy2dAsync");
     if (rc) return rc;
-    if (kind != ACL_MEMCPY_HOST_TO_DEVICE && kind != ACL_MEMCPY_DEVICE_TO_HOST && kind != ACL_MEMCPY_DEVICE_TO_DEVICE && kind != ACL_MEMCPY_DEFAULT)
-        return emu_fail(ACL_ERROR_INVALID_PARAM, "aclrtMemcpy2dAsync: kind must be host-to-device, device-to-host, device-to-device or default (got %d)", (int)kind);
+    if (kind != ACL_MEMCPY_HOST_TO_DEVICE && kind != ACL_MEMCPY_DEVICE_TO_HOST)   /* the only two the runtime takes */
+        return emu_fail(ACL_ERROR_INVALID_PARAM, "aclrtMemcpy2dAsync: kind must be ACL_MEMCPY_HOST_TO_DEVICE or ACL_MEMCPY_DEVICE_TO_HOST (got %d)", (int)kind);
     emu_stream *s;
     rc = emu_resolve_stream(stream, &s, "aclrtMemcpy2dAsync");
     if (rc) return rc;
