@@ -223,6 +223,7 @@ typedef struct {
     size_t ndims;
     int64_t dims[ACL_MAX_DIM_CNT];
     size_t bytes;   /* at the largest batch */
+    aclmdlInputAippType aipp;   /* inputs: ACL_DATA_WITHOUT_AIPP (0) for every model the format has today */
 } io_info;
 
 struct aclmdlDesc {
@@ -231,8 +232,14 @@ struct aclmdlDesc {
     uint64_t max_batch;
     size_t n_in, n_out;
     io_info in[EMU_MAX_IO + 1], out[EMU_MAX_IO];
-    size_t num_gears;
+    size_t num_gears;                 /* dynamic-batch gears (aclmdlGetDynamicBatch) */
     uint64_t gears[ACL_MAX_BATCH_NUM];
+    /* Dynamic height/width and dynamic-dims (ND) gears. No model of the current format has
+     * any (0 / NULL); models that do fill these, and the queries below already read them. */
+    size_t num_hw;
+    uint64_t hw[ACL_MAX_HW_NUM][2];
+    size_t num_dims_gears;
+    aclmdlIODims *dims_gears;         /* num_dims_gears entries, owned by the description */
 };
 
 static void fill_io(io_info *io, const emu_tensor_def *t, uint64_t max_batch)
@@ -254,7 +261,10 @@ EMU_API aclError aclmdlDestroyDesc(aclmdlDesc *modelDesc)
 {
     EMU_ENTER("aclmdlDestroyDesc");
     aclError rc = emu_handle_destroy(modelDesc, EMU_H_DESC, "aclmdlDestroyDesc");
-    if (!rc) free(modelDesc);
+    if (!rc) {
+        free(modelDesc->dims_gears);
+        free(modelDesc);
+    }
     return rc;
 }
 
@@ -279,6 +289,7 @@ EMU_API aclError aclmdlGetDesc(aclmdlDesc *modelDesc, uint32_t modelId)
 static void fill_desc(aclmdlDesc *d, const emu_model_def *def, int has_dyn)
 {
     uint64_t maxb = emu_model_max_batch(def);
+    free(d->dims_gears);
     memset(d, 0, sizeof *d);
     d->filled = 1;
     d->max_batch = maxb;
@@ -1110,7 +1121,8 @@ EMU_API aclError aclmdlGetDynamicHW(const aclmdlDesc *modelDesc, size_t index, a
     aclError rc = emu_check_handle(modelDesc, EMU_H_DESC, "aclmdlGetDynamicHW");
     if (rc) return rc;
     memset(hw, 0, sizeof *hw);
-    hw->hwCount = 0;   /* the emulator's models have no dynamic-HW gears */
+    hw->hwCount = modelDesc->num_hw;   /* 0 for the static and dynamic-batch models */
+    memcpy(hw->hw, modelDesc->hw, modelDesc->num_hw * sizeof modelDesc->hw[0]);
     return ACL_SUCCESS;
 }
 
@@ -1121,7 +1133,7 @@ EMU_API aclError aclmdlGetInputDynamicGearCount(const aclmdlDesc *modelDesc, siz
     if (!gearCount) return emu_fail(ACL_ERROR_INVALID_PARAM, "aclmdlGetInputDynamicGearCount: gearCount is NULL");
     aclError rc = emu_check_handle(modelDesc, EMU_H_DESC, "aclmdlGetInputDynamicGearCount");
     if (rc) return rc;
-    *gearCount = 0;   /* no dynamic-dims (ND) gears: dynamic batch is reported by aclmdlGetDynamicBatch */
+    *gearCount = modelDesc->num_dims_gears;   /* 0 for static and dynamic-batch models (batch gears: aclmdlGetDynamicBatch) */
     return ACL_SUCCESS;
 }
 
@@ -1132,9 +1144,10 @@ EMU_API aclError aclmdlGetInputDynamicDims(const aclmdlDesc *modelDesc, size_t i
     if (!dims) return emu_fail(ACL_ERROR_INVALID_PARAM, "aclmdlGetInputDynamicDims: dims is NULL");
     aclError rc = emu_check_handle(modelDesc, EMU_H_DESC, "aclmdlGetInputDynamicDims");
     if (rc) return rc;
-    size_t have = 0;   /* gears of the model (see aclmdlGetInputDynamicGearCount) */
+    size_t have = modelDesc->num_dims_gears;   /* see aclmdlGetInputDynamicGearCount */
     if (gearCount < have)
         return emu_fail(ACL_ERROR_INVALID_PARAM, "aclmdlGetInputDynamicDims: gearCount %zu is below the model's %zu gears", gearCount, have);
+    if (have) memcpy(dims, modelDesc->dims_gears, have * sizeof *dims);   /* dims holds gearCount entries */
     return ACL_SUCCESS;
 }
 
@@ -1145,11 +1158,16 @@ EMU_API aclError aclmdlGetAippType(uint32_t modelId, size_t index, aclmdlInputAi
     emu_model *m;
     aclError rc = lock_model(modelId, &m, "aclmdlGetAippType");
     if (rc) return rc;
-    size_t n_in = m->def.num_inputs + (m->has_dyn ? 1 : 0);
+    aclmdlDesc *d = calloc(1, sizeof *d);   /* the inputs as a description would show them */
+    fill_desc(d, &m->def, m->has_dyn);
     pthread_mutex_unlock(&model_mu);
+    size_t n_in = d->n_in;
+    aclmdlInputAippType aipp = index < n_in ? d->in[index].aipp : ACL_DATA_WITHOUT_AIPP;
+    free(d->dims_gears);
+    free(d);
     if (index >= n_in) return emu_fail(ACL_ERROR_INVALID_PARAM, "aclmdlGetAippType: index %zu is out of range (the model has %zu inputs)", index, n_in);
-    *type = ACL_DATA_WITHOUT_AIPP;   /* the emulator's models have no AIPP */
-    *dynamicAttachedDataIndex = ACL_INVALID_NODE_INDEX;
+    *type = aipp;   /* ACL_DATA_WITHOUT_AIPP for every model of the current format */
+    *dynamicAttachedDataIndex = ACL_INVALID_NODE_INDEX;   /* set for ACL_DATA_WITH_DYNAMIC_AIPP inputs only */
     return ACL_SUCCESS;
 }
 
