@@ -286,7 +286,8 @@ void emu_json_free(emu_json *v);
 const emu_json *emu_json_get(const emu_json *object, const char *key);
 /* aclInit's configuration: read and parse `path` (NULL or "" = none) and keep it. */
 aclError emu_config_load(const char *path);
-/* A top-level section of the acl.json given to aclInit ("dump", "profiler", ...), or NULL. */
+/* A top-level section of the acl.json given to aclInit ("dump", "profiler", ...), or NULL. Valid
+ * until aclFinalize; callers outside aclInit/aclFinalize hold emu_global_mu. */
 const emu_json *emu_config_section(const char *name);
 void emu_config_clear(void);
 
