@@ -349,6 +349,29 @@ def test_forced_ascend_refuses_fake_cann_installs_that_are_the_emulator(tmp_path
 
 
 @requires_no_cann
+def test_forced_ascend_refuses_the_bundled_library_by_its_marker_not_its_name(tmp_path):
+    # The emulator now carries CANN's own file name (lib/libascendcl.so): found on the library
+    # search path it is still recognised, by its fxemuVersion symbol, and refused.
+    assert os.path.basename(emulator.library_path()) == "libascendcl.so"
+    env = child_env(ld_path=emulator.lib_dir(), FASTEXEC_BACKEND="ascend", ASCEND_HOME_PATH=tmp_path / "no-home",
+                    ASCEND_TOOLKIT_HOME=tmp_path / "no-toolkit")
+    result, _ = run_child(EXPECT_LOAD_ERROR, env, tmp_path)
+    assert result["type"] == "AclLibraryNotFoundError"
+    reasons = dict((label, reason) for label, reason in result["tried"])
+    on_path = [label for label in reasons if "search path" in label and label.startswith("libascendcl.so")]
+    assert len(on_path) == 1 and "not a CANN runtime" in reasons[on_path[0]], reasons
+
+
+@requires_no_cann
+def test_auto_finds_the_bundled_library_on_the_search_path_as_the_emulator(tmp_path):
+    # With the emulator's folder on LD_LIBRARY_PATH, auto takes it as libascendcl.so from the
+    # search path and reports it as the emulator, by its marker symbol.
+    env = child_env(ld_path=emulator.lib_dir(), ASCEND_HOME_PATH=tmp_path / "no-home")
+    result, _ = run_child(USE_LIBRARY, env, tmp_path)
+    assert_loaded(result, emulator.library_path(), "search path")
+
+
+@requires_no_cann
 def test_forced_ascend_uses_a_cann_runtime(tmp_path, variant_libraries):
     home = tmp_path / "home" / "lib64" / "libascendcl.so"
     home.parent.mkdir(parents=True)

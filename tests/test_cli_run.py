@@ -136,6 +136,12 @@ def test_info_lists_every_device_with_memory():
         assert re.search(rf"^  device {d}: \d+\.\d GiB memory, \d+\.\d GiB free$", proc.stdout, re.M), proc.stdout
 
 
+def test_info_shows_only_the_visible_devices():
+    proc = ok(cli("info", env_extra={"FASTEXEC_EMU_DEVICES": "4", "ASCEND_RT_VISIBLE_DEVICES": "1,3"}))
+    assert re.search(r"^devices\s+2$", proc.stdout, re.M), proc.stdout
+    assert re.search(r"^  device 1: ", proc.stdout, re.M) and not re.search(r"^  device 2: ", proc.stdout, re.M)
+
+
 ROW = re.compile(r"^(input|output)\s+(\S+)\s+(\S+)\s+(\([^)]*\))\s+(\S+)\s+(\d+)$")
 
 

@@ -72,8 +72,12 @@ def test_module_cli_prints_flags_and_paths():
 
     assert cli("--cflags") == f"-I{emulator.include_dir()}"
     libs = cli("--libs").split()
-    assert "-lascendcl_emu" in libs and f"-L{Path(emulator.library_path()).parent}" in libs
+    assert "-lascendcl" in libs and f"-L{Path(emulator.library_path()).parent}" in libs
+    assert Path(emulator.library_path()).name == "libascendcl.so" and Path(emulator.library_path()).parent.name == "lib"
+    assert Path(emulator.dvpp_library_path()).parent == Path(emulator.library_path()).parent
     assert cli("--library") == emulator.library_path()
+    assert cli("--dvpp-library") == emulator.dvpp_library_path()
+    assert cli("--cflags", "--libs").split() == [f"-I{emulator.include_dir()}", *emulator.libs()]
     samples = dict(line.split("\t") for line in cli("--samples").splitlines())
     assert set(samples) == {"resnet50-int8", "balanced", "tiny", "dynamic-batch", "multi-io"}
     assert all(Path(p).is_file() for p in samples.values())
@@ -81,7 +85,9 @@ def test_module_cli_prints_flags_and_paths():
 
 def test_module_cli_rejects_no_option():
     proc = subprocess.run([sys.executable, "-m", "fastexec.emulator"], capture_output=True, text=True)
-    assert proc.returncode == 2 and "one of the arguments" in proc.stderr
+    assert proc.returncode == 2 and "give --cflags and/or --libs" in proc.stderr
+    both = subprocess.run([sys.executable, "-m", "fastexec.emulator", "--cflags", "--library"], capture_output=True, text=True)
+    assert both.returncode == 2 and "give --cflags and/or --libs" in both.stderr
 
 
 def test_sample_model_unknown_name_lists_the_available_ones():

@@ -17,7 +17,9 @@ __all__ = [
     "TensorDef",
     "cflags",
     "counters",
+    "dvpp_library_path",
     "include_dir",
+    "lib_dir",
     "libs",
     "library_path",
     "profile",
@@ -27,18 +29,35 @@ __all__ = [
 ]
 
 _HERE = Path(__file__).resolve().parent
-LIBRARY_NAME = "libascendcl_emu.so"
+# CANN's library names, in a folder of their own (so -L<lib_dir> -lascendcl finds the emulator).
+LIB_DIR = _HERE / "lib"
+LIBRARY_NAME = "libascendcl.so"
+DVPP_LIBRARY_NAME = "libacl_dvpp.so"
 
 
-def library_path() -> str:
-    """Absolute path of the emulator shared library."""
-    path = _HERE / LIBRARY_NAME
+def _built(name: str) -> str:
+    path = LIB_DIR / name
     if not path.is_file():
         raise FileNotFoundError(
             f"the ACL emulator library is not built ({path} is missing); "
             "install the package with `pip install .` or `pip install -e .`"
         )
     return str(path)
+
+
+def library_path() -> str:
+    """Absolute path of the emulator's runtime library (``.../emulator/lib/libascendcl.so``)."""
+    return _built(LIBRARY_NAME)
+
+
+def dvpp_library_path() -> str:
+    """Absolute path of the emulator's DVPP library (``.../emulator/lib/libacl_dvpp.so``)."""
+    return _built(DVPP_LIBRARY_NAME)
+
+
+def lib_dir() -> str:
+    """The folder holding the emulator's ``libascendcl.so`` and ``libacl_dvpp.so``."""
+    return str(Path(library_path()).parent)
 
 
 def include_dir() -> str:
@@ -55,9 +74,10 @@ def cflags() -> list[str]:
 
 
 def libs() -> list[str]:
-    """Linker flags for a C program linked against the emulator."""
-    libdir = str(Path(library_path()).parent)
-    return [f"-L{libdir}", f"-Wl,-rpath,{libdir}", "-lascendcl_emu", "-pthread"]
+    """Linker flags for a program linked against the emulator: the same ``-lascendcl`` a CANN
+    program uses (add ``-lacl_dvpp`` for DVPP memory; it resolves in the same folder)."""
+    libdir = lib_dir()
+    return [f"-L{libdir}", f"-Wl,-rpath,{libdir}", "-lascendcl", "-pthread"]
 
 
 def sample_model(name: str) -> str:
@@ -81,7 +101,9 @@ class _Counters(ctypes.Structure):
             "datasets", "data_buffers", "model_descs", "exec_configs", "tasks_run",
             "overruns", "findings",
         )
-    ] + [("findings_by_kind", ctypes.c_uint64 * _FINDING_KINDS)]
+    ] + [("findings_by_kind", ctypes.c_uint64 * _FINDING_KINDS)] + [
+        (name, ctypes.c_uint64) for name in ("tensor_descs", "load_configs")
+    ]
 
 
 class _Profile(ctypes.Structure):
@@ -115,7 +137,7 @@ def counters() -> dict:
     """Live resource counts and event counters of the emulator loaded in this process."""
     c = _Counters()
     _lib().fxemuGetCounters(ctypes.byref(c))
-    out = {name: getattr(c, name) for name, _ in _Counters._fields_[:-1]}
+    out = {name: getattr(c, name) for name, _ in _Counters._fields_ if name != "findings_by_kind"}
     out["findings_by_kind"] = list(c.findings_by_kind)
     return out
 

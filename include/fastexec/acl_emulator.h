@@ -1,7 +1,7 @@
 /* fastexec ACL emulator: introspection, checked mode and fault injection.
  *
- * These functions exist only in the emulator library (libascendcl_emu.so), never in a
- * real CANN runtime; their presence is how a loader tells the two apart. Everything
+ * These functions exist only in the emulator library (libascendcl.so in the package's
+ * fastexec/emulator/lib folder), never in a real CANN runtime; their presence is how a loader tells the two apart. Everything
  * else the library exports is the AscendCL ABI declared in <acl/acl.h>.
  *
  * Environment read once, at the first call into the library:
@@ -10,6 +10,7 @@
  *   FASTEXEC_EMU_FAST      1: skip modelled durations (functional tests)
  *   FASTEXEC_EMU_CHECKED   0: switch checked mode off (on by default)
  *   FASTEXEC_EMU_FAULTS    fault rules separated by ';' (see fxemuAddFault)
+ *   ASCEND_RT_VISIBLE_DEVICES  as on CANN: the visible devices, renumbered from 0
  */
 #ifndef FASTEXEC_ACL_EMULATOR_H
 #define FASTEXEC_ACL_EMULATOR_H
@@ -64,6 +65,8 @@ typedef struct {
     uint64_t overruns;             /* tasks whose real work finished after their modelled end */
     uint64_t findings;             /* checked-mode findings since load */
     uint64_t findings_by_kind[FXEMU_FINDING_KINDS];
+    uint64_t tensor_descs;         /* aclCreateTensorDesc / aclmdlCreateAndGetOpDesc arrays not yet destroyed */
+    uint64_t load_configs;         /* aclmdlCreateConfigHandle handles */
 } fxemuCounters;
 
 /* Emulated device description in force. */
@@ -100,6 +103,15 @@ ACL_FUNC_VISIBILITY aclError fxemuAddFault(const char *rule);
 ACL_FUNC_VISIBILITY void fxemuClearFaults(void);
 /* Enqueue a task that holds `stream` for `ms` milliseconds (exercises timeouts). */
 ACL_FUNC_VISIBILITY aclError fxemuStallStream(aclrtStream stream, uint32_t ms);
+
+/* A value of the acl.json given to aclInit, by dotted path ("dump.dump_path"): strings as they
+ * are, numbers as %.17g, true/false/null, "{N}" / "[N]" for objects / arrays of N members.
+ * ACL_ERROR_INVALID_PARAM when there is no such value (or no config). */
+ACL_FUNC_VISIBILITY aclError fxemuGetConfigValue(const char *path, char *buf, size_t len);
+
+/* DVPP memory, behind libacl_dvpp.so's acldvppMalloc / acldvppFree (which only forward here). */
+ACL_FUNC_VISIBILITY aclError fxemuDvppMalloc(void **devPtr, size_t size);
+ACL_FUNC_VISIBILITY aclError fxemuDvppFree(void *devPtr);
 
 #ifdef __cplusplus
 }

@@ -61,6 +61,8 @@ typedef enum {
     EMU_H_DATASET,
     EMU_H_DESC,
     EMU_H_EXECCFG,
+    EMU_H_TENSORDESC,
+    EMU_H_LOADCFG,
 } emu_handle_kind;
 
 void emu_handle_add(const void *p, emu_handle_kind kind);
@@ -74,11 +76,13 @@ aclError emu_check_handle(const void *p, emu_handle_kind kind, const char *api);
 void *emu_handle_new(size_t size, emu_handle_kind kind, const char *api);
 /* ...and its end: validated, unregistered and uncounted; the caller frees it on success. */
 aclError emu_handle_destroy(const void *p, emu_handle_kind kind, const char *api);
+/* Up to `max` live handles of `kind` into out[]; returns how many there are. */
+size_t emu_handle_collect(emu_handle_kind kind, void **out, size_t max);
 
 /* ---------------------------------------------------------------- counters */
 typedef struct {
     atomic_uint_fast64_t streams, events, contexts, datasets, data_buffers, model_descs, exec_configs,
-        models, tasks_run, overruns;
+        models, tasks_run, overruns, tensor_descs, load_configs;
 } emu_live_counters;
 extern emu_live_counters emu_live;
 
@@ -94,7 +98,9 @@ typedef struct emu_context emu_context;
 typedef struct emu_stream emu_stream;
 
 typedef struct {
-    int32_t id;
+    int32_t id;                      /* logical id, as the application sees it (from 0) */
+    int32_t phys_id;                 /* emulated physical id (ASCEND_RT_VISIBLE_DEVICES maps them) */
+    aclrtFloatOverflowMode sat_mode; /* aclrtSetDeviceSatMode */
     emu_engine engines[EMU_ENGINES];
     uint64_t mem_used;               /* guarded by the memory lock */
     int set_count;                   /* aclrtSetDevice reference count; guarded by emu_global_mu */
@@ -139,6 +145,7 @@ typedef struct emu_alloc {
     emu_device *dev;
     int inflight;         /* queued tasks using it */
     int free_pending;     /* freed while in use with checked mode off: freed when inflight drops to 0 */
+    int dvpp;             /* from acldvppMalloc: freed with acldvppFree */
 } emu_alloc;
 
 /* Classify [p, p+n). Returns the allocation (or NULL for pageable host memory). Fails with
@@ -188,6 +195,7 @@ typedef struct emu_task {
 } emu_task;
 
 struct emu_stream {
+    uint32_t id;                 /* per process, from 0; reported in exception info */
     emu_context *ctx;
     emu_device *dev;
     int is_default;
@@ -238,9 +246,64 @@ void emu_event_unref(emu_event *ev);
 /* Destroy every stream of a context (default stream included). */
 void emu_context_drop_streams(emu_context *ctx);
 
+/* ---------------------------------------------------------------- exceptions (emu_exception.c) */
+/* A stream task failed on the device: records what it ran (for aclmdlCreateAndGetOpDesc)
+ * and calls the exception-info callback. Called by the stream's worker before the task counts
+ * as complete, so before any synchronisation that reports the failure returns. */
+void emu_exception_task_failed(emu_stream *s, emu_task *t);
+
+/* ---------------------------------------------------------------- tensor descriptions (emu_tensor.c) */
+struct aclTensorDesc {
+    aclDataType dtype;
+    aclFormat format;
+    size_t ndims;
+    int64_t dims[ACL_MAX_DIM_CNT];
+    size_t nranges;
+    int64_t ranges[ACL_MAX_DIM_CNT][2];
+    size_t array_len;            /* elements of the array this one starts (1 for a single desc) */
+    int array_elem;              /* 1 for elements 1.. of an array: not destroyable on their own */
+};
+/* A registered, counted array of `n` descriptions (n >= 1), or NULL. */
+aclTensorDesc *emu_tensor_desc_array(size_t n);
+void emu_tensor_desc_set(aclTensorDesc *d, aclDataType dtype, aclFormat format, size_t ndims, const int64_t *dims);
+void emu_tensor_desc_free(aclTensorDesc *d);   /* unregisters and frees a whole array */
+
+/* ---------------------------------------------------------------- config (emu_config.c) */
+/* A parsed JSON value. Objects and arrays keep their members in order. */
+typedef enum { EMU_JSON_NULL, EMU_JSON_BOOL, EMU_JSON_NUMBER, EMU_JSON_STRING, EMU_JSON_ARRAY, EMU_JSON_OBJECT } emu_json_kind;
+typedef struct emu_json {
+    emu_json_kind kind;
+    int boolean;
+    double number;
+    char *string;                /* string value, NUL-terminated (may hold NULs escaped as \u0000: cut there) */
+    char *key;                   /* member name inside an object */
+    struct emu_json *child;      /* first member / element */
+    struct emu_json *next;       /* next sibling */
+} emu_json;
+/* Parse `len` bytes; NULL on error with a message (line and column) in err. */
+emu_json *emu_json_parse(const char *text, size_t len, char *err, size_t errlen);
+void emu_json_free(emu_json *v);
+const emu_json *emu_json_get(const emu_json *object, const char *key);
+/* aclInit's configuration: read and parse `path` (NULL or "" = none) and keep it. */
+aclError emu_config_load(const char *path);
+/* A top-level section of the acl.json given to aclInit ("dump", "profiler", ...), or NULL. Valid
+ * until aclFinalize; callers outside aclInit/aclFinalize hold emu_global_mu. */
+const emu_json *emu_config_section(const char *name);
+void emu_config_clear(void);
+
 /* ---------------------------------------------------------------- models */
 void emu_exec_task_run(emu_stream *s, emu_task *t);
 void emu_exec_task_done(emu_task *t, aclError err);
 uint64_t emu_exec_duration_ns(const emu_model *m, uint64_t batch);
+/* One tensor of an operator, as aclmdlCreateAndGetOpDesc reports it. */
+typedef struct {
+    aclDataType dtype;
+    aclFormat format;
+    size_t ndims;
+    int64_t dims[ACL_MAX_DIM_CNT];
+} emu_op_tensor;
+/* What an execution task ran: the model's name and its inputs and outputs at the task's batch
+ * (malloc'ed arrays, NULL when empty). */
+void emu_exec_describe(const emu_task *t, char *name, size_t len, emu_op_tensor **in, size_t *n_in, emu_op_tensor **out, size_t *n_out);
 
 #endif

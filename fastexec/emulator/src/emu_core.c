@@ -48,6 +48,7 @@ struct timespec emu_deadline_ms(int64_t ms)
 static _Thread_local char tl_msg[1024];
 static _Thread_local int tl_has_msg;
 static _Thread_local char tl_returned[1024];
+static _Thread_local aclError tl_last_error;   /* aclrtGetLastError / aclrtPeekAtLastError */
 
 static pthread_mutex_t finding_mu = PTHREAD_MUTEX_INITIALIZER;
 static char last_finding[1024];
@@ -62,6 +63,7 @@ static void set_msg(const char *fmt, va_list ap)
 
 aclError emu_fail(aclError code, const char *fmt, ...)
 {
+    tl_last_error = code;
     va_list ap;
     va_start(ap, fmt);
     set_msg(fmt, ap);
@@ -71,6 +73,7 @@ aclError emu_fail(aclError code, const char *fmt, ...)
 
 aclError emu_finding(fxemuFindingKind kind, aclError code, const char *fmt, ...)
 {
+    tl_last_error = code;
     va_list ap;
     va_start(ap, fmt);
     set_msg(fmt, ap);
@@ -90,6 +93,18 @@ EMU_API const char *aclGetRecentErrMsg(void)
     tl_has_msg = 0;
     return tl_returned;
 }
+
+static aclError last_error(aclrtLastErrLevel level, int clear, const char *api)
+{
+    emu_init_once();
+    if (level != ACL_RT_THREAD_LEVEL) return emu_fail(ACL_ERROR_INVALID_PARAM, "%s: level must be ACL_RT_THREAD_LEVEL (got %d)", api, (int)level);
+    aclError code = tl_last_error;
+    if (clear) tl_last_error = ACL_SUCCESS;
+    return code;
+}
+
+EMU_API aclError aclrtGetLastError(aclrtLastErrLevel level) { return last_error(level, 1, "aclrtGetLastError"); }
+EMU_API aclError aclrtPeekAtLastError(aclrtLastErrLevel level) { return last_error(level, 0, "aclrtPeekAtLastError"); }
 
 /* ================================================================ profiles */
 
@@ -351,9 +366,30 @@ static void init_body(void)
     const char *checked = getenv("FASTEXEC_EMU_CHECKED");
     if (checked && strcmp(checked, "0") == 0) emu_profile.checked = 0;
 
-    emu_devices = calloc(emu_profile.device_count, sizeof *emu_devices);
+    /* ASCEND_RT_VISIBLE_DEVICES: ascending physical ids separated by commas; reading stops at
+     * the first entry that is not one; the devices read are renumbered from 0. */
+    int32_t phys[64];
+    uint32_t n_phys = emu_profile.device_count, n_vis = 0;
+    const char *vis = getenv("ASCEND_RT_VISIBLE_DEVICES");
+    if (vis && *vis) {
+        const char *p = vis;
+        while (n_vis < 64) {
+            const char *q = p;
+            long v = 0;
+            while (*q >= '0' && *q <= '9' && v <= 64) v = v * 10 + (*q++ - '0');
+            if (q == p || (*q && *q != ',') || v >= (long)n_phys || (n_vis && v <= phys[n_vis - 1])) break;
+            phys[n_vis++] = (int32_t)v;
+            if (!*q) break;
+            p = q + 1;
+        }
+        emu_profile.device_count = n_vis;
+    } else {
+        for (uint32_t i = 0; i < n_phys; i++) phys[i] = (int32_t)i;
+    }
+    emu_devices = calloc(emu_profile.device_count ? emu_profile.device_count : 1, sizeof *emu_devices);
     for (uint32_t i = 0; i < emu_profile.device_count; i++) {
         emu_devices[i].id = (int32_t)i;
+        emu_devices[i].phys_id = phys[i];
         for (int e = 0; e < EMU_ENGINES; e++) pthread_mutex_init(&emu_devices[i].engines[e].mu, NULL);
     }
     const char *f = getenv("FASTEXEC_EMU_FAULTS");
@@ -371,16 +407,34 @@ void emu_init_once(void) { pthread_once(&once, init_body); }
 EMU_API aclError aclInit(const char *configPath)
 {
     EMU_ENTER("aclInit");
-    if (configPath && *configPath) {
-        FILE *f = fopen(configPath, "r");
-        if (!f) return emu_fail(ACL_ERROR_INVALID_FILE, "aclInit: cannot open config file '%s'", configPath);
-        fclose(f);
-    }
     pthread_mutex_lock(&emu_global_mu);
     aclError rc = ACL_SUCCESS;
-    if (init_refs > 0) rc = emu_fail(ACL_ERROR_REPEAT_INITIALIZE, "aclInit: already initialized");
-    init_refs++;
-    emu_initialized = 1;
+    if (init_refs > 0) {
+        rc = emu_fail(ACL_ERROR_REPEAT_INITIALIZE, "aclInit: already initialized");
+    } else {
+        rc = emu_config_load(configPath);   /* a missing or malformed acl.json refuses the init */
+    }
+    if (rc == ACL_SUCCESS || rc == ACL_ERROR_REPEAT_INITIALIZE) {
+        init_refs++;
+        emu_initialized = 1;
+    }
+    pthread_mutex_unlock(&emu_global_mu);
+    return rc;
+}
+
+EMU_API aclError aclFinalizeReference(uint64_t *refCount)
+{
+    EMU_ENTER("aclFinalizeReference");
+    if (!refCount) return emu_fail(ACL_ERROR_INVALID_PARAM, "aclFinalizeReference: refCount is NULL");
+    pthread_mutex_lock(&emu_global_mu);
+    aclError rc = ACL_SUCCESS;
+    if (!emu_initialized) {
+        rc = emu_fail(ACL_ERROR_REPEAT_FINALIZE, "aclFinalizeReference: not initialized (or already finalized)");
+    } else if (--init_refs == 0) {
+        emu_initialized = 0;
+        emu_config_clear();
+    }
+    *refCount = (uint64_t)init_refs;
     pthread_mutex_unlock(&emu_global_mu);
     return rc;
 }
@@ -393,6 +447,7 @@ EMU_API aclError aclFinalize(void)
     if (!emu_initialized) rc = emu_fail(ACL_ERROR_REPEAT_FINALIZE, "aclFinalize: not initialized (or already finalized)");
     init_refs = 0;
     emu_initialized = 0;
+    emu_config_clear();
     pthread_mutex_unlock(&emu_global_mu);
     return rc;
 }
@@ -476,6 +531,8 @@ const char *emu_handle_kind_name(emu_handle_kind kind)
     case EMU_H_DATASET: return "dataset";
     case EMU_H_DESC: return "model description";
     case EMU_H_EXECCFG: return "exec config handle";
+    case EMU_H_TENSORDESC: return "tensor description";
+    case EMU_H_LOADCFG: return "model load config handle";
     }
     return "handle";
 }
@@ -495,6 +552,8 @@ static atomic_uint_fast64_t *live_counter(emu_handle_kind kind)
     case EMU_H_DATASET: return &emu_live.datasets;
     case EMU_H_DESC: return &emu_live.model_descs;
     case EMU_H_EXECCFG: return &emu_live.exec_configs;
+    case EMU_H_TENSORDESC: return &emu_live.tensor_descs;
+    case EMU_H_LOADCFG: return &emu_live.load_configs;
     default: return NULL;
     }
 }
@@ -516,6 +575,19 @@ aclError emu_handle_destroy(const void *p, emu_handle_kind kind, const char *api
     emu_handle_remove(p, kind);
     atomic_fetch_sub(live_counter(kind), 1);
     return ACL_SUCCESS;
+}
+
+size_t emu_handle_collect(emu_handle_kind kind, void **out, size_t max)
+{
+    size_t n = 0;
+    pthread_mutex_lock(&reg_mu);
+    for (size_t i = 0; i < reg_cap; i++) {
+        if (!reg[i].p || reg[i].kind != (int)kind) continue;
+        if (n < max) out[n] = (void *)reg[i].p;
+        n++;
+    }
+    pthread_mutex_unlock(&reg_mu);
+    return n;
 }
 
 /* ================================================================ engines */
@@ -693,6 +765,43 @@ EMU_API const char *aclrtGetSocName(void)
     return emu_profile.soc_name;
 }
 
+EMU_API aclError aclrtDeviceGetStreamPriorityRange(int32_t *leastPriority, int32_t *greatestPriority)
+{
+    EMU_ENTER("aclrtDeviceGetStreamPriorityRange");
+    if (!leastPriority || !greatestPriority)
+        return emu_fail(ACL_ERROR_INVALID_PARAM, "aclrtDeviceGetStreamPriorityRange: leastPriority and greatestPriority must not be NULL");
+    *leastPriority = 7;   /* smaller is higher */
+    *greatestPriority = 0;
+    return ACL_SUCCESS;
+}
+
+EMU_API aclError aclrtSetDeviceSatMode(aclrtFloatOverflowMode mode)
+{
+    EMU_ENTER("aclrtSetDeviceSatMode");
+    if (mode != ACL_RT_OVERFLOW_MODE_SATURATION && mode != ACL_RT_OVERFLOW_MODE_INFNAN)
+        return emu_fail(ACL_ERROR_INVALID_PARAM, "aclrtSetDeviceSatMode: mode must be ACL_RT_OVERFLOW_MODE_SATURATION (0) or ACL_RT_OVERFLOW_MODE_INFNAN (1), got %d", (int)mode);
+    emu_context *ctx;
+    aclError rc = emu_require_context(&ctx, "aclrtSetDeviceSatMode");
+    if (rc) return rc;
+    pthread_mutex_lock(&emu_global_mu);
+    ctx->dev->sat_mode = mode;
+    pthread_mutex_unlock(&emu_global_mu);
+    return ACL_SUCCESS;
+}
+
+EMU_API aclError aclrtGetDeviceSatMode(aclrtFloatOverflowMode *mode)
+{
+    EMU_ENTER("aclrtGetDeviceSatMode");
+    if (!mode) return emu_fail(ACL_ERROR_INVALID_PARAM, "aclrtGetDeviceSatMode: mode is NULL");
+    emu_context *ctx;
+    aclError rc = emu_require_context(&ctx, "aclrtGetDeviceSatMode");
+    if (rc) return rc;
+    pthread_mutex_lock(&emu_global_mu);
+    *mode = ctx->dev->sat_mode;
+    pthread_mutex_unlock(&emu_global_mu);
+    return ACL_SUCCESS;
+}
+
 EMU_API aclError aclrtCreateContext(aclrtContext *context, int32_t deviceId)
 {
     EMU_ENTER("aclrtCreateContext");
@@ -766,6 +875,8 @@ EMU_API aclError fxemuGetCounters(fxemuCounters *c)
     c->overruns = atomic_load(&emu_live.overruns);
     c->findings = atomic_load(&findings_total);
     for (int k = 0; k < FXEMU_FINDING_KINDS; k++) c->findings_by_kind[k] = atomic_load(&findings_by_kind[k]);
+    c->tensor_descs = atomic_load(&emu_live.tensor_descs);
+    c->load_configs = atomic_load(&emu_live.load_configs);
     pthread_mutex_lock(&emu_global_mu);
     for (uint32_t i = 0; i < emu_profile.device_count; i++) c->devices_set += emu_devices[i].set_count > 0;
     pthread_mutex_unlock(&emu_global_mu);

@@ -108,7 +108,14 @@ void emu_mem_counters(fxemuCounters *c)
 
 /* ---------------------------------------------------------------- allocation */
 
+static aclError device_alloc_ex(void **devPtr, size_t size, aclrtMemMallocPolicy policy, int pad, int dvpp, const char *api);
+
 static aclError device_alloc(void **devPtr, size_t size, aclrtMemMallocPolicy policy, int pad, const char *api)
+{
+    return device_alloc_ex(devPtr, size, policy, pad, 0, api);
+}
+
+static aclError device_alloc_ex(void **devPtr, size_t size, aclrtMemMallocPolicy policy, int pad, int dvpp, const char *api)
 {
     if (!devPtr) return emu_fail(ACL_ERROR_INVALID_PARAM, "%s: devPtr is NULL", api);
     if (size == 0) return emu_fail(ACL_ERROR_INVALID_PARAM, "%s: size must be greater than 0", api);
@@ -127,7 +134,8 @@ static aclError device_alloc(void **devPtr, size_t size, aclrtMemMallocPolicy po
         return emu_fail(ACL_ERROR_RT_MEMORY_ALLOCATION, "%s: out of device memory: %zu bytes requested, %llu of %llu bytes free on device %d", api,
                         real, (unsigned long long)free_b, (unsigned long long)emu_profile.device_memory_bytes, dev->id);
     }
-    char *p = aligned_alloc(64, (real + 63) & ~(size_t)63);
+    size_t align = dvpp ? 128 : 64;   /* DVPP engines need 128-byte aligned buffers */
+    char *p = aligned_alloc(align, (real + align - 1) & ~(align - 1));
     if (!p) {
         pthread_mutex_unlock(&mem_mu);
         return emu_fail(ACL_ERROR_RT_MEMORY_ALLOCATION, "%s: host allocation of %zu bytes for emulated device memory failed", api, real);
@@ -137,6 +145,7 @@ static aclError device_alloc(void **devPtr, size_t size, aclrtMemMallocPolicy po
     a->size = real;
     a->kind = EMU_MEM_DEVICE;
     a->dev = dev;
+    a->dvpp = dvpp;
     dev->mem_used += real;
     insert_alloc(a);
     pthread_mutex_unlock(&mem_mu);
@@ -186,15 +195,21 @@ static void release_locked(emu_alloc *a)
     free(a);
 }
 
-static aclError free_block(void *p, emu_mem_kind kind, const char *api)
+static aclError free_block_ex(void *p, emu_mem_kind kind, int dvpp, const char *api);
+
+static aclError free_block(void *p, emu_mem_kind kind, const char *api) { return free_block_ex(p, kind, -1, api); }
+
+/* dvpp: 1 the block must come from acldvppMalloc, 0 it must not, -1 either. */
+static aclError free_block_ex(void *p, emu_mem_kind kind, int dvpp, const char *api)
 {
     if (!p) return emu_fail(ACL_ERROR_INVALID_PARAM, "%s: pointer is NULL", api);
     pthread_mutex_lock(&mem_mu);
     emu_alloc *a = containing(p);
     aclError rc = ACL_SUCCESS;
-    if (!a || a->base != (char *)p || a->kind != kind || a->free_pending) {
-        rc = emu_fail(ACL_ERROR_RT_PARAM_INVALID, "%s: %p is not the start of a live %s block%s", api, p, emu_mem_kind_name(kind),
-                      a && a->kind != kind ? " (it is another kind of memory)" : "");
+    if (!a || a->base != (char *)p || a->kind != kind || a->free_pending || (dvpp >= 0 && a->dvpp != dvpp)) {
+        rc = emu_fail(ACL_ERROR_RT_PARAM_INVALID, "%s: %p is not the start of a live %s block%s", api, p,
+                      dvpp == 1 ? "DVPP (acldvppMalloc)" : emu_mem_kind_name(kind),
+                      a && a->kind != kind ? " (it is another kind of memory)" : a && dvpp == 1 && !a->dvpp ? " (it comes from aclrtMalloc)" : "");
     } else if (a->inflight > 0) {
         if (emu_profile.checked) {
             rc = emu_finding(FXEMU_FINDING_FREE_IN_USE, FXEMU_ERR_FREE_IN_USE,
@@ -219,6 +234,81 @@ EMU_API aclError aclrtFreeHost(void *hostPtr)
 {
     EMU_ENTER("aclrtFreeHost");
     return free_block(hostPtr, EMU_MEM_PINNED, "aclrtFreeHost");
+}
+
+EMU_API aclError aclrtMallocCached(void **devPtr, size_t size, aclrtMemMallocPolicy policy)
+{
+    EMU_ENTER("aclrtMallocCached");
+    return device_alloc(devPtr, size, policy, 1, "aclrtMallocCached");   /* the emulated device has no cache to bypass */
+}
+
+EMU_API aclError aclrtMallocWithCfg(void **devPtr, size_t size, aclrtMemMallocPolicy policy, aclrtMallocConfig *cfg)
+{
+    EMU_ENTER("aclrtMallocWithCfg");
+    (void)cfg;   /* module id / device id / VA flag attributes do not change emulated memory; NULL is allowed */
+    return device_alloc(devPtr, size, policy, 1, "aclrtMallocWithCfg");
+}
+
+EMU_API aclError aclrtFreeWithDevSync(void *devPtr)
+{
+    EMU_ENTER("aclrtFreeWithDevSync");
+    if (!devPtr) return emu_fail(ACL_ERROR_INVALID_PARAM, "aclrtFreeWithDevSync: pointer is NULL");
+    aclError rc = aclrtSynchronizeDevice();
+    if (rc && rc != ACL_ERROR_RT_CONTEXT_NULL) return rc;
+    return free_block(devPtr, EMU_MEM_DEVICE, "aclrtFreeWithDevSync");
+}
+
+EMU_API aclError aclrtMallocHostWithCfg(void **ptr, uint64_t size, aclrtMallocConfig *cfg)
+{
+    EMU_ENTER("aclrtMallocHostWithCfg");
+    (void)cfg;
+    if (size > SIZE_MAX) return emu_fail(ACL_ERROR_RT_MEMORY_ALLOCATION, "aclrtMallocHostWithCfg: %llu bytes cannot be pinned", (unsigned long long)size);
+    return aclrtMallocHost(ptr, (size_t)size);
+}
+
+EMU_API aclError aclrtFreeHostWithDevSync(void *hostPtr)
+{
+    EMU_ENTER("aclrtFreeHostWithDevSync");
+    if (!hostPtr) return emu_fail(ACL_ERROR_INVALID_PARAM, "aclrtFreeHostWithDevSync: pointer is NULL");
+    aclError rc = aclrtSynchronizeDevice();
+    if (rc && rc != ACL_ERROR_RT_CONTEXT_NULL) return rc;
+    return free_block(hostPtr, EMU_MEM_PINNED, "aclrtFreeHostWithDevSync");
+}
+
+EMU_API aclError fxemuDvppMalloc(void **devPtr, size_t size)
+{
+    EMU_ENTER("acldvppMalloc");
+    if (!devPtr) return emu_fail(ACL_ERROR_INVALID_PARAM, "acldvppMalloc: devPtr is NULL");
+    if (size > SIZE_MAX - 64) return emu_fail(ACL_ERROR_INVALID_PARAM, "acldvppMalloc: size %zu is too large", size);
+    /* Sized as the runtime does: rounded up to 32 bytes plus 32 bytes (size 0 gets 32). */
+    if (size == 0) return device_alloc_ex(devPtr, 32, ACL_MEM_MALLOC_HUGE_FIRST, 0, 1, "acldvppMalloc");
+    return device_alloc_ex(devPtr, size, ACL_MEM_MALLOC_HUGE_FIRST, 1, 1, "acldvppMalloc");
+}
+
+EMU_API aclError fxemuDvppFree(void *devPtr)
+{
+    EMU_ENTER("acldvppFree");
+    return free_block_ex(devPtr, EMU_MEM_DEVICE, 1, "acldvppFree");
+}
+
+EMU_API aclError aclrtPointerGetAttributes(const void *ptr, aclrtPtrAttributes *attributes)
+{
+    EMU_ENTER("aclrtPointerGetAttributes");
+    if (!ptr || !attributes) return emu_fail(ACL_ERROR_INVALID_PARAM, "aclrtPointerGetAttributes: ptr and attributes must not be NULL");
+    pthread_mutex_lock(&mem_mu);
+    emu_alloc *a = containing(ptr);
+    memset(attributes, 0, sizeof *attributes);
+    if (!a || a->free_pending) {
+        attributes->location.type = ACL_MEM_LOCATION_TYPE_UNREGISTERED;
+    } else if (a->kind == EMU_MEM_DEVICE) {
+        attributes->location.type = ACL_MEM_LOCATION_TYPE_DEVICE;
+        attributes->location.id = (uint32_t)a->dev->id;
+    } else {
+        attributes->location.type = ACL_MEM_LOCATION_TYPE_HOST;
+    }
+    attributes->pageSize = a && a->kind == EMU_MEM_DEVICE && a->size > (1u << 20) ? 2u << 20 : 4096;   /* huge pages above 1 MiB */
+    pthread_mutex_unlock(&mem_mu);
+    return ACL_SUCCESS;
 }
 
 EMU_API aclError aclrtGetMemInfo(aclrtMemAttr attr, size_t *free_bytes, size_t *total)
@@ -263,6 +353,31 @@ EMU_API aclError aclrtHostRegister(void *ptr, uint64_t size, aclrtHostRegisterTy
     insert_alloc(a);
     pthread_mutex_unlock(&mem_mu);
     *devPtr = ptr; /* the emulated device maps the range at the same address */
+    return ACL_SUCCESS;
+}
+
+EMU_API aclError aclrtHostRegisterV2(void *ptr, uint64_t size, uint32_t flag)
+{
+    EMU_ENTER("aclrtHostRegisterV2");
+    uint32_t known = ACL_HOST_REG_MAPPED | ACL_HOST_REG_IOMEMORY | ACL_HOST_REG_READONLY | ACL_HOST_REG_PINNED;
+    if (flag & ~known) return emu_fail(ACL_ERROR_INVALID_PARAM, "aclrtHostRegisterV2: unknown flag bits 0x%x", flag & ~known);
+    if (flag & (ACL_HOST_REG_IOMEMORY | ACL_HOST_REG_READONLY))
+        return emu_fail(ACL_ERROR_RT_FEATURE_NOT_SUPPORT, "aclrtHostRegisterV2: only ACL_HOST_REG_MAPPED and ACL_HOST_REG_PINNED are supported (got 0x%x)", flag);
+    void *dev;
+    return aclrtHostRegister(ptr, size, ACL_HOST_REGISTER_MAPPED, &dev);
+}
+
+EMU_API aclError aclrtHostGetDevicePointer(void *pHost, void **pDevice, uint32_t flag)
+{
+    EMU_ENTER("aclrtHostGetDevicePointer");
+    if (!pHost || !pDevice) return emu_fail(ACL_ERROR_INVALID_PARAM, "aclrtHostGetDevicePointer: pHost and pDevice must not be NULL");
+    if (flag != 0) return emu_fail(ACL_ERROR_INVALID_PARAM, "aclrtHostGetDevicePointer: flag must be 0 (got %u)", flag);
+    pthread_mutex_lock(&mem_mu);
+    emu_alloc *a = containing(pHost);
+    int ok = a && a->kind == EMU_MEM_REGISTERED;
+    pthread_mutex_unlock(&mem_mu);
+    if (!ok) return emu_fail(ACL_ERROR_RT_PARAM_INVALID, "aclrtHostGetDevicePointer: %p is not in a registered host range (aclrtHostRegisterV2)", pHost);
+    *pDevice = pHost;   /* mapped at the same address */
     return ACL_SUCCESS;
 }
 
@@ -395,6 +510,62 @@ EMU_API aclError aclrtMemcpyAsync(void *dst, size_t destMax, const void *src, si
     t->holds[t->n_holds++] = plan.dst;
     t->holds[t->n_holds++] = plan.src;
     emu_stream_push(s, t, "aclrtMemcpyAsync");
+    return ACL_SUCCESS;
+}
+
+static aclError check_2d(void *dst, size_t dpitch, const void *src, size_t spitch, size_t width, size_t height, const char *api)
+{
+    if (!dst || !src) return emu_fail(ACL_ERROR_INVALID_PARAM, "%s: dst and src must not be NULL", api);
+    if (width == 0 || height == 0) return emu_fail(ACL_ERROR_INVALID_PARAM, "%s: width and height must be > 0 (got %zu x %zu)", api, width, height);
+    if (width > dpitch || width > spitch)
+        return emu_fail(ACL_ERROR_INVALID_PARAM, "%s: width %zu exceeds dpitch %zu or spitch %zu", api, width, dpitch, spitch);
+    return ACL_SUCCESS;
+}
+
+EMU_API aclError aclrtMemcpy2d(void *dst, size_t dpitch, const void *src, size_t spitch, size_t width, size_t height, aclrtMemcpyKind kind)
+{
+    EMU_ENTER("aclrtMemcpy2d");
+    aclError rc = check_2d(dst, dpitch, src, spitch, width, height, "aclrtMemcpy2d");
+    if (rc) return rc;
+    if (kind != ACL_MEMCPY_HOST_TO_DEVICE && kind != ACL_MEMCPY_DEVICE_TO_HOST)   /* the only two the runtime takes */
+        return emu_fail(ACL_ERROR_INVALID_PARAM, "aclrtMemcpy2d: kind must be ACL_MEMCPY_HOST_TO_DEVICE or ACL_MEMCPY_DEVICE_TO_HOST (got %d)", (int)kind);
+    /* Validate the whole rectangle first, so a failure copies nothing. */
+    copy_plan plan;
+    size_t span_d = dpitch * (height - 1) + width, span_s = spitch * (height - 1) + width;
+    rc = plan_copy(dst, span_d, src, span_d < span_s ? span_d : span_s, kind, &plan, "aclrtMemcpy2d");
+    if (!rc) rc = emu_mem_find(src, span_s, &plan.src, "aclrtMemcpy2d", "src");
+    if (!rc) rc = emu_mem_find(dst, span_d, &plan.dst, "aclrtMemcpy2d", "dst");
+    if (rc) return rc;
+    emu_context *ctx;
+    rc = emu_require_context(&ctx, "aclrtMemcpy2d");
+    if (rc) return rc;
+    for (size_t r = 0; r < height; r++)
+        emu_timed_copy(ctx->dev, (char *)dst + r * dpitch, (const char *)src + r * spitch, width, plan.dir);
+    return ACL_SUCCESS;
+}
+
+EMU_API aclError aclrtMemcpy2dAsync(void *dst, size_t dpitch, const void *src, size_t spitch, size_t width, size_t height, aclrtMemcpyKind kind,
+                                    aclrtStream stream)
+{
+    EMU_ENTER("aclrtMemcpy2dAsync");
+    aclError rc = check_2d(dst, dpitch, src, spitch, width, height, "aclrtMemcpy2dAsync");
+    if (rc) return rc;
+    if (kind != ACL_MEMCPY_HOST_TO_DEVICE && kind != ACL_MEMCPY_DEVICE_TO_HOST)   /* the only two the runtime takes */
+        return emu_fail(ACL_ERROR_INVALID_PARAM, "aclrtMemcpy2dAsync: kind must be ACL_MEMCPY_HOST_TO_DEVICE or ACL_MEMCPY_DEVICE_TO_HOST (got %d)", (int)kind);
+    emu_stream *s;
+    rc = emu_resolve_stream(stream, &s, "aclrtMemcpy2dAsync");
+    if (rc) return rc;
+    copy_plan plan;
+    size_t span_d = dpitch * (height - 1) + width, span_s = spitch * (height - 1) + width;
+    rc = plan_copy(dst, span_d, src, span_d < span_s ? span_d : span_s, kind, &plan, "aclrtMemcpy2dAsync");
+    if (!rc) rc = emu_mem_find(src, span_s, &plan.src, "aclrtMemcpy2dAsync", "src");
+    if (!rc) rc = emu_mem_find(dst, span_d, &plan.dst, "aclrtMemcpy2dAsync", "dst");
+    if (rc) return rc;
+    /* One copy task per row, in order on the stream. */
+    for (size_t r = 0; r < height; r++) {
+        rc = aclrtMemcpyAsync((char *)dst + r * dpitch, width, (const char *)src + r * spitch, width, plan.dir, s);
+        if (rc) return rc;
+    }
     return ACL_SUCCESS;
 }
 

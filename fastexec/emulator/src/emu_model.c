@@ -14,6 +14,9 @@ struct emu_model {
     int inflight;                /* queued or running executions */
     emu_stream *inflight_stream; /* stream of the queued executions */
     int unloading;
+    uint64_t cur_batch;          /* last aclmdlSetDynamicBatchSize gear; 0 = none set */
+    uint32_t priority;           /* aclmdlSetAttribute(ACL_MDL_ATTR_PRIORITY_INT32) */
+    emu_alloc *user_mem[2];      /* aclmdlLoad*WithMem work / weight memory, held until unload */
 };
 
 static pthread_mutex_t model_mu = PTHREAD_MUTEX_INITIALIZER;
@@ -74,12 +77,55 @@ static aclError parse(const char *text, size_t len, emu_model_def *def, const ch
     return ACL_SUCCESS;
 }
 
+typedef struct {
+    void *work, *weight;
+    size_t work_size, weight_size;
+} user_mem;
+
+/* The user's work / weight memory for a model: NULL means the runtime's own; otherwise device
+ * memory of at least the size aclmdlQuerySize reports, held until the model is unloaded. */
+static aclError check_user_mem(const emu_model_def *def, const user_mem *um, emu_alloc **held, const char *api)
+{
+    const char *what[2] = {"work", "weight"};
+    void *ptr[2] = {um->work, um->weight};
+    size_t size[2] = {um->work_size, um->weight_size}, need[2] = {def->workspace_bytes, def->weight_bytes};
+    for (int i = 0; i < 2; i++) {
+        held[i] = NULL;
+        if (!ptr[i]) continue;
+        if (size[i] < need[i])
+            return emu_fail(ACL_ERROR_GE_PARAM_INVALID, "%s: %sSize %zu is smaller than the model needs (%zu, from aclmdlQuerySize)", api, what[i], size[i], need[i]);
+        emu_alloc *a;
+        aclError rc = emu_mem_find(ptr[i], size[i] ? size[i] : 1, &a, api, what[i]);
+        if (rc) return rc;
+        if (!a || a->kind != EMU_MEM_DEVICE)
+            return emu_fail(ACL_ERROR_GE_EXEC_MODEL_ADDR_INVALID, "%s: %sPtr %p is %s; it must be device memory (aclrtMalloc)", api, what[i], ptr[i],
+                            emu_mem_kind_name(a ? a->kind : EMU_MEM_PAGEABLE));
+        held[i] = a;
+    }
+    return ACL_SUCCESS;
+}
+
+static aclError load_def_mem(const emu_model_def *def, uint32_t *modelId, const user_mem *um, const char *api);
+
 static aclError load_def(const emu_model_def *def, uint32_t *modelId, const char *api)
+{
+    user_mem none = {0};
+    return load_def_mem(def, modelId, &none, api);
+}
+
+static aclError load_def_mem(const emu_model_def *def, uint32_t *modelId, const user_mem *um, const char *api)
 {
     emu_context *ctx;
     aclError ctx_rc = emu_require_context(&ctx, api);
     if (ctx_rc) return ctx_rc;
+    emu_alloc *held[2];
+    aclError mem_rc = check_user_mem(def, um, held, api);
+    if (mem_rc) return mem_rc;
     emu_model *m = calloc(1, sizeof *m);
+    for (int i = 0; i < 2; i++) {
+        m->user_mem[i] = held[i];
+        emu_mem_hold(held[i]);
+    }
     m->def = *def;
     m->dev = ctx->dev;
     m->has_dyn = def->num_gears > 0;
@@ -160,6 +206,8 @@ EMU_API aclError aclmdlUnload(uint32_t modelId)
     while (m->inflight) pthread_cond_wait(&model_cv, &model_mu);
     models[modelId - 1] = NULL;
     pthread_mutex_unlock(&model_mu);
+    emu_mem_release(m->user_mem[0]);
+    emu_mem_release(m->user_mem[1]);
     free(m);
     atomic_fetch_sub(&emu_live.models, 1);
     return ACL_SUCCESS;
@@ -175,14 +223,23 @@ typedef struct {
     size_t ndims;
     int64_t dims[ACL_MAX_DIM_CNT];
     size_t bytes;   /* at the largest batch */
+    aclmdlInputAippType aipp;   /* inputs: ACL_DATA_WITHOUT_AIPP (0) for every model the format has today */
 } io_info;
 
 struct aclmdlDesc {
     int filled;
+    uint32_t model_id;           /* 0 for a description read from a file */
+    uint64_t max_batch;
     size_t n_in, n_out;
     io_info in[EMU_MAX_IO + 1], out[EMU_MAX_IO];
-    size_t num_gears;
+    size_t num_gears;                 /* dynamic-batch gears (aclmdlGetDynamicBatch) */
     uint64_t gears[ACL_MAX_BATCH_NUM];
+    /* Dynamic height/width and dynamic-dims (ND) gears. No model of the current format has
+     * any (0 / NULL); models that do fill these, and the queries below already read them. */
+    size_t num_hw;
+    uint64_t hw[ACL_MAX_HW_NUM][2];
+    size_t num_dims_gears;
+    aclmdlIODims *dims_gears;         /* num_dims_gears entries, owned by the description */
 };
 
 static void fill_io(io_info *io, const emu_tensor_def *t, uint64_t max_batch)
@@ -204,9 +261,14 @@ EMU_API aclError aclmdlDestroyDesc(aclmdlDesc *modelDesc)
 {
     EMU_ENTER("aclmdlDestroyDesc");
     aclError rc = emu_handle_destroy(modelDesc, EMU_H_DESC, "aclmdlDestroyDesc");
-    if (!rc) free(modelDesc);
+    if (!rc) {
+        free(modelDesc->dims_gears);
+        free(modelDesc);
+    }
     return rc;
 }
+
+static void fill_desc(aclmdlDesc *d, const emu_model_def *def, int has_dyn);
 
 EMU_API aclError aclmdlGetDesc(aclmdlDesc *modelDesc, uint32_t modelId)
 {
@@ -217,15 +279,25 @@ EMU_API aclError aclmdlGetDesc(aclmdlDesc *modelDesc, uint32_t modelId)
     rc = lock_model(modelId, &m, "aclmdlGetDesc");
     if (rc) return rc;
     const emu_model_def *def = &m->def;
-    uint64_t maxb = emu_model_max_batch(def);
     aclmdlDesc *d = modelDesc;
+    fill_desc(d, def, m->has_dyn);
+    d->model_id = modelId;
+    pthread_mutex_unlock(&model_mu);
+    return ACL_SUCCESS;
+}
+
+static void fill_desc(aclmdlDesc *d, const emu_model_def *def, int has_dyn)
+{
+    uint64_t maxb = emu_model_max_batch(def);
+    free(d->dims_gears);
     memset(d, 0, sizeof *d);
     d->filled = 1;
-    d->n_in = def->num_inputs + (m->has_dyn ? 1 : 0);
+    d->max_batch = maxb;
+    d->n_in = def->num_inputs + (has_dyn ? 1 : 0);
     d->n_out = def->num_outputs;
     for (size_t i = 0; i < def->num_inputs; i++) fill_io(&d->in[i], &def->inputs[i], maxb);
     for (size_t i = 0; i < def->num_outputs; i++) fill_io(&d->out[i], &def->outputs[i], maxb);
-    if (m->has_dyn) {
+    if (has_dyn) {
         io_info *io = &d->in[def->num_inputs];
         snprintf(io->name, sizeof io->name, "%s", ACL_DYNAMIC_TENSOR_NAME);
         io->dtype = ACL_INT64;
@@ -236,8 +308,6 @@ EMU_API aclError aclmdlGetDesc(aclmdlDesc *modelDesc, uint32_t modelId)
     }
     d->num_gears = def->num_gears;
     memcpy(d->gears, def->gears, def->num_gears * sizeof def->gears[0]);
-    pthread_mutex_unlock(&model_mu);
-    return ACL_SUCCESS;
 }
 
 static const aclmdlDesc *live_desc(const aclmdlDesc *d, const char *api)
@@ -385,6 +455,8 @@ struct aclmdlDataset {
     aclDataBuffer **bufs;
     size_t n, cap;
     uint64_t dyn_batch;   /* set by aclmdlSetDynamicBatchSize; 0 = not set */
+    aclTensorDesc **descs;   /* per buffer index, owned copies (aclmdlSetDatasetTensorDesc, executions) */
+    size_t n_descs;
 };
 
 EMU_API aclmdlDataset *aclmdlCreateDataset(void)
@@ -397,6 +469,9 @@ EMU_API aclError aclmdlDestroyDataset(const aclmdlDataset *dataset)
     EMU_ENTER("aclmdlDestroyDataset");
     aclError rc = emu_handle_destroy(dataset, EMU_H_DATASET, "aclmdlDestroyDataset");
     if (!rc) {
+        for (size_t i = 0; i < dataset->n_descs; i++)
+            if (dataset->descs[i]) emu_tensor_desc_free(dataset->descs[i]);
+        free(dataset->descs);
         free(dataset->bufs);
         free((void *)dataset);
     }
@@ -429,6 +504,43 @@ EMU_API aclDataBuffer *aclmdlGetDatasetBuffer(const aclmdlDataset *dataset, size
     emu_init_once();
     if (!dataset || emu_check_handle(dataset, EMU_H_DATASET, "aclmdlGetDatasetBuffer")) return NULL;
     return index < dataset->n ? dataset->bufs[index] : NULL;
+}
+
+/* The dataset's own description at `index` (created when missing), set to the given shape. */
+static void dataset_desc_put(aclmdlDataset *ds, size_t index, aclDataType dtype, aclFormat format, size_t ndims, const int64_t *dims)
+{
+    if (index >= ds->n_descs) {
+        size_t n = index + 1;
+        ds->descs = realloc(ds->descs, n * sizeof *ds->descs);
+        memset(ds->descs + ds->n_descs, 0, (n - ds->n_descs) * sizeof *ds->descs);
+        ds->n_descs = n;
+    }
+    if (!ds->descs[index]) ds->descs[index] = emu_tensor_desc_array(1);
+    emu_tensor_desc_set(ds->descs[index], dtype, format, ndims, dims);
+}
+
+EMU_API aclError aclmdlSetDatasetTensorDesc(aclmdlDataset *dataset, aclTensorDesc *tensorDesc, size_t index)
+{
+    EMU_ENTER("aclmdlSetDatasetTensorDesc");
+    aclError rc = emu_check_handle(dataset, EMU_H_DATASET, "aclmdlSetDatasetTensorDesc");
+    if (!rc) rc = emu_check_handle(tensorDesc, EMU_H_TENSORDESC, "aclmdlSetDatasetTensorDesc");
+    if (rc) return rc;
+    if (index >= dataset->n)
+        return emu_fail(ACL_ERROR_INVALID_PARAM, "aclmdlSetDatasetTensorDesc: index %zu is out of range (the dataset holds %zu buffers)", index, dataset->n);
+    /* The dataset keeps its own copy; the caller still owns (and destroys) tensorDesc. */
+    dataset_desc_put(dataset, index, tensorDesc->dtype, tensorDesc->format, tensorDesc->ndims, tensorDesc->dims);
+    return ACL_SUCCESS;
+}
+
+EMU_API aclTensorDesc *aclmdlGetDatasetTensorDesc(const aclmdlDataset *dataset, size_t index)
+{
+    emu_init_once();
+    if (!dataset || emu_check_handle(dataset, EMU_H_DATASET, "aclmdlGetDatasetTensorDesc")) return NULL;
+    if (index >= dataset->n_descs || !dataset->descs[index]) {
+        emu_fail(ACL_ERROR_INVALID_PARAM, "aclmdlGetDatasetTensorDesc: the dataset has no tensor description at index %zu", index);
+        return NULL;
+    }
+    return dataset->descs[index];
 }
 
 /* ================================================================ dynamic batch */
@@ -480,6 +592,9 @@ EMU_API aclError aclmdlSetDynamicBatchSize(uint32_t modelId, aclmdlDataset *data
     rc = aclrtMemcpy(addr, size, size >= 8 ? (const void *)&v : (const void *)&v32, size >= 8 ? 8 : 4, ACL_MEMCPY_HOST_TO_DEVICE);
     if (rc) return rc;
     dataset->dyn_batch = batchSize;
+    pthread_mutex_lock(&model_mu);
+    if (models[modelId - 1] == m) m->cur_batch = batchSize;   /* the model-global gear (aclmdlGetCurOutputDims) */
+    pthread_mutex_unlock(&model_mu);
     return ACL_SUCCESS;
 }
 
@@ -626,6 +741,14 @@ static aclError prepare_exec(uint32_t modelId, const aclmdlDataset *input, const
         return rc;
     }
     m->exec_mode = mode;
+    /* The real output shapes, for aclmdlGetDatasetTensorDesc(output, i) after the execution. */
+    for (size_t i = 0; i < def->num_outputs; i++) {
+        const emu_tensor_def *t = &def->outputs[i];
+        int64_t dims[ACL_MAX_DIM_CNT];
+        memcpy(dims, t->dims, t->ndims * sizeof dims[0]);
+        dims[0] = (int64_t)a->batch;
+        dataset_desc_put((aclmdlDataset *)output, i, t->dtype, t->format, t->ndims, dims);
+    }
     *out = m;
     return ACL_SUCCESS;
 }
@@ -742,3 +865,363 @@ EMU_API aclError aclmdlExecuteAsyncV2(uint32_t modelId, const aclmdlDataset *inp
     return enqueue_exec(modelId, input, output, s, "aclmdlExecuteAsyncV2");
 }
 #endif
+
+/* ================================================================ loading with user memory, load configs */
+
+static aclError load_file_mem(const char *path, uint32_t *modelId, const user_mem *um, const char *api)
+{
+    if (!path || !modelId) return emu_fail(ACL_ERROR_INVALID_PARAM, "%s: modelPath and modelId must not be NULL", api);
+    aclError rc = require_init(api);
+    if (rc) return rc;
+    char *text;
+    size_t len;
+    rc = read_file(path, &text, &len, api);
+    if (rc) return rc;
+    emu_model_def *def = malloc(sizeof *def);
+    rc = parse(text, len, def, api, path);
+    free(text);
+    if (!rc) rc = load_def_mem(def, modelId, um, api);
+    free(def);
+    return rc;
+}
+
+static aclError load_mem_mem(const void *model, size_t size, uint32_t *modelId, const user_mem *um, const char *api)
+{
+    if (!model || !modelId || size == 0) return emu_fail(ACL_ERROR_INVALID_PARAM, "%s: model, modelSize and modelId must be set", api);
+    aclError rc = require_init(api);
+    if (rc) return rc;
+    emu_model_def *def = malloc(sizeof *def);
+    rc = parse(model, size, def, api, "model data");
+    if (!rc) rc = load_def_mem(def, modelId, um, api);
+    free(def);
+    return rc;
+}
+
+EMU_API aclError aclmdlLoadFromFileWithMem(const char *modelPath, uint32_t *modelId, void *workPtr, size_t workSize, void *weightPtr, size_t weightSize)
+{
+    EMU_ENTER("aclmdlLoadFromFileWithMem");
+    user_mem um = {workPtr, weightPtr, workSize, weightSize};
+    return load_file_mem(modelPath, modelId, &um, "aclmdlLoadFromFileWithMem");
+}
+
+EMU_API aclError aclmdlLoadFromMemWithMem(const void *model, size_t modelSize, uint32_t *modelId, void *workPtr, size_t workSize, void *weightPtr,
+                                          size_t weightSize)
+{
+    EMU_ENTER("aclmdlLoadFromMemWithMem");
+    user_mem um = {workPtr, weightPtr, workSize, weightSize};
+    return load_mem_mem(model, modelSize, modelId, &um, "aclmdlLoadFromMemWithMem");
+}
+
+EMU_API aclError aclmdlQuerySizeFromMem(const void *model, size_t modelSize, size_t *workSize, size_t *weightSize)
+{
+    EMU_ENTER("aclmdlQuerySizeFromMem");
+    if (!model || modelSize == 0 || !workSize || !weightSize)
+        return emu_fail(ACL_ERROR_INVALID_PARAM, "aclmdlQuerySizeFromMem: model, modelSize, workSize and weightSize must be set");
+    emu_model_def *def = malloc(sizeof *def);
+    aclError rc = parse(model, modelSize, def, "aclmdlQuerySizeFromMem", "model data");
+    if (!rc) {
+        *workSize = def->workspace_bytes;
+        *weightSize = def->weight_bytes;
+    }
+    free(def);
+    return rc;
+}
+
+struct aclmdlConfigHandle {
+    int32_t priority;
+    size_t load_type;            /* 0 = not set */
+    const char *path;
+    const void *mem;
+    size_t mem_size;
+    void *weight, *work;
+    size_t weight_size, work_size;
+};
+
+EMU_API aclmdlConfigHandle *aclmdlCreateConfigHandle(void)
+{
+    return emu_handle_new(sizeof(aclmdlConfigHandle), EMU_H_LOADCFG, "aclmdlCreateConfigHandle");
+}
+
+EMU_API aclError aclmdlDestroyConfigHandle(aclmdlConfigHandle *handle)
+{
+    EMU_ENTER("aclmdlDestroyConfigHandle");
+    aclError rc = emu_handle_destroy(handle, EMU_H_LOADCFG, "aclmdlDestroyConfigHandle");
+    if (!rc) free(handle);
+    return rc;
+}
+
+EMU_API aclError aclmdlSetConfigOpt(aclmdlConfigHandle *handle, aclmdlConfigAttr attr, const void *attrValue, size_t valueSize)
+{
+    EMU_ENTER("aclmdlSetConfigOpt");
+    aclError rc = emu_check_handle(handle, EMU_H_LOADCFG, "aclmdlSetConfigOpt");
+    if (rc) return rc;
+    if (!attrValue) return emu_fail(ACL_ERROR_INVALID_PARAM, "aclmdlSetConfigOpt: attrValue is NULL");
+    size_t want = sizeof(size_t);
+    void *field = NULL;
+    switch (attr) {
+    case ACL_MDL_PRIORITY_INT32: want = sizeof(int32_t); field = &handle->priority; break;
+    case ACL_MDL_LOAD_TYPE_SIZET: field = &handle->load_type; break;
+    case ACL_MDL_PATH_PTR: want = sizeof(char *); field = &handle->path; break;
+    case ACL_MDL_MEM_ADDR_PTR: want = sizeof(void *); field = &handle->mem; break;
+    case ACL_MDL_MEM_SIZET: field = &handle->mem_size; break;
+    case ACL_MDL_WEIGHT_ADDR_PTR: want = sizeof(void *); field = &handle->weight; break;
+    case ACL_MDL_WEIGHT_SIZET: field = &handle->weight_size; break;
+    case ACL_MDL_WORKSPACE_ADDR_PTR: want = sizeof(void *); field = &handle->work; break;
+    case ACL_MDL_WORKSPACE_SIZET: field = &handle->work_size; break;
+    default:
+        return emu_fail(ACL_ERROR_INVALID_PARAM, "aclmdlSetConfigOpt: attribute %d is not supported by the emulator (priority, load type, path, memory, weight and workspace are)", (int)attr);
+    }
+    if (valueSize != want)
+        return emu_fail(ACL_ERROR_INVALID_PARAM, "aclmdlSetConfigOpt: attribute %d takes %zu bytes (valueSize %zu)", (int)attr, want, valueSize);
+    memcpy(field, attrValue, want);
+    if (attr == ACL_MDL_LOAD_TYPE_SIZET && (handle->load_type < ACL_MDL_LOAD_FROM_FILE || handle->load_type > ACL_MDL_LOAD_FROM_MEM_WITH_MEM)) {
+        size_t bad = handle->load_type;
+        handle->load_type = 0;
+        return emu_fail(ACL_ERROR_INVALID_PARAM, "aclmdlSetConfigOpt: load type %zu is not supported (1..4: from file / memory, with or without user memory)", bad);
+    }
+    if (attr == ACL_MDL_PRIORITY_INT32 && (handle->priority < 0 || handle->priority > 7)) {
+        handle->priority = 0;
+        return emu_fail(ACL_ERROR_INVALID_PARAM, "aclmdlSetConfigOpt: priority must be 0..7");
+    }
+    return ACL_SUCCESS;
+}
+
+EMU_API aclError aclmdlLoadWithConfig(const aclmdlConfigHandle *handle, uint32_t *modelId)
+{
+    EMU_ENTER("aclmdlLoadWithConfig");
+    aclError rc = emu_check_handle(handle, EMU_H_LOADCFG, "aclmdlLoadWithConfig");
+    if (rc) return rc;
+    const aclmdlConfigHandle *h = handle;
+    user_mem um = {0};
+    if (h->load_type == ACL_MDL_LOAD_FROM_FILE_WITH_MEM || h->load_type == ACL_MDL_LOAD_FROM_MEM_WITH_MEM)
+        um = (user_mem){h->work, h->weight, h->work_size, h->weight_size};
+    switch (h->load_type) {
+    case ACL_MDL_LOAD_FROM_FILE:
+    case ACL_MDL_LOAD_FROM_FILE_WITH_MEM: rc = load_file_mem(h->path, modelId, &um, "aclmdlLoadWithConfig"); break;
+    case ACL_MDL_LOAD_FROM_MEM:
+    case ACL_MDL_LOAD_FROM_MEM_WITH_MEM: rc = load_mem_mem(h->mem, h->mem_size, modelId, &um, "aclmdlLoadWithConfig"); break;
+    default: return emu_fail(ACL_ERROR_INVALID_PARAM, "aclmdlLoadWithConfig: ACL_MDL_LOAD_TYPE_SIZET is not set");
+    }
+    if (!rc) {
+        pthread_mutex_lock(&model_mu);
+        models[*modelId - 1]->priority = (uint32_t)h->priority;
+        pthread_mutex_unlock(&model_mu);
+    }
+    return rc;
+}
+
+EMU_API aclError aclmdlSetAttribute(uint32_t modelId, aclmdlAttr attr, aclmdlAttrValue_t *attrValue)
+{
+    EMU_ENTER("aclmdlSetAttribute");
+    if (!attrValue) return emu_fail(ACL_ERROR_INVALID_PARAM, "aclmdlSetAttribute: attrValue is NULL");
+    if (attr != ACL_MDL_ATTR_PRIORITY_INT32) return emu_fail(ACL_ERROR_INVALID_PARAM, "aclmdlSetAttribute: unknown attribute %d", (int)attr);
+    if (attrValue->mdlPriority > 7)
+        return emu_fail(ACL_ERROR_INVALID_PARAM, "aclmdlSetAttribute: priority %u is outside [0, 7] (aclrtDeviceGetStreamPriorityRange)", attrValue->mdlPriority);
+    emu_model *m;
+    aclError rc = lock_model(modelId, &m, "aclmdlSetAttribute");
+    if (rc) return rc;
+    m->priority = attrValue->mdlPriority;
+    pthread_mutex_unlock(&model_mu);
+    return ACL_SUCCESS;
+}
+
+EMU_API aclError aclmdlGetAttribute(uint32_t modelId, aclmdlAttr attr, aclmdlAttrValue_t *attrValue)
+{
+    EMU_ENTER("aclmdlGetAttribute");
+    if (!attrValue) return emu_fail(ACL_ERROR_INVALID_PARAM, "aclmdlGetAttribute: attrValue is NULL");
+    if (attr != ACL_MDL_ATTR_PRIORITY_INT32) return emu_fail(ACL_ERROR_INVALID_PARAM, "aclmdlGetAttribute: unknown attribute %d", (int)attr);
+    emu_model *m;
+    aclError rc = lock_model(modelId, &m, "aclmdlGetAttribute");
+    if (rc) return rc;
+    memset(attrValue, 0, sizeof *attrValue);
+    attrValue->mdlPriority = m->priority;
+    pthread_mutex_unlock(&model_mu);
+    return ACL_SUCCESS;
+}
+
+/* ================================================================ more description queries */
+
+EMU_API aclError aclmdlGetDescFromFile(aclmdlDesc *modelDesc, const char *modelPath)
+{
+    EMU_ENTER("aclmdlGetDescFromFile");
+    aclError rc = emu_check_handle(modelDesc, EMU_H_DESC, "aclmdlGetDescFromFile");
+    if (rc) return rc;
+    if (!modelPath) return emu_fail(ACL_ERROR_INVALID_PARAM, "aclmdlGetDescFromFile: modelPath is NULL");
+    char *text;
+    size_t len;
+    rc = read_file(modelPath, &text, &len, "aclmdlGetDescFromFile");
+    if (rc) return rc;
+    emu_model_def *def = malloc(sizeof *def);
+    rc = parse(text, len, def, "aclmdlGetDescFromFile", modelPath);
+    free(text);
+    if (!rc) fill_desc(modelDesc, def, def->num_gears > 0);
+    free(def);
+    return rc;
+}
+
+EMU_API aclError aclmdlGetInputDimsV2(const aclmdlDesc *modelDesc, size_t index, aclmdlIODims *dims)
+{
+    /* Same as aclmdlGetInputDims for the emulator's models (no AIPP changes the input shape). */
+    return get_dims(modelDesc, 0, index, dims, "aclmdlGetInputDimsV2");
+}
+
+EMU_API aclError aclmdlGetInputDimsRange(const aclmdlDesc *modelDesc, size_t index, aclmdlIODimsRange *dimsRange)
+{
+    EMU_ENTER("aclmdlGetInputDimsRange");
+    if (!dimsRange) return emu_fail(ACL_ERROR_INVALID_PARAM, "aclmdlGetInputDimsRange: dimsRange is NULL");
+    aclError rc = emu_check_handle(modelDesc, EMU_H_DESC, "aclmdlGetInputDimsRange");
+    if (rc) return rc;
+    const io_info *io = desc_io(modelDesc, 0, index, "aclmdlGetInputDimsRange");
+    if (!io) return emu_fail(ACL_ERROR_INVALID_PARAM, "aclmdlGetInputDimsRange: index %zu is out of range (the model has %zu inputs)", index, modelDesc->n_in);
+    memset(dimsRange, 0, sizeof *dimsRange);
+    dimsRange->rangeCount = io->ndims;
+    uint64_t lo = modelDesc->num_gears ? modelDesc->gears[0] : 0, hi = modelDesc->num_gears ? modelDesc->gears[modelDesc->num_gears - 1] : 0;
+    for (size_t i = 0; i < io->ndims; i++) {
+        int dyn = io->dims[i] < 0;
+        dimsRange->range[i][0] = dyn ? (int64_t)lo : io->dims[i];
+        dimsRange->range[i][1] = dyn ? (int64_t)hi : io->dims[i];
+    }
+    return ACL_SUCCESS;
+}
+
+EMU_API const char *aclmdlGetTensorRealName(const aclmdlDesc *modelDesc, const char *name)
+{
+    const aclmdlDesc *d = live_desc(modelDesc, "aclmdlGetTensorRealName");
+    if (!d || !name) return NULL;
+    /* The emulator's names are never longer than 127 characters, so none is replaced. */
+    for (size_t i = 0; i < d->n_in; i++)
+        if (strcmp(d->in[i].name, name) == 0) return d->in[i].name;
+    for (size_t i = 0; i < d->n_out; i++)
+        if (strcmp(d->out[i].name, name) == 0) return d->out[i].name;
+    return NULL;
+}
+
+EMU_API aclError aclmdlGetCurOutputDims(const aclmdlDesc *modelDesc, size_t index, aclmdlIODims *dims)
+{
+    aclError rc = get_dims(modelDesc, 1, index, dims, "aclmdlGetCurOutputDims");
+    if (rc) return rc;
+    if (!modelDesc->num_gears) return ACL_SUCCESS;   /* static: the dims are the dims */
+    /* Dynamic batch: the model's current gear (the largest when none was set). */
+    uint64_t batch = modelDesc->max_batch;
+    pthread_mutex_lock(&model_mu);
+    uint32_t id = modelDesc->model_id;
+    emu_model *m = id >= 1 && id <= n_models ? models[id - 1] : NULL;
+    if (m && m->cur_batch) batch = m->cur_batch;
+    pthread_mutex_unlock(&model_mu);
+    for (size_t i = 0; i < dims->dimCount; i++)
+        if (dims->dims[i] < 0) dims->dims[i] = (int64_t)batch;
+    return ACL_SUCCESS;
+}
+
+EMU_API aclError aclmdlGetDynamicHW(const aclmdlDesc *modelDesc, size_t index, aclmdlHW *hw)
+{
+    EMU_ENTER("aclmdlGetDynamicHW");
+    (void)index;   /* documented as reserved: the model's HW gears do not depend on it */
+    if (!hw) return emu_fail(ACL_ERROR_INVALID_PARAM, "aclmdlGetDynamicHW: hw is NULL");
+    aclError rc = emu_check_handle(modelDesc, EMU_H_DESC, "aclmdlGetDynamicHW");
+    if (rc) return rc;
+    memset(hw, 0, sizeof *hw);
+    hw->hwCount = modelDesc->num_hw;   /* 0 for the static and dynamic-batch models */
+    memcpy(hw->hw, modelDesc->hw, modelDesc->num_hw * sizeof modelDesc->hw[0]);
+    return ACL_SUCCESS;
+}
+
+EMU_API aclError aclmdlGetInputDynamicGearCount(const aclmdlDesc *modelDesc, size_t index, size_t *gearCount)
+{
+    EMU_ENTER("aclmdlGetInputDynamicGearCount");
+    (void)index;   /* reserved (-1 in the documentation's examples) */
+    if (!gearCount) return emu_fail(ACL_ERROR_INVALID_PARAM, "aclmdlGetInputDynamicGearCount: gearCount is NULL");
+    aclError rc = emu_check_handle(modelDesc, EMU_H_DESC, "aclmdlGetInputDynamicGearCount");
+    if (rc) return rc;
+    *gearCount = modelDesc->num_dims_gears;   /* 0 for static and dynamic-batch models (batch gears: aclmdlGetDynamicBatch) */
+    return ACL_SUCCESS;
+}
+
+EMU_API aclError aclmdlGetInputDynamicDims(const aclmdlDesc *modelDesc, size_t index, aclmdlIODims *dims, size_t gearCount)
+{
+    EMU_ENTER("aclmdlGetInputDynamicDims");
+    (void)index;
+    if (!dims) return emu_fail(ACL_ERROR_INVALID_PARAM, "aclmdlGetInputDynamicDims: dims is NULL");
+    aclError rc = emu_check_handle(modelDesc, EMU_H_DESC, "aclmdlGetInputDynamicDims");
+    if (rc) return rc;
+    size_t have = modelDesc->num_dims_gears;   /* see aclmdlGetInputDynamicGearCount */
+    if (gearCount < have)
+        return emu_fail(ACL_ERROR_INVALID_PARAM, "aclmdlGetInputDynamicDims: gearCount %zu is below the model's %zu gears", gearCount, have);
+    if (have) memcpy(dims, modelDesc->dims_gears, have * sizeof *dims);   /* dims holds gearCount entries */
+    return ACL_SUCCESS;
+}
+
+EMU_API aclError aclmdlGetAippType(uint32_t modelId, size_t index, aclmdlInputAippType *type, size_t *dynamicAttachedDataIndex)
+{
+    EMU_ENTER("aclmdlGetAippType");
+    if (!type || !dynamicAttachedDataIndex) return emu_fail(ACL_ERROR_INVALID_PARAM, "aclmdlGetAippType: type and dynamicAttachedDataIndex must not be NULL");
+    emu_model *m;
+    aclError rc = lock_model(modelId, &m, "aclmdlGetAippType");
+    if (rc) return rc;
+    aclmdlDesc *d = calloc(1, sizeof *d);   /* the inputs as a description would show them */
+    fill_desc(d, &m->def, m->has_dyn);
+    pthread_mutex_unlock(&model_mu);
+    size_t n_in = d->n_in;
+    aclmdlInputAippType aipp = index < n_in ? d->in[index].aipp : ACL_DATA_WITHOUT_AIPP;
+    free(d->dims_gears);
+    free(d);
+    if (index >= n_in) return emu_fail(ACL_ERROR_INVALID_PARAM, "aclmdlGetAippType: index %zu is out of range (the model has %zu inputs)", index, n_in);
+    *type = aipp;   /* ACL_DATA_WITHOUT_AIPP for every model of the current format */
+    *dynamicAttachedDataIndex = ACL_INVALID_NODE_INDEX;   /* set for ACL_DATA_WITH_DYNAMIC_AIPP inputs only */
+    return ACL_SUCCESS;
+}
+
+/* ================================================================ dynamic HW / dims (not in the emulator's models) */
+
+static aclError no_gears(uint32_t modelId, aclmdlDataset *dataset, const char *what, const char *api)
+{
+    aclError rc = emu_check_handle(dataset, EMU_H_DATASET, api);
+    if (rc) return rc;
+    emu_model *m;
+    rc = lock_model(modelId, &m, api);
+    if (rc) return rc;
+    pthread_mutex_unlock(&model_mu);
+    return emu_fail(ACL_ERROR_GE_DYNAMIC_BATCH_SIZE_INVALID, "%s: model %u has no dynamic %s gears", api, modelId, what);
+}
+
+EMU_API aclError aclmdlSetDynamicHWSize(uint32_t modelId, aclmdlDataset *dataset, size_t index, uint64_t height, uint64_t width)
+{
+    EMU_ENTER("aclmdlSetDynamicHWSize");
+    (void)index;
+    if (height == 0 || width == 0) return emu_fail(ACL_ERROR_INVALID_PARAM, "aclmdlSetDynamicHWSize: height and width must be > 0");
+    return no_gears(modelId, dataset, "height/width", "aclmdlSetDynamicHWSize");
+}
+
+EMU_API aclError aclmdlSetInputDynamicDims(uint32_t modelId, aclmdlDataset *dataset, size_t index, const aclmdlIODims *dims)
+{
+    EMU_ENTER("aclmdlSetInputDynamicDims");
+    (void)index;
+    if (!dims) return emu_fail(ACL_ERROR_INVALID_PARAM, "aclmdlSetInputDynamicDims: dims is NULL");
+    return no_gears(modelId, dataset, "dims", "aclmdlSetInputDynamicDims");
+}
+
+/* ================================================================ failed-task descriptions */
+
+void emu_exec_describe(const emu_task *t, char *name, size_t len, emu_op_tensor **in, size_t *n_in, emu_op_tensor **out, size_t *n_out)
+{
+    const emu_model *m = t->u.exec.model;
+    const emu_model_def *def = &m->def;
+    snprintf(name, len, "%s", def->name[0] ? def->name : "model");
+    size_t counts[2] = {def->num_inputs, def->num_outputs};
+    const emu_tensor_def *defs[2] = {def->inputs, def->outputs};
+    emu_op_tensor **lists[2] = {in, out};
+    size_t *ns[2] = {n_in, n_out};
+    for (int k = 0; k < 2; k++) {
+        *ns[k] = counts[k];
+        *lists[k] = counts[k] ? calloc(counts[k], sizeof **lists[k]) : NULL;
+        for (size_t i = 0; i < counts[k]; i++) {
+            emu_op_tensor *o = &(*lists[k])[i];
+            const emu_tensor_def *td = &defs[k][i];
+            o->dtype = td->dtype;
+            o->format = td->format;
+            o->ndims = td->ndims;
+            memcpy(o->dims, td->dims, td->ndims * sizeof td->dims[0]);
+            o->dims[0] = (int64_t)t->u.exec.batch;
+        }
+    }
+}

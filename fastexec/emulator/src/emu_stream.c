@@ -282,7 +282,10 @@ static void run_task(emu_stream *s, emu_task *t)
     case EMU_T_HOSTFUNC: t->u.hostfunc.fn(t->u.hostfunc.args); break;
     case EMU_T_STALL: emu_sleep_until(emu_now_ns() + (uint64_t)t->u.stall.ms * 1000000ull); s->ready_at = emu_now_ns(); break;
     }
-    if (t->fail_code != ACL_SUCCESS) record_error(s, t->fail_code);
+    if (t->fail_code != ACL_SUCCESS) {
+        emu_exception_task_failed(s, t);
+        record_error(s, t->fail_code);
+    }
     if (t->kind == EMU_T_EXEC) emu_exec_task_done(t, t->fail_code);
     if (t->kind == EMU_T_RECORD) emu_event_unref(t->u.record.ev);
     if (t->kind == EMU_T_WAIT) emu_event_unref(t->u.wait.ev);
@@ -315,7 +318,9 @@ static void *worker(void *arg)
 
 aclError emu_stream_create(emu_context *ctx, uint32_t flags, int is_default, emu_stream **out)
 {
+    static atomic_uint next_id;
     emu_stream *s = calloc(1, sizeof *s);
+    s->id = atomic_fetch_add(&next_id, 1);
     s->ctx = ctx;
     s->dev = ctx->dev;
     s->is_default = is_default;
