@@ -248,7 +248,7 @@ void emu_stream_destroy(emu_stream *s);       /* drains, joins, frees */
 emu_task *emu_task_new(emu_task_kind kind);
 void emu_stream_push(emu_stream *s, emu_task *t, const char *api);
 /* A stream worker waiting for a modelled end: polls the clock (yielding) for short waits, sleeps
- * on an absolute deadline for long ones (waking a little early and polling the rest). */
+ * on the absolute deadline for long ones. */
 void emu_worker_wait_until(uint64_t deadline_ns);
 aclError emu_stream_sync(emu_stream *s, int32_t timeout_ms, const char *api);
 void emu_event_unref(emu_event *ev);

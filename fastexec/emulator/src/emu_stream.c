@@ -168,18 +168,18 @@ EMU_API aclError aclrtProcessReport(int32_t timeout)
 
 /* ================================================================ dispatch tuning */
 
-/* On the 2-vCPU development VM a kernel round trip is dear: one clock_nanosleep costs ~25 us of
- * CPU and wakes ~30-50 us late, one futex wake-up of a blocked thread ~13 us of CPU (measured:
- * docs/emulator.md, "Dispatch cost"). So waits poll first, yielding the core at every turn so
- * that a runnable thread (the host, another worker) is not kept off it:
- *  - a modelled wait shorter than SLEEP_MIN polls the clock; a longer one sleeps until WAKE_EARLY
- *    before its deadline and polls the rest;
+/* On the 2-vCPU development VM a kernel round trip is dear: one clock_nanosleep costs ~23 us of
+ * CPU however short it is and wakes ~30-50 us late; a futex wake-up of a thread blocked on an
+ * idle vCPU costs the waker ~13 us (docs/emulator.md, "Dispatch cost"). So:
+ *  - a modelled wait shorter than SLEEP_MIN polls the clock, yielding the core at every turn so
+ *    that a runnable thread (the host, another worker) is not kept off it; a longer one sleeps on
+ *    its absolute deadline as before;
  *  - an idle worker, a host in a synchronisation and a stream waiting on another stream's event
- *    poll for POLL before they block on a condition variable.
+ *    poll (yielding) for up to POLL before they block on a condition variable, and whoever
+ *    completes work wakes only threads that did block.
  * FASTEXEC_EMU_POLL_US overrides POLL (0: block at once). */
-#define SLEEP_MIN_NS 200000ull
-#define WAKE_EARLY_NS 60000ull
-#define POLL_DEFAULT_NS 100000ull
+#define SLEEP_MIN_NS 100000ull
+#define POLL_DEFAULT_NS 20000ull
 
 static uint64_t poll_ns = POLL_DEFAULT_NS;
 static pthread_once_t tuning_once = PTHREAD_ONCE_INIT;
@@ -190,7 +190,8 @@ static void tuning_init(void)
     if (v && *v) {
         char *end;
         unsigned long long us = strtoull(v, &end, 10);
-        if (*end == '\0') poll_ns = us * 1000ull;
+        if (*end == '\0' && us <= 1000000ull) poll_ns = us * 1000ull;
+        else fprintf(stderr, "fastexec emulator: ignoring FASTEXEC_EMU_POLL_US=%s (expected 0..1000000)\n", v);
     }
 }
 
@@ -200,7 +201,10 @@ void emu_worker_wait_until(uint64_t deadline_ns)
 {
     uint64_t now = emu_now_ns();
     if (now >= deadline_ns) return;
-    if (deadline_ns - now > SLEEP_MIN_NS) emu_sleep_until(deadline_ns - WAKE_EARLY_NS);
+    if (deadline_ns - now >= SLEEP_MIN_NS) {
+        emu_sleep_until(deadline_ns);
+        return;
+    }
     while (emu_now_ns() < deadline_ns) relax();
 }
 
@@ -498,7 +502,13 @@ aclError emu_stream_create(emu_context *ctx, uint32_t flags, int is_default, emu
     atomic_init(&s->wake_at, UINT64_MAX);
     atomic_init(&s->stopping, 0);
     pthread_once(&tuning_once, tuning_init);
-    pthread_mutex_init(&s->mu, NULL);
+    /* Held for a few instructions at a time by hosts and the worker: a contended lock spins a
+     * little before it sleeps. */
+    pthread_mutexattr_t attr;
+    pthread_mutexattr_init(&attr);
+    pthread_mutexattr_settype(&attr, PTHREAD_MUTEX_ADAPTIVE_NP);
+    pthread_mutex_init(&s->mu, &attr);
+    pthread_mutexattr_destroy(&attr);
     pthread_cond_init(&s->cv_work, NULL);
     init_cond_monotonic(&s->cv_done);
     if (pthread_create(&s->thread, NULL, worker, s) != 0) {
