@@ -239,6 +239,7 @@ struct emu_event {
     emu_snapshot *latest;        /* NULL until the first record */
     int refs;                    /* handle + queued tasks */
     int waiters;                 /* threads blocked on cv */
+    emu_snapshot *spare;         /* a dead snapshot kept for the next record */
 };
 
 aclError emu_stream_create(emu_context *ctx, uint32_t flags, int is_default, emu_stream **out);

@@ -353,10 +353,13 @@ static void run_engine_task(emu_stream *s, emu_task *t, int engine, uint64_t dur
     s->ready_at = emu_engine_end(&slot, 1);
 }
 
-/* Drop a snapshot reference; caller holds the event's mutex. */
-static void snapshot_unref(emu_snapshot *snap)
+/* Drop a snapshot reference; caller holds the event's mutex. The event keeps one dead snapshot
+ * for its next record, so that re-recording an event does not allocate. */
+static void snapshot_unref(emu_event *ev, emu_snapshot *snap)
 {
-    if (snap && --snap->refs == 0) free(snap);
+    if (!snap || --snap->refs) return;
+    if (!ev->spare) ev->spare = snap;
+    else free(snap);
 }
 
 static void run_record(emu_stream *s, emu_task *t)
@@ -376,7 +379,7 @@ static void run_record(emu_stream *s, emu_task *t)
     snap->err = err;
     uint64_t completed = atomic_fetch_add(&s->completed, 1) + 1;
     atomic_store(&snap->done, 1);
-    snapshot_unref(snap);
+    snapshot_unref(ev, snap);
     if (ev->waiters) pthread_cond_broadcast(&ev->cv);
     pthread_mutex_unlock(&ev->mu);
     wake_syncs(s, completed);
@@ -404,7 +407,7 @@ static void run_wait(emu_stream *s, emu_task *t)
     emu_snapshot *snap = t->u.wait.snap;
     wait_snapshot(ev, snap, poll_ns, NULL);
     uint64_t ts = snap->ts;
-    snapshot_unref(snap);
+    snapshot_unref(ev, snap);
     pthread_mutex_unlock(&ev->mu);
     if (ts > s->ready_at) s->ready_at = ts;
 }
@@ -749,9 +752,10 @@ void emu_event_unref(emu_event *ev)
 {
     pthread_mutex_lock(&ev->mu);
     int left = --ev->refs;
-    if (!left) snapshot_unref(ev->latest);
+    if (!left) snapshot_unref(ev, ev->latest);
     pthread_mutex_unlock(&ev->mu);
     if (left) return;
+    free(ev->spare);
     pthread_mutex_destroy(&ev->mu);
     pthread_cond_destroy(&ev->cv);
     free(ev);
@@ -797,14 +801,18 @@ EMU_API aclError aclrtRecordEvent(aclrtEvent event, aclrtStream stream)
     if (rc) return rc;
     emu_event *ev = event;
     emu_task *t = emu_task_new(EMU_T_RECORD);
-    emu_snapshot *snap = calloc(1, sizeof *snap);
-    snap->refs = 2; /* the event's latest + the record task */
     pthread_mutex_lock(&s->mu);
-    snap->timeout_ms = s->event_timeout_ms; /* sticky exec-config timeout of the stream */
+    int32_t timeout_ms = s->event_timeout_ms; /* sticky exec-config timeout of the stream */
     pthread_mutex_unlock(&s->mu);
     pthread_mutex_lock(&ev->mu);
+    emu_snapshot *snap = ev->spare ? ev->spare : malloc(sizeof *snap);
+    ev->spare = NULL;
+    memset(snap, 0, sizeof *snap);
+    atomic_init(&snap->done, 0);
+    snap->refs = 2; /* the event's latest + the record task */
+    snap->timeout_ms = timeout_ms;
     ev->refs++;
-    snapshot_unref(ev->latest);
+    snapshot_unref(ev, ev->latest);
     ev->latest = snap;
     t->u.record.ev = ev;
     t->u.record.snap = snap;
@@ -859,7 +867,7 @@ static aclError sync_event(emu_event *ev, int32_t timeout_ms, const char *api)
         rc = emu_fail(ACL_ERROR_RT_EVENT_SYNC_TIMEOUT, "%s: the event did not complete within %d ms", api, timeout_ms);
     }
     aclError err = atomic_load(&snap->done) ? snap->err : ACL_SUCCESS;
-    snapshot_unref(snap);
+    snapshot_unref(ev, snap);
     pthread_mutex_unlock(&ev->mu);
     if (rc) return rc;
     if (err) return emu_fail(err, "%s: a task before the event's record failed with error %d", api, err);
