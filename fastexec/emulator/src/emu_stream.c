@@ -168,12 +168,13 @@ EMU_API aclError aclrtProcessReport(int32_t timeout)
 
 /* ================================================================ dispatch tuning */
 
-/* On the 2-vCPU development VM a kernel round trip is dear: one clock_nanosleep costs ~23 us of
- * CPU however short it is and wakes ~30-50 us late; a futex wake-up of a thread blocked on an
- * idle vCPU costs the waker ~13 us (docs/emulator.md, "Dispatch cost"). So:
- *  - a modelled wait shorter than SLEEP_MIN polls the clock, yielding the core at every turn so
- *    that a runnable thread (the host, another worker) is not kept off it; a longer one sleeps on
- *    its absolute deadline as before;
+/* On the 2-vCPU development VM a kernel round trip is dear: one clock_nanosleep costs ~22 us of
+ * CPU however short it is, even when its deadline has already passed, and wakes ~30-50 us late;
+ * a futex wake-up of a thread blocked on an idle vCPU costs the waker ~13 us (docs/emulator.md,
+ * "Dispatch cost"). So:
+ *  - a deadline already passed costs nothing; a modelled wait shorter than SLEEP_MIN polls the
+ *    clock, yielding the core at every turn so that a runnable thread (the host, another worker)
+ *    is not kept off it; a longer one sleeps on its absolute deadline;
  *  - an idle worker, a host in a synchronisation and a stream waiting on another stream's event
  *    poll (yielding) for up to POLL before they block on a condition variable, and whoever
  *    completes work wakes only threads that did block.
