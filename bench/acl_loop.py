@@ -1,6 +1,11 @@
 """Builds bench/acl_loop.c against the bundled emulator and runs it on a sample model.
 
-    python bench/acl_loop.py [SAMPLE] [BATCHES] [DEPTH]      (default: resnet50-int8 500 2)
+    python bench/acl_loop.py [SAMPLE] [BATCHES] [DEPTH] [--mode serial|overlap]
+                                                 (default: resnet50-int8 500 2, serial)
+
+Serial mode runs copy-in, execute and copy-out on one stream (bound: the sum of the stages);
+overlap mode runs them on three streams linked by events with the executor's six timing events
+per batch (bound: the slowest stage). Both end with the same `throughput ... efficiency ...` line.
 
 The `balanced` sample is sized for the emulator's `slow-link` profile, which this script
 selects for it (FASTEXEC_EMU_PROFILE may override).

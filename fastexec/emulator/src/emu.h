@@ -194,6 +194,12 @@ typedef struct emu_task {
     } u;
 } emu_task;
 
+/* Dispatch (emu_stream.c). Hosts append tasks under the stream's mutex; the worker takes the
+ * whole queue at once and runs it without any lock, publishing each completion with an atomic
+ * counter. Nobody is woken unless it is blocked: an idle worker, a host in a synchronisation or a
+ * stream waiting on an event first polls (yielding its core) for a short while, and only then
+ * blocks and says so. Task records are recycled: the worker hands finished ones back to its
+ * stream, the next push moves them to the pushing thread's cache, emu_task_new takes from there. */
 struct emu_stream {
     uint32_t id;                 /* per process, from 0; reported in exception info */
     emu_context *ctx;
@@ -201,16 +207,21 @@ struct emu_stream {
     int is_default;
     uint32_t flags;
     pthread_mutex_t mu;
-    pthread_cond_t cv_work;      /* worker waits for tasks */
-    pthread_cond_t cv_done;      /* hosts wait for completion */
-    emu_task *head, *tail;
-    uint64_t submitted, completed;
-    uint64_t ready_at;           /* emulated end time of the last completed task */
-    aclError err_sync;           /* first task error since the last synchronisation */
-    aclError err_event;          /* first task error since the last event record */
+    pthread_cond_t cv_work;      /* a blocked idle worker waits here */
+    pthread_cond_t cv_done;      /* hosts blocked in a synchronisation wait here */
+    emu_task *head, *tail;       /* queued, not yet taken by the worker; guarded by mu */
+    emu_task *recycled, *recycled_tail;  /* finished records for the next push; guarded by mu */
+    unsigned n_recycled;
+    int worker_blocked;          /* the worker sleeps on cv_work; guarded by mu */
+    atomic_uint_fast64_t submitted;  /* written under mu */
+    atomic_uint_fast64_t completed;  /* written by the worker only */
+    atomic_uint_fast64_t wake_at;    /* lowest target of a host blocked on cv_done; UINT64_MAX: none */
+    atomic_int stopping;
+    uint64_t ready_at;           /* emulated end time of the last completed task; worker only */
+    aclError err_sync;           /* first task error since the last synchronisation; guarded by mu */
+    aclError err_event;          /* first task error since the last event record; worker only */
     int32_t sync_timeout_ms;     /* sticky from an exec config; -1 = forever */
     int32_t event_timeout_ms;
-    int stopping;
     int used_callback, used_hostfunc;
     int has_subscriber;
     uint64_t subscriber;         /* pthread id of the report thread */
@@ -219,10 +230,11 @@ struct emu_stream {
 };
 
 /* What one aclrtRecordEvent captured: complete when the stream reaches the record. Waits
- * enqueued before a re-record keep the snapshot they saw. Guarded by its event's mutex. */
+ * enqueued before a re-record keep the snapshot they saw. Guarded by its event's mutex; `done`
+ * may also be polled without it. */
 struct emu_snapshot {
     int refs;
-    int done;
+    atomic_int done;
     uint64_t ts;                 /* emulated time at which the stream reached the record */
     aclError err;                /* task error captured by the record */
     int32_t timeout_ms;          /* sticky from the recording stream's exec config */
@@ -230,17 +242,23 @@ struct emu_snapshot {
 
 struct emu_event {
     pthread_mutex_t mu;
-    pthread_cond_t cv;           /* a snapshot completed */
+    pthread_cond_t cv;           /* a snapshot completed (broadcast only when waiters > 0) */
     uint32_t flags;
     emu_snapshot *latest;        /* NULL until the first record */
     int refs;                    /* handle + queued tasks */
+    int waiters;                 /* threads blocked on cv */
+    emu_snapshot *spare;         /* a dead snapshot kept for the next record */
 };
 
 aclError emu_stream_create(emu_context *ctx, uint32_t flags, int is_default, emu_stream **out);
 void emu_stream_destroy(emu_stream *s);       /* drains, joins, frees */
-/* Allocate a task; the caller fills it and calls emu_stream_push (which takes ownership). */
+/* A zeroed task record (from the calling thread's cache of recycled ones); the caller fills it
+ * and calls emu_stream_push (which takes ownership). */
 emu_task *emu_task_new(emu_task_kind kind);
 void emu_stream_push(emu_stream *s, emu_task *t, const char *api);
+/* A stream worker waiting for a modelled end: polls the clock (yielding) for short waits, sleeps
+ * on the absolute deadline for long ones. */
+void emu_worker_wait_until(uint64_t deadline_ns);
 aclError emu_stream_sync(emu_stream *s, int32_t timeout_ms, const char *api);
 void emu_event_unref(emu_event *ev);
 /* Destroy every stream of a context (default stream included). */

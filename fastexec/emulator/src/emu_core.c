@@ -618,7 +618,7 @@ uint64_t emu_engine_end(emu_engine_slot *slot, int on_worker)
         pthread_mutex_unlock(&slot->engine->mu);
     }
     if (!emu_profile.fast) {
-        if (on_worker) emu_sleep_until(end);
+        if (on_worker) emu_worker_wait_until(end);   /* polls short waits: see emu_stream.c */
         else emu_sleep_until_caller(end);
     }
     return end;

@@ -1,6 +1,7 @@
 /* Streams (one worker thread each, tasks in order), events, callbacks and host functions. */
 #include "emu.h"
 
+#include <sched.h>
 #include <stdlib.h>
 
 static pthread_mutex_t streams_mu = PTHREAD_MUTEX_INITIALIZER;
@@ -165,11 +166,121 @@ EMU_API aclError aclrtProcessReport(int32_t timeout)
     return ACL_SUCCESS;
 }
 
-/* ================================================================ tasks and workers */
+/* ================================================================ dispatch tuning */
+
+/* On the 2-vCPU development VM a kernel round trip is dear: one clock_nanosleep costs ~22 us of
+ * CPU however short it is, even when its deadline has already passed, and wakes ~30-50 us late;
+ * a futex wake-up of a thread blocked on an idle vCPU costs the waker ~13 us (docs/emulator.md,
+ * "Dispatch cost"). So:
+ *  - a deadline already passed costs nothing; a modelled wait shorter than SLEEP_MIN polls the
+ *    clock, yielding the core at every turn so that a runnable thread (the host, another worker)
+ *    is not kept off it; a longer one sleeps on its absolute deadline;
+ *  - an idle worker, a host in a synchronisation and a stream waiting on another stream's event
+ *    poll (yielding) for up to POLL before they block on a condition variable, and whoever
+ *    completes work wakes only threads that did block.
+ * FASTEXEC_EMU_POLL_US overrides POLL (0: block at once). */
+#define SLEEP_MIN_NS 100000ull
+#define POLL_DEFAULT_NS 20000ull
+
+static uint64_t poll_ns = POLL_DEFAULT_NS;
+static pthread_once_t tuning_once = PTHREAD_ONCE_INIT;
+
+static void tuning_init(void)
+{
+    const char *v = getenv("FASTEXEC_EMU_POLL_US");
+    if (v && *v) {
+        char *end;
+        unsigned long long us = strtoull(v, &end, 10);
+        if (*end == '\0' && us <= 1000000ull) poll_ns = us * 1000ull;
+        else fprintf(stderr, "fastexec emulator: ignoring FASTEXEC_EMU_POLL_US=%s (expected 0..1000000)\n", v);
+    }
+}
+
+static inline void relax(void) { sched_yield(); }
+
+void emu_worker_wait_until(uint64_t deadline_ns)
+{
+    uint64_t now = emu_now_ns();
+    if (now >= deadline_ns) return;
+    if (deadline_ns - now >= SLEEP_MIN_NS) {
+        emu_sleep_until(deadline_ns);
+        return;
+    }
+    while (emu_now_ns() < deadline_ns) relax();
+}
+
+/* Poll `*v >= target` for at most `limit_ns`; returns whether it became true. */
+static int poll_counter(atomic_uint_fast64_t *v, uint64_t target, uint64_t limit_ns)
+{
+    if (atomic_load(v) >= target) return 1;
+    if (!limit_ns) return 0;
+    uint64_t until = emu_now_ns() + limit_ns;
+    do {
+        relax();
+        if (atomic_load(v) >= target) return 1;
+    } while (emu_now_ns() < until);
+    return 0;
+}
+
+static int poll_flag(atomic_int *flag, uint64_t limit_ns)
+{
+    if (atomic_load(flag)) return 1;
+    if (!limit_ns) return 0;
+    uint64_t until = emu_now_ns() + limit_ns;
+    do {
+        relax();
+        if (atomic_load(flag)) return 1;
+    } while (emu_now_ns() < until);
+    return 0;
+}
+
+/* ================================================================ task records */
+
+/* Each thread that enqueues keeps a cache of task records; a push refills it with the records
+ * its stream's worker has finished, so in a steady state no task allocates. The cache is freed
+ * when the thread exits. */
+#define CACHE_MAX 4096u
+
+static _Thread_local emu_task *tl_cache;
+static _Thread_local unsigned tl_cached;
+static _Thread_local int tl_registered;
+static pthread_key_t cache_key;
+static pthread_once_t cache_key_once = PTHREAD_ONCE_INIT;
+
+static void free_task_list(emu_task *t)
+{
+    while (t) {
+        emu_task *next = t->next;
+        free(t);
+        t = next;
+    }
+}
+
+static void cache_release(void *unused)
+{
+    (void)unused;
+    free_task_list(tl_cache);
+    tl_cache = NULL;
+    tl_cached = 0;
+}
+
+static void cache_key_init(void) { pthread_key_create(&cache_key, cache_release); }
 
 emu_task *emu_task_new(emu_task_kind kind)
 {
-    emu_task *t = calloc(1, sizeof *t);
+    emu_task *t = tl_cache;
+    if (t) {
+        tl_cache = t->next;
+        tl_cached--;
+    } else {
+        t = malloc(sizeof *t);
+        if (!tl_registered) {   /* so that the thread's cache is freed when it exits */
+            pthread_once(&cache_key_once, cache_key_init);
+            pthread_setspecific(cache_key, &tl_registered);
+            tl_registered = 1;
+        }
+    }
+    memset(t, 0, sizeof *t);
     t->kind = kind;
     t->submit_ns = emu_now_ns();
     return t;
@@ -179,21 +290,49 @@ void emu_stream_push(emu_stream *s, emu_task *t, const char *api)
 {
     emu_fault_task(api, &t->fail_code, &t->stall_ms);
     for (int i = 0; i < t->n_holds; i++) emu_mem_hold(t->holds[i]);
+    t->next = NULL;
     pthread_mutex_lock(&s->mu);
     if (s->tail) s->tail->next = t; else s->head = t;
     s->tail = t;
-    s->submitted++;
-    pthread_cond_signal(&s->cv_work);
+    atomic_fetch_add(&s->submitted, 1);
+    emu_task *spare = s->recycled, *spare_tail = s->recycled_tail;
+    unsigned n_spare = s->n_recycled;
+    s->recycled = s->recycled_tail = NULL;
+    s->n_recycled = 0;
+    if (s->worker_blocked) {   /* the only wake-up: a busy or polling worker finds the task itself */
+        s->worker_blocked = 0;
+        pthread_cond_signal(&s->cv_work);
+    }
     pthread_mutex_unlock(&s->mu);
+    if (!spare) return;
+    if (tl_cached + n_spare > CACHE_MAX) {
+        free_task_list(spare);
+        return;
+    }
+    spare_tail->next = tl_cache;
+    tl_cache = spare;
+    tl_cached += n_spare;
 }
+
+/* ================================================================ running tasks */
 
 static uint64_t launch_ns(void) { return emu_profile.fast ? 0 : (uint64_t)(emu_profile.launch_us * 1e3); }
 
 static void record_error(emu_stream *s, aclError err)
 {
+    if (!s->err_event) s->err_event = err;
     pthread_mutex_lock(&s->mu);
     if (!s->err_sync) s->err_sync = err;
-    if (!s->err_event) s->err_event = err;
+    pthread_mutex_unlock(&s->mu);
+}
+
+/* Wake the hosts blocked in a synchronisation once the lowest target among them is reached. */
+static void wake_syncs(emu_stream *s, uint64_t completed)
+{
+    if (completed < atomic_load(&s->wake_at)) return;
+    pthread_mutex_lock(&s->mu);
+    atomic_store(&s->wake_at, UINT64_MAX);   /* the ones still short of their target lower it again */
+    pthread_cond_broadcast(&s->cv_done);
     pthread_mutex_unlock(&s->mu);
 }
 
@@ -215,10 +354,13 @@ static void run_engine_task(emu_stream *s, emu_task *t, int engine, uint64_t dur
     s->ready_at = emu_engine_end(&slot, 1);
 }
 
-/* Drop a snapshot reference; caller holds the event's mutex. */
-static void snapshot_unref(emu_snapshot *snap)
+/* Drop a snapshot reference; caller holds the event's mutex. The event keeps one dead snapshot
+ * for its next record, so that re-recording an event does not allocate. */
+static void snapshot_unref(emu_event *ev, emu_snapshot *snap)
 {
-    if (snap && --snap->refs == 0) free(snap);
+    if (!snap || --snap->refs) return;
+    if (!ev->spare) ev->spare = snap;
+    else free(snap);
 }
 
 static void run_record(emu_stream *s, emu_task *t)
@@ -227,32 +369,46 @@ static void run_record(emu_stream *s, emu_task *t)
     uint64_t ts = t->submit_ns + launch_ns(); /* a record is a task: it takes effect after the launch latency too */
     if (s->ready_at > ts) ts = s->ready_at;
     s->ready_at = ts;
-    /* The event completes and the stream counts the record as done in one step, so a host that
-     * sees the event complete also sees the stream reach it. */
-    pthread_mutex_lock(&s->mu);
     aclError err = s->err_event;
     s->err_event = ACL_SUCCESS;
+    /* The stream counts the record as done before the event completes, both under the event's
+     * mutex: a host that sees the event complete also sees the stream reach it, and a host that
+     * sees the stream reach it and then looks at the event (under its mutex) sees it complete. */
     pthread_mutex_lock(&ev->mu);
     emu_snapshot *snap = t->u.record.snap;
-    snap->done = 1;
     snap->ts = ts;
     snap->err = err;
-    snapshot_unref(snap);
-    s->completed++;
-    pthread_cond_broadcast(&ev->cv);
-    pthread_cond_broadcast(&s->cv_done);
+    uint64_t completed = atomic_fetch_add(&s->completed, 1) + 1;
+    atomic_store(&snap->done, 1);
+    snapshot_unref(ev, snap);
+    if (ev->waiters) pthread_cond_broadcast(&ev->cv);
     pthread_mutex_unlock(&ev->mu);
-    pthread_mutex_unlock(&s->mu);
+    wake_syncs(s, completed);
+}
+
+/* Wait until `snap` (holding a reference on it) is done: poll for up to `poll_limit`, then block
+ * on the event, until `deadline` when given. Returns 0 when done, ETIMEDOUT otherwise; the
+ * caller holds the event's mutex on return either way. */
+static int wait_snapshot(emu_event *ev, emu_snapshot *snap, uint64_t poll_limit, const struct timespec *deadline)
+{
+    poll_flag(&snap->done, poll_limit);
+    pthread_mutex_lock(&ev->mu);
+    int rc = 0;
+    while (!atomic_load(&snap->done) && rc == 0) {
+        ev->waiters++;
+        rc = deadline ? pthread_cond_timedwait(&ev->cv, &ev->mu, deadline) : pthread_cond_wait(&ev->cv, &ev->mu);
+        ev->waiters--;
+    }
+    return atomic_load(&snap->done) ? 0 : rc;
 }
 
 static void run_wait(emu_stream *s, emu_task *t)
 {
     emu_event *ev = t->u.wait.ev;
-    pthread_mutex_lock(&ev->mu);
     emu_snapshot *snap = t->u.wait.snap;
-    while (!snap->done) pthread_cond_wait(&ev->cv, &ev->mu);
+    wait_snapshot(ev, snap, poll_ns, NULL);
     uint64_t ts = snap->ts;
-    snapshot_unref(snap);
+    snapshot_unref(ev, snap);
     pthread_mutex_unlock(&ev->mu);
     if (ts > s->ready_at) s->ready_at = ts;
 }
@@ -290,29 +446,52 @@ static void run_task(emu_stream *s, emu_task *t)
     if (t->kind == EMU_T_RECORD) emu_event_unref(t->u.record.ev);
     if (t->kind == EMU_T_WAIT) emu_event_unref(t->u.wait.ev);
     for (int i = 0; i < t->n_holds; i++) emu_mem_release(t->holds[i]);
-    if (t->kind != EMU_T_RECORD) atomic_fetch_add(&emu_live.tasks_run, 1);
+    if (t->kind != EMU_T_RECORD) {
+        atomic_fetch_add(&emu_live.tasks_run, 1);
+        wake_syncs(s, atomic_fetch_add(&s->completed, 1) + 1);   /* run_record published itself */
+    }
 }
 
 static void *worker(void *arg)
 {
     emu_stream *s = arg;
     emu_precise_timers();
-    pthread_mutex_lock(&s->mu);
+    emu_task *run = NULL;                      /* taken from the queue, not yet run */
+    emu_task *done = NULL, *done_tail = NULL;  /* run, to hand back to the stream */
+    unsigned n_done = 0;
+    uint64_t taken = 0;                        /* tasks taken so far */
     for (;;) {
-        while (!s->head && !s->stopping) pthread_cond_wait(&s->cv_work, &s->mu);
-        if (!s->head) break;
-        emu_task *t = s->head;
-        s->head = t->next;
-        if (!s->head) s->tail = NULL;
-        pthread_mutex_unlock(&s->mu);
-        int counted = t->kind == EMU_T_RECORD; /* run_record counts itself */
+        if (!run) {
+            /* Idle: look for new tasks without the lock for a while before blocking. */
+            poll_counter(&s->submitted, taken + 1, atomic_load(&s->stopping) ? 0 : poll_ns);
+            pthread_mutex_lock(&s->mu);
+            if (done) {
+                if (!s->recycled) s->recycled_tail = done_tail;
+                done_tail->next = s->recycled;
+                s->recycled = done;
+                s->n_recycled += n_done;
+                done = done_tail = NULL;
+                n_done = 0;
+            }
+            while (!s->head && !atomic_load(&s->stopping)) {
+                s->worker_blocked = 1;
+                pthread_cond_wait(&s->cv_work, &s->mu);
+            }
+            s->worker_blocked = 0;
+            run = s->head;
+            s->head = s->tail = NULL;
+            taken = atomic_load(&s->submitted);
+            pthread_mutex_unlock(&s->mu);
+            if (!run) break;   /* stopping, and drained */
+        }
+        emu_task *t = run;
+        run = t->next;
         run_task(s, t);
-        free(t);
-        pthread_mutex_lock(&s->mu);
-        if (!counted) s->completed++;
-        pthread_cond_broadcast(&s->cv_done);
+        t->next = done;
+        done = t;
+        if (!done_tail) done_tail = t;
+        n_done++;
     }
-    pthread_mutex_unlock(&s->mu);
     return NULL;
 }
 
@@ -327,7 +506,18 @@ aclError emu_stream_create(emu_context *ctx, uint32_t flags, int is_default, emu
     s->flags = flags;
     s->sync_timeout_ms = -1;
     s->event_timeout_ms = -1;
-    pthread_mutex_init(&s->mu, NULL);
+    atomic_init(&s->submitted, 0);
+    atomic_init(&s->completed, 0);
+    atomic_init(&s->wake_at, UINT64_MAX);
+    atomic_init(&s->stopping, 0);
+    pthread_once(&tuning_once, tuning_init);
+    /* Held for a few instructions at a time by hosts and the worker: a contended lock spins a
+     * little before it sleeps. */
+    pthread_mutexattr_t attr;
+    pthread_mutexattr_init(&attr);
+    pthread_mutexattr_settype(&attr, PTHREAD_MUTEX_ADAPTIVE_NP);
+    pthread_mutex_init(&s->mu, &attr);
+    pthread_mutexattr_destroy(&attr);
     pthread_cond_init(&s->cv_work, NULL);
     init_cond_monotonic(&s->cv_done);
     if (pthread_create(&s->thread, NULL, worker, s) != 0) {
@@ -352,10 +542,11 @@ void emu_stream_destroy(emu_stream *s)
     if (*pp) *pp = s->next_all;
     pthread_mutex_unlock(&streams_mu);
     pthread_mutex_lock(&s->mu);
-    s->stopping = 1;
+    atomic_store(&s->stopping, 1);
     pthread_cond_signal(&s->cv_work);
     pthread_mutex_unlock(&s->mu);
     pthread_join(s->thread, NULL);   /* the worker drains the queue first */
+    free_task_list(s->recycled);
     if (s->has_subscriber) {
         pthread_mutex_lock(&report_mu);
         subscriber **sp = &subscribers;
@@ -388,19 +579,26 @@ void emu_context_drop_streams(emu_context *ctx)
 
 aclError emu_stream_sync(emu_stream *s, int32_t timeout_ms, const char *api)
 {
-    struct timespec deadline = emu_deadline_ms(timeout_ms > 0 ? timeout_ms : 0);
-    pthread_mutex_lock(&s->mu);
-    uint64_t target = s->submitted;
-    while (s->completed < target) {
-        if (timeout_ms < 0) {
-            pthread_cond_wait(&s->cv_done, &s->mu);
-        } else if (timeout_ms == 0 || pthread_cond_timedwait(&s->cv_done, &s->mu, &deadline) != 0) {
-            if (s->completed >= target) break;
-            pthread_mutex_unlock(&s->mu);
-            return emu_fail(ACL_ERROR_RT_STREAM_SYNC_TIMEOUT, "%s: stream synchronization timed out after %d ms (%llu task(s) still queued)", api, timeout_ms,
-                            (unsigned long long)(target - s->completed));
+    uint64_t target = atomic_load(&s->submitted);
+    if (!poll_counter(&s->completed, target, timeout_ms == 0 ? 0 : poll_ns)) {
+        struct timespec deadline = emu_deadline_ms(timeout_ms > 0 ? timeout_ms : 0);
+        pthread_mutex_lock(&s->mu);
+        for (;;) {
+            if (atomic_load(&s->wake_at) > target) atomic_store(&s->wake_at, target);
+            if (atomic_load(&s->completed) >= target) break;   /* (after the store: see wake_syncs) */
+            if (timeout_ms < 0) {
+                pthread_cond_wait(&s->cv_done, &s->mu);
+            } else if (timeout_ms == 0 || pthread_cond_timedwait(&s->cv_done, &s->mu, &deadline) != 0) {
+                uint64_t completed = atomic_load(&s->completed);
+                if (completed >= target) break;
+                pthread_mutex_unlock(&s->mu);
+                return emu_fail(ACL_ERROR_RT_STREAM_SYNC_TIMEOUT, "%s: stream synchronization timed out after %d ms (%llu task(s) still queued)", api,
+                                timeout_ms, (unsigned long long)(target - completed));
+            }
         }
+        pthread_mutex_unlock(&s->mu);
     }
+    pthread_mutex_lock(&s->mu);
     aclError err = s->err_sync;
     s->err_sync = ACL_SUCCESS;
     pthread_mutex_unlock(&s->mu);
@@ -485,9 +683,8 @@ EMU_API aclError aclrtStreamQuery(aclrtStream stream, aclrtStreamStatus *status)
     emu_stream *s;
     aclError rc = emu_resolve_stream(stream, &s, "aclrtStreamQuery");
     if (rc) return rc;
-    pthread_mutex_lock(&s->mu);
-    *status = s->completed == s->submitted ? ACL_STREAM_STATUS_COMPLETE : ACL_STREAM_STATUS_NOT_READY;
-    pthread_mutex_unlock(&s->mu);
+    uint64_t submitted = atomic_load(&s->submitted);
+    *status = atomic_load(&s->completed) >= submitted ? ACL_STREAM_STATUS_COMPLETE : ACL_STREAM_STATUS_NOT_READY;
     return ACL_SUCCESS;
 }
 
@@ -561,9 +758,10 @@ void emu_event_unref(emu_event *ev)
 {
     pthread_mutex_lock(&ev->mu);
     int left = --ev->refs;
-    if (!left) snapshot_unref(ev->latest);
+    if (!left) snapshot_unref(ev, ev->latest);
     pthread_mutex_unlock(&ev->mu);
     if (left) return;
+    free(ev->spare);
     pthread_mutex_destroy(&ev->mu);
     pthread_cond_destroy(&ev->cv);
     free(ev);
@@ -609,14 +807,18 @@ EMU_API aclError aclrtRecordEvent(aclrtEvent event, aclrtStream stream)
     if (rc) return rc;
     emu_event *ev = event;
     emu_task *t = emu_task_new(EMU_T_RECORD);
-    emu_snapshot *snap = calloc(1, sizeof *snap);
-    snap->refs = 2; /* the event's latest + the record task */
     pthread_mutex_lock(&s->mu);
-    snap->timeout_ms = s->event_timeout_ms; /* sticky exec-config timeout of the stream */
+    int32_t timeout_ms = s->event_timeout_ms; /* sticky exec-config timeout of the stream */
     pthread_mutex_unlock(&s->mu);
     pthread_mutex_lock(&ev->mu);
+    emu_snapshot *snap = ev->spare ? ev->spare : malloc(sizeof *snap);
+    ev->spare = NULL;
+    memset(snap, 0, sizeof *snap);
+    atomic_init(&snap->done, 0);
+    snap->refs = 2; /* the event's latest + the record task */
+    snap->timeout_ms = timeout_ms;
     ev->refs++;
-    snapshot_unref(ev->latest);
+    snapshot_unref(ev, ev->latest);
     ev->latest = snap;
     t->u.record.ev = ev;
     t->u.record.snap = snap;
@@ -660,20 +862,18 @@ static aclError sync_event(emu_event *ev, int32_t timeout_ms, const char *api)
         return ACL_SUCCESS;
     }
     snap->refs++;
-    aclError rc = ACL_SUCCESS;
     if (timeout_ms < 0) timeout_ms = snap->timeout_ms;
+    pthread_mutex_unlock(&ev->mu);
     struct timespec deadline = emu_deadline_ms(timeout_ms > 0 ? timeout_ms : 0);
-    while (!snap->done) {
-        if (timeout_ms < 0) {
-            pthread_cond_wait(&ev->cv, &ev->mu);
-        } else if (timeout_ms == 0 || pthread_cond_timedwait(&ev->cv, &ev->mu, &deadline) != 0) {
-            if (snap->done) break;
-            rc = emu_fail(ACL_ERROR_RT_EVENT_SYNC_TIMEOUT, "%s: the event did not complete within %d ms", api, timeout_ms);
-            break;
-        }
+    aclError rc = ACL_SUCCESS;
+    if (timeout_ms == 0) {
+        pthread_mutex_lock(&ev->mu);
+        if (!atomic_load(&snap->done)) rc = emu_fail(ACL_ERROR_RT_EVENT_SYNC_TIMEOUT, "%s: the event did not complete within %d ms", api, timeout_ms);
+    } else if (wait_snapshot(ev, snap, poll_ns, timeout_ms < 0 ? NULL : &deadline) != 0) {
+        rc = emu_fail(ACL_ERROR_RT_EVENT_SYNC_TIMEOUT, "%s: the event did not complete within %d ms", api, timeout_ms);
     }
-    aclError err = snap->done ? snap->err : ACL_SUCCESS;
-    snapshot_unref(snap);
+    aclError err = atomic_load(&snap->done) ? snap->err : ACL_SUCCESS;
+    snapshot_unref(ev, snap);
     pthread_mutex_unlock(&ev->mu);
     if (rc) return rc;
     if (err) return emu_fail(err, "%s: a task before the event's record failed with error %d", api, err);
@@ -706,7 +906,7 @@ EMU_API aclError aclrtQueryEventStatus(aclrtEvent event, aclrtEventRecordedStatu
     if (rc) return rc;
     emu_event *ev = event;
     pthread_mutex_lock(&ev->mu);
-    int complete = ev->latest && ev->latest->done;
+    int complete = ev->latest && atomic_load(&ev->latest->done);
     pthread_mutex_unlock(&ev->mu);
     *status = complete ? ACL_EVENT_RECORDED_STATUS_COMPLETE : ACL_EVENT_RECORDED_STATUS_NOT_READY;
     return ACL_SUCCESS;
@@ -726,7 +926,7 @@ EMU_API aclError aclrtEventElapsedTime(float *ms, aclrtEvent startEvent, aclrtEv
         if (!(ev[i]->flags & ACL_EVENT_TIME_LINE))
             return emu_fail(ACL_ERROR_RT_PARAM_INVALID, "aclrtEventElapsedTime: %s was created without ACL_EVENT_TIME_LINE", which);
         pthread_mutex_lock(&ev[i]->mu);
-        int rec = ev[i]->latest != NULL, done = rec && ev[i]->latest->done;
+        int rec = ev[i]->latest != NULL, done = rec && atomic_load(&ev[i]->latest->done);
         ts[i] = done ? ev[i]->latest->ts : 0;
         pthread_mutex_unlock(&ev[i]->mu);
         if (!rec) return emu_fail(ACL_ERROR_RT_EVENT_TIMESTAMP_INVALID, "aclrtEventElapsedTime: %s was never recorded", which);
