@@ -1042,9 +1042,11 @@ def test_stats_real_timing():
         for name, rows in (("resnet50-int8", 8 * 30 + 3), ("dynamic-batch", 8 * 30 + 5)):
             with fastexec.Executor(emulator.sample_model(name), depth=2) as ex:
                 x = T.make_inputs(name, rows, seed=4)
+                before = emulator.counters()["overruns"]
                 got = ex.run(x)
+                overruns = emulator.counters()["overruns"] - before
                 ok = all(np.array_equal(g, e, equal_nan=True) for g, e in zip(got, T.expected_outputs(name, x)))
-                out[name] = {"stats": ex.stats(), "ok": ok}
+                out[name] = {"stats": ex.stats(), "ok": ok, "overruns": overruns}
         c = emulator.counters()
         print(json.dumps({"runs": out, "overruns": c["overruns"], "live": T.live()}))
     """), FASTEXEC_EMU_FAST="0")
@@ -1065,10 +1067,15 @@ def test_stats_real_timing():
         # copies: latency + bytes / bandwidth of the default profile (10 us, 24 GB/s each way). In
         # overlap mode the copy-in stream is idle when a batch arrives, so its stage also holds
         # the host's gap between recording the start event and queueing the copy.
+        # When the real copies took longer than modelled (the emulator counts those tasks as
+        # overruns: a busy or slow host), the events show the real time, so only a lower bound holds.
         slack = 0.025 if s["mode"] == "overlap" else 0.01
         for stage, td in (("h2d", model.inputs[0]), ("d2h", model.outputs[0])):
             modelled = 0.010 + td.nbytes(model.max_batch) / 24e6
-            assert s[stage]["p50_ms"] == pytest.approx(modelled, abs=slack), (name, stage)
+            if r["overruns"] == 0:
+                assert s[stage]["p50_ms"] == pytest.approx(modelled, abs=slack), (name, stage)
+            else:
+                assert s[stage]["p50_ms"] >= modelled - slack, (name, stage, r["overruns"])
 
 
 # ---------------------------------------------------------------- memory
