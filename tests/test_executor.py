@@ -833,6 +833,57 @@ def test_executor_from_path_with_instances_closes_everything(no_leaks):
         _close_left_over(models, device)
 
 
+# ACL calls the constructor makes (the first one, and a later one for those it makes many of).
+CONSTRUCTION_CALLS = [("aclrtCreateStream", 1), ("aclrtMalloc", 1), ("aclrtMalloc", 5), ("aclrtMallocHost", 3),
+                      ("aclmdlAddDatasetBuffer", 4), ("aclrtCreateEvent", 1), ("aclrtCreateEvent", 9),
+                      ("aclmdlExecuteAsync", 1)]
+
+
+@pytest.mark.parametrize("api,nth", CONSTRUCTION_CALLS, ids=[f"{a}-{n}" for a, n in CONSTRUCTION_CALLS])
+def test_construction_is_all_or_nothing(model_of, api, nth):
+    """The constructor failing at any ACL call (the warm-up's execute included) raises that
+    call's error and leaves nothing behind: no stream, buffer, event or dataset, and the Model
+    is no longer held (it closes)."""
+    m = model_of("multi-io")
+    before = live()
+    with fault(f"call:{api}:{nth}:{FAULT_CODE}"):
+        with pytest.raises(fastexec.AclError) as ei:
+            fastexec.Executor(m, depth=2, instances=1)
+    assert ei.value.code == FAULT_CODE and ei.value.api == api
+    gc.collect()
+    assert live() == before
+    m.close()
+    assert m.closed
+
+
+def test_construction_refuses_a_closed_exec_config(device, no_leaks):
+    cfg = None
+    try:
+        cfg = fastexec.ExecConfig(stream_sync_timeout_ms=100)
+    except fastexec.AclNotAvailableError:
+        pytest.skip("this runtime has no exec configs")
+    cfg.close()
+    before = live()
+    with pytest.raises(fastexec.ClosedError, match="ExecConfig is closed"):
+        fastexec.Executor(emulator.sample_model("tiny"), config=cfg)
+    assert live() == before
+
+
+def test_extra_instances_load_from_the_executors_own_source(device, no_leaks):
+    """The executor keeps the source it needs for more instances; a Model loaded from bytes keeps
+    no copy of them, so instances > 1 of such a Model asks for the bytes."""
+    with open(emulator.sample_model("tiny"), "rb") as f:
+        data = f.read()
+    x = np.arange(16, dtype=np.float32).reshape(1, 16)
+    with fastexec.Model(data, device=device) as m:
+        with pytest.raises(ValueError, match="loaded from bytes"):
+            fastexec.Executor(m, instances=2)
+        assert not m.closed
+    with fastexec.Executor(data, instances=2) as ex:
+        assert len(ex.models) == 2
+        assert_outputs_equal(ex.run(np.concatenate([x, 2 * x])), [np.concatenate([x, 2 * x])], "two instances from bytes")
+
+
 # ---------------------------------------------------------------- threads
 
 
