@@ -65,15 +65,24 @@ def _emu():
     return lib
 
 
+def add_fault(rule):
+    rc = _emu().fxemuAddFault(rule.encode())
+    assert rc == 0, f"the emulator refused the fault rule {rule!r} ({rc})"
+
+
+def clear_faults():
+    _emu().fxemuClearFaults()
+
+
 @contextlib.contextmanager
 def fault(*rules):
     """Fault rules in force for the block (their N counts from here); all rules dropped after."""
     try:
         for rule in rules:
-            assert _emu().fxemuAddFault(rule.encode()) == 0, rule
+            add_fault(rule)
         yield
     finally:
-        _emu().fxemuClearFaults()
+        clear_faults()
 
 
 def batch_of(name):

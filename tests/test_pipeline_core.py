@@ -11,9 +11,6 @@ marked `timing`. Every case ends with the emulator's live counters back at their
 
 The helpers above the tests are imported by the children (``import test_pipeline_core``).
 """
-import contextlib
-import ctypes
-import functools
 import json
 import os
 import pathlib
@@ -34,9 +31,9 @@ from fastexec import emulator
 from fastexec.emulator.model_file import ModelDef, TensorDef, reference_outputs, write_model
 from fastexec.emulator.samples import SAMPLES
 
+from test_executor import LIVE, add_fault, clear_faults, fault, live   # one copy of the emulator helpers
+
 TESTS_DIR = pathlib.Path(__file__).resolve().parent
-LIVE = ("device_allocations", "host_allocations", "registered_ranges", "streams", "events", "contexts",
-        "devices_set", "models", "datasets", "data_buffers", "model_descs", "exec_configs")
 MODES = ("overlap", "serial")
 EXEC_FAULT = 507011      # ACL_ERROR_RT_MODEL_EXECUTE
 DESTROY_FAULT = 507899   # ACL_ERROR_RT_DRV_INTERNAL_ERROR
@@ -57,42 +54,6 @@ CORE = ModelDef(
 
 
 # ---------------------------------------------------------------- helpers (also used by children)
-
-
-def live():
-    c = emulator.counters()
-    return {k: c[k] for k in LIVE}
-
-
-@functools.lru_cache(maxsize=None)
-def _emu():
-    """The emulator library of this process (a second dlopen of the same path is the same copy)."""
-    lib = ctypes.CDLL(emulator.library_path())
-    lib.fxemuAddFault.argtypes = [ctypes.c_char_p]
-    lib.fxemuAddFault.restype = ctypes.c_int
-    lib.fxemuClearFaults.argtypes = []
-    lib.fxemuClearFaults.restype = None
-    return lib
-
-
-def add_fault(rule):
-    rc = _emu().fxemuAddFault(rule.encode())
-    assert rc == 0, f"the emulator refused the fault rule {rule!r} ({rc})"
-
-
-def clear_faults():
-    _emu().fxemuClearFaults()
-
-
-@contextlib.contextmanager
-def fault(*rules):
-    """The rules in force for the block (N counted from here); every rule dropped after it."""
-    try:
-        for rule in rules:
-            add_fault(rule)
-        yield
-    finally:
-        clear_faults()
 
 
 def make_inputs(mdef, n, seed=0):

@@ -57,6 +57,28 @@ static inline void fail_at(const char *file, int line, const char *what)
         }                                                                                    \
     } while (0)
 
+/* Status queries of a stream or an event, and an event pair's elapsed time, checked. */
+static inline aclrtStreamStatus stream_status(aclrtStream s)
+{
+    aclrtStreamStatus st = ACL_STREAM_STATUS_RESERVED;
+    CHECK_OK(aclrtStreamQuery(s, &st));
+    return st;
+}
+
+static inline aclrtEventRecordedStatus event_status(aclrtEvent e)
+{
+    aclrtEventRecordedStatus st = (aclrtEventRecordedStatus)42;
+    CHECK_OK(aclrtQueryEventStatus(e, &st));
+    return st;
+}
+
+static inline float elapsed_ms(aclrtEvent start, aclrtEvent end)
+{
+    float ms = -1.0f;
+    CHECK_OK(aclrtEventElapsedTime(&ms, start, end));
+    return ms;
+}
+
 /* An ACL call that must fail with exactly `code`. */
 #define CHECK_CODE(expr, code)                                                               \
     do {                                                                                     \

@@ -34,27 +34,6 @@ static int filled(const unsigned char *b, size_t n, unsigned seed)
     return 1;
 }
 
-static aclrtStreamStatus stream_status(aclrtStream s)
-{
-    aclrtStreamStatus st = ACL_STREAM_STATUS_RESERVED;
-    CHECK_OK(aclrtStreamQuery(s, &st));
-    return st;
-}
-
-static aclrtEventRecordedStatus event_status(aclrtEvent e)
-{
-    aclrtEventRecordedStatus st = (aclrtEventRecordedStatus)42;
-    CHECK_OK(aclrtQueryEventStatus(e, &st));
-    return st;
-}
-
-static float elapsed_ms(aclrtEvent start, aclrtEvent end)
-{
-    float ms = -1.0f;
-    CHECK_OK(aclrtEventElapsedTime(&ms, start, end));
-    return ms;
-}
-
 /* ================================================================ three streams, events between */
 
 /* Copy-in on one stream, a device-to-device copy on a second after the first's event, copy-out on

@@ -76,27 +76,6 @@ static int dev_has_pattern(const void *dev, size_t n, unsigned seed)
     return ok;
 }
 
-static aclrtStreamStatus stream_status(aclrtStream s)
-{
-    aclrtStreamStatus st = ACL_STREAM_STATUS_RESERVED;
-    CHECK_OK(aclrtStreamQuery(s, &st));
-    return st;
-}
-
-static aclrtEventRecordedStatus event_status(aclrtEvent e)
-{
-    aclrtEventRecordedStatus st = (aclrtEventRecordedStatus)42;
-    CHECK_OK(aclrtQueryEventStatus(e, &st));
-    return st;
-}
-
-static float elapsed_ms(aclrtEvent start, aclrtEvent end)
-{
-    float ms = -1.0f;
-    CHECK_OK(aclrtEventElapsedTime(&ms, start, end));
-    return ms;
-}
-
 /* ---------------------------------------------------------------- models */
 
 /* A model with one float32 (1,16) input and output, y = 2x + 1, taking compute_us. */
