@@ -19,9 +19,10 @@ from pathlib import Path
 from fastexec import emulator
 
 
-def build(out_dir: str) -> str:
-    exe = os.path.join(out_dir, "acl_loop")
-    src = Path(__file__).with_name("acl_loop.c")
+def build(out_dir: str, name: str = "acl_loop") -> str:
+    """Compile bench/NAME.c against the installed emulator's header and library."""
+    exe = os.path.join(out_dir, name)
+    src = Path(__file__).with_name(name + ".c")
     cc = os.environ.get("CC", "cc")
     subprocess.run([cc, "-std=c11", "-O2", *emulator.cflags(), str(src), "-o", exe, *emulator.libs()], check=True)
     return exe

@@ -11,24 +11,16 @@ import os
 import subprocess
 import sys
 import tempfile
-from pathlib import Path
 
+from acl_loop import build   # (bench/ is the script's own folder, first on sys.path)
 from fastexec import emulator
-
-
-def build(out_dir: str) -> str:
-    exe = os.path.join(out_dir, "task_cost")
-    src = Path(__file__).with_name("task_cost.c")
-    cc = os.environ.get("CC", "cc")
-    subprocess.run([cc, "-std=c11", "-O2", *emulator.cflags(), str(src), "-o", exe, *emulator.libs()], check=True)
-    return exe
 
 
 def main(argv=None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     env = {k: v for k, v in os.environ.items() if not k.startswith("FASTEXEC_EMU_")}
     with tempfile.TemporaryDirectory() as tmp:
-        return subprocess.run([build(tmp), emulator.sample_model("tiny"), *args], env=env).returncode
+        return subprocess.run([build(tmp, "task_cost"), emulator.sample_model("tiny"), *args], env=env).returncode
 
 
 if __name__ == "__main__":

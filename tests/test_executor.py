@@ -112,9 +112,13 @@ def make_inputs(name, n, seed=0):
 
 
 def expected_outputs(name, inputs):
+    """The reference outputs of sample `name` for N rows (see expected_of)."""
+    return expected_of(SAMPLES[name], inputs)
+
+
+def expected_of(model, inputs):
     """The reference outputs for N rows: each batch zero-padded to the executor's batch (the
     model's batch, or its largest gear), computed, and trimmed to its valid rows."""
-    model = SAMPLES[name]
     b = model.max_batch
     n = inputs[0].shape[0]
     outs = [[] for _ in model.outputs]

@@ -31,7 +31,7 @@ from fastexec import emulator
 from fastexec.emulator.model_file import ModelDef, TensorDef, reference_outputs, write_model
 from fastexec.emulator.samples import SAMPLES
 
-from test_executor import LIVE, add_fault, clear_faults, fault, live   # one copy of the emulator helpers
+from test_executor import LIVE, add_fault, clear_faults, expected_of, fault, live   # one copy of the shared helpers
 
 TESTS_DIR = pathlib.Path(__file__).resolve().parent
 MODES = ("overlap", "serial")
@@ -69,24 +69,6 @@ def make_inputs(mdef, n, seed=0):
         else:
             out.append(rng.uniform(-8, 8, shape).astype(dt))
     return out
-
-
-def expected(mdef, inputs):
-    """Reference outputs for whole arrays: batch by batch, each zero-padded to the model's batch
-    as the executor runs it, trimmed to its valid rows."""
-    b = mdef.max_batch
-    n = inputs[0].shape[0]
-    parts = [[] for _ in mdef.outputs]
-    for start in range(0, n, b):
-        rows = min(b, n - start)
-        padded = []
-        for a in inputs:
-            p = np.zeros((b,) + a.shape[1:], a.dtype)
-            p[:rows] = a[start:start + rows]
-            padded.append(p)
-        for i, y in enumerate(reference_outputs(mdef, padded, batch=b)):
-            parts[i].append(y[:rows])
-    return [np.concatenate(p) for p in parts]
 
 
 def split(arrays, b):
@@ -280,7 +262,7 @@ sys.path.insert(0, sys.argv[1])
 import race_ext
 mdef = SAMPLES["tiny"]
 x = P.make_inputs(mdef, 1, seed=3)
-want = P.expected(mdef, x)
+want = P.expected_of(mdef, x)
 with fastexec.Device(0) as dev:
     base = P.live()
     for i in range(30):
@@ -360,7 +342,7 @@ import race_ext
 faulthandler.dump_traceback_later(20, exit=True)
 mdef = SAMPLES["multi-io"]
 x = P.make_inputs(mdef, 2, seed=4)
-want = P.expected(mdef, x)
+want = P.expected_of(mdef, x)
 with fastexec.Device(0) as dev:
     m = fastexec.Model(emulator.sample_model("multi-io"), device=dev)
     ex = fastexec.Executor(m, depth=4)
@@ -436,7 +418,7 @@ def test_c_api_version_is_2(ext_dir):
 DOUBLE_CLOSE_CHILD = """
 mdef = SAMPLES["tiny"]
 x = P.make_inputs(mdef, 3, seed=5)
-want = P.expected(mdef, x)
+want = P.expected_of(mdef, x)
 for mode in P.MODES:
     with fastexec.Device(0) as dev:
         m = fastexec.Model(emulator.sample_model("tiny"), device=dev)
@@ -495,7 +477,7 @@ CYCLE_CHILD = """
 import gc, warnings
 mdef = SAMPLES["multi-io"]
 x = P.make_inputs(mdef, 4, seed=6)
-want = P.expected(mdef, x)
+want = P.expected_of(mdef, x)
 
 class Mine(fastexec.Executor):
     pass
@@ -545,7 +527,7 @@ path = sys.argv[1]
 mdef = P.CORE
 n_batches = 3000
 x = P.make_inputs(mdef, n_batches * 4, seed=7)
-want = P.expected(mdef, x)
+want = P.expected_of(mdef, x)
 with fastexec.Device(0) as dev:
     m = fastexec.Model(path, device=dev)
     ex = fastexec.Executor(m)
@@ -624,7 +606,7 @@ path = sys.argv[1]
 mdef = P.CORE
 n_batches = 3000
 x = P.make_inputs(mdef, n_batches * 4, seed=8)
-want = P.expected(mdef, x)
+want = P.expected_of(mdef, x)
 batches = P.split(x, 4)
 wants = P.split(want, 4)
 with fastexec.Device(0) as dev:
@@ -683,7 +665,7 @@ def test_sigint_during_imap(core_path):
 SIGINT_RESULT_CHILD = """
 mdef = SAMPLES["tiny"]
 x = P.make_inputs(mdef, 1, seed=9)
-want = P.expected(mdef, x)
+want = P.expected_of(mdef, x)
 with fastexec.Device(0) as dev:
     m = fastexec.Model(emulator.sample_model("tiny"), device=dev)
     ex = fastexec.Executor(m)
@@ -740,7 +722,7 @@ def test_timeouts_of_result_run_and_their_tickets(device):
     stall_s = 3.0
     mdef = SAMPLES["multi-io"]
     x = make_inputs(mdef, 6, seed=10)
-    want = expected(mdef, x)
+    want = expected_of(mdef, x)
     with fastexec.Model(sample("multi-io"), device=device) as m, fastexec.Executor(m) as ex:
         b0, w0 = [a[:2] for a in x], [w[:2] for w in want]
         with fault(f"stall:aclmdlExecuteAsync:1:{int(stall_s * 1000)}"):
@@ -771,7 +753,7 @@ stall_ms = 3000
 assert emulator.profile()["name"] == "ipv350", emulator.profile()["name"]
 mdef = SAMPLES["multi-io"]
 x = P.make_inputs(mdef, 12, seed=11)
-want = P.expected(mdef, x)
+want = P.expected_of(mdef, x)
 batches, wants = P.split(x, 2), P.split(want, 2)
 
 def usable_again(call, want_out, deadline):
@@ -880,7 +862,7 @@ stall_ms = 3000
 assert emulator.profile()["name"] == "ipv350" and emulator.profile()["checked"]
 mdef = SAMPLES["multi-io"]
 x = P.make_inputs(mdef, 6, seed=12)
-want = P.expected(mdef, x)
+want = P.expected_of(mdef, x)
 batches, wants = P.split(x, 2), P.split(want, 2)
 with fastexec.Device(0) as dev, fastexec.ExecConfig(stream_sync_timeout_ms=200, event_sync_timeout_ms=200) as cfg:
     m = fastexec.Model(emulator.sample_model("multi-io"), device=dev)
@@ -969,7 +951,7 @@ def drain(iterator):
 def imap_case(n_batches=5, seed=13):
     mdef = SAMPLES["multi-io"]
     x = make_inputs(mdef, 2 * n_batches, seed=seed)
-    return x, split(x, 2), split(expected(mdef, x), 2)
+    return x, split(x, 2), split(expected_of(mdef, x), 2)
 
 
 def assert_first_two_then_batch_error(got, exc, wants, what):
@@ -1038,10 +1020,10 @@ INTERLEAVED_CHILD = """
 faulthandler.dump_traceback_later(30, exit=True)
 mdef = SAMPLES["multi-io"]
 x = P.make_inputs(mdef, 10, seed=14)
-want = P.expected(mdef, x)
+want = P.expected_of(mdef, x)
 batches, wants = P.split(x, 2), P.split(want, 2)
 other_x = P.make_inputs(mdef, 1, seed=15)
-other_want = P.expected(mdef, other_x)
+other_want = P.expected_of(mdef, other_x)
 for mode in P.MODES:
     for how in ("device", "bad batch"):
         with fastexec.Device(0) as dev:
@@ -1155,7 +1137,7 @@ IN_USE_CHILD = """
 what = sys.argv[1]
 mdef = SAMPLES["multi-io"]
 x = P.make_inputs(mdef, 4, seed=16)
-want = P.expected(mdef, x)
+want = P.expected_of(mdef, x)
 InUseError = getattr(fastexec, "InUseError", None)
 emit(has_in_use=InUseError is not None,
      bases=[c.__name__ for c in InUseError.__mro__] if InUseError is not None else None)
@@ -1236,7 +1218,7 @@ def test_staged_and_result_from_fresh_threads(device, mode):
     fresh thread takes result(ticket): the outputs are correct."""
     mdef = SAMPLES["resnet50-int8"]
     x = make_inputs(mdef, 3, seed=17)
-    want = expected(mdef, x)
+    want = expected_of(mdef, x)
     with fastexec.Model(sample("resnet50-int8"), device=device) as m, fastexec.Executor(m, mode=mode) as ex:
 
         def stage():
@@ -1257,7 +1239,7 @@ def test_several_staged_blocks_open_at_once(device, mode):
     all three are inside before filling and leaving; the three batches are correct."""
     mdef = SAMPLES["multi-io"]
     x = make_inputs(mdef, 6, seed=18)
-    batches, wants = split(x, 2), split(expected(mdef, x), 2)
+    batches, wants = split(x, 2), split(expected_of(mdef, x), 2)
     inside = threading.Barrier(3, timeout=3)
     with fastexec.Model(sample("multi-io"), device=device) as m, fastexec.Executor(m, mode=mode, depth=4) as ex:
         box, errors = {}, []
@@ -1293,7 +1275,7 @@ def test_out_aliasing_an_input_is_rejected(device, core_path):
     and silently gave wrong rows. Now a ValueError naming `out` and the input; a separate out=
     array still works."""
     x = make_inputs(CORE, 10, seed=19)[0]
-    want = expected(CORE, [x])
+    want = expected_of(CORE, [x])
     with fastexec.Model(core_path, device=device) as m, fastexec.Executor(m) as ex:
         same_array = x.copy()
         viewed = x.copy()
@@ -1323,7 +1305,7 @@ import select, signal, warnings
 warnings.simplefilter("ignore", DeprecationWarning)   # fork with threads (the emulator's stream workers)
 mdef = SAMPLES["tiny"]
 x = P.make_inputs(mdef, 1, seed=21)
-want = P.expected(mdef, x)
+want = P.expected_of(mdef, x)
 with fastexec.Device(0) as dev:
     m = fastexec.Model(emulator.sample_model("tiny"), device=dev)
     ex = fastexec.Executor(m)
