@@ -491,6 +491,41 @@ def test_calling_a_missing_optional_function_raises_naming_symbol_and_library(tm
     assert result["live"] == {k: 0 for k in LIVE_COUNTERS}
 
 
+@pytest.mark.timing
+def test_executor_waits_by_query_loop_without_the_timeout_syncs(tmp_path, variant_libraries):
+    """On a runtime without aclrtSynchronizeStreamWithTimeout the executor's waits fall back to a
+    query loop: results are right, and a wait with a timeout on a batch stalled 3 s gives up in
+    well under the stall (a ratio of the stall), after which the batch still completes."""
+    lib = variant_libraries["no_sync_timeout"]
+    code = PRELUDE + textwrap.dedent(
+        """
+        import time
+        import numpy as np
+        emu = ctypes.CDLL(os.environ["FASTEXEC_ACL_LIBRARY"])
+        emu.fxemuAddFault.argtypes = [ctypes.c_char_p]
+        with fastexec.Executor(emulator.sample_model("tiny")) as ex:
+            x = np.arange(16, dtype=np.float32).reshape(1, 16)
+            ok = bool(np.array_equal(ex.run(np.concatenate([x] * 9))[0], np.concatenate([x] * 9)))
+            emu.fxemuAddFault(b"stall:aclmdlExecuteAsync:1:3000")
+            t = ex.submit(x)
+            t0 = time.monotonic()
+            try:
+                ex.result(t, timeout=0.2)
+                waited = None
+            except fastexec.WaitTimeout:
+                waited = time.monotonic() - t0
+            late = bool(np.array_equal(ex.result(t)[0], x))
+            info = fastexec.backend_info()
+        report(missing=info["missing_optional"], ok=ok, waited=waited, late=late, live=live_counters(info["library"]))
+        """
+    )
+    result, _ = run_child(code, child_env(FASTEXEC_ACL_LIBRARY=lib), tmp_path)
+    assert result["missing"] == ["aclrtSynchronizeStreamWithTimeout"]
+    assert result["ok"] and result["late"]
+    assert result["waited"] is not None and result["waited"] < 3.0 / 3, result
+    assert result["live"] == {k: 0 for k in LIVE_COUNTERS}
+
+
 def test_function_not_found_error_class():
     err = AclFunctionNotFoundError("aclmdlExecuteAsyncV2", "/opt/cann/lib64/libascendcl.so")
     assert err.symbol == "aclmdlExecuteAsyncV2" and err.library == "/opt/cann/lib64/libascendcl.so"
