@@ -93,7 +93,6 @@ cdef class Executor:
     cdef bint attached              # counted as a user of its device and models
 
     cdef _build(self, Model first)
-    cdef _attach(self, Model m)
     cdef _allocate(self, int i)
     cdef int _check_process(self) except -1
     cdef int _usable(self) except -1

@@ -147,7 +147,7 @@ cdef class Executor:
             p.config = self.config.handle
             timeout_ms = self.config.values.get("stream_sync_timeout_ms", -1)
             p.batch_timeout = timeout_ms / 1e3 if timeout_ms > 0 else 0
-        self._attach(first)
+        first.users += 1
         for i in range(1, self.n_instances):
             if self.source is None:
                 raise ValueError("Executor: instances > 1 loads the model again, but this Model was loaded from bytes "
@@ -155,7 +155,7 @@ cdef class Executor:
             m = Model(self.source, device=self.device)
             self.models.append(m)
             self.owns_models.append(True)
-            self._attach(m)
+            m.users += 1
             check_same_model(first, m, i)
         self.device.executors += 1
         if self.config is not None:
@@ -164,9 +164,6 @@ cdef class Executor:
         self.device.activate()
         for i in range(self.n_instances):
             self._allocate(i)
-
-    cdef _attach(self, Model m):
-        m.users += 1
 
     cdef _allocate(self, int i):
         """Instance i: its streams and slots (every pointer stored as soon as it exists, so a
