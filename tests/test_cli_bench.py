@@ -56,8 +56,9 @@ def test_bench_default_model_json(tmp_path):
     assert r["backend"]["emulator"] is True and r["backend"]["soc"] == "Ascend310P3"
     assert r["settings"]["execute_api"] == "aclmdlExecuteAsync"
     assert r["settings"]["mode"] == "overlap" and r["settings"]["depth"] == 4   # the defaults
-    # real modelled timing: the execute stage is the model's 1.14 ms
-    assert r["latency_ms"]["execute"]["mean"] == pytest.approx(1.14, abs=0.02)
+    # real modelled timing: the execute stage is the model's 1.14 ms (the median: on a loaded
+    # machine a late emulator worker stretches some batches' stages, not the typical one)
+    assert r["latency_ms"]["execute"]["p50"] == pytest.approx(1.14, abs=0.02)
     # the summary names the figures
     for text in ("throughput", "samples/s", "compute only", "bound", "reached", "h2d", "execute", "d2h", "end_to_end"):
         assert text in proc.stdout
