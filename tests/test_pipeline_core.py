@@ -28,10 +28,11 @@ import pytest
 
 import fastexec
 from fastexec import emulator
-from fastexec.emulator.model_file import ModelDef, TensorDef, reference_outputs, write_model
+from fastexec.emulator.model_file import ModelDef, TensorDef, write_model
 from fastexec.emulator.samples import SAMPLES
 
-from test_executor import LIVE, add_fault, clear_faults, expected_of, fault, live   # one copy of the shared helpers
+# One copy of the shared helpers (the children use them as P.add_fault, P.live, ...).
+from test_executor import LIVE, add_fault, clear_faults, expected_of, fault, live  # noqa: F401
 
 TESTS_DIR = pathlib.Path(__file__).resolve().parent
 MODES = ("overlap", "serial")
