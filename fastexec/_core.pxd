@@ -79,6 +79,7 @@ cdef class Executor:
     cdef readonly list models
     cdef list owns_models
     cdef object source              # what further instances are loaded from (a path or bytes), or None
+    cdef str label                  # the model's source, for repr()
     cdef readonly int depth
     cdef int n_instances
     cdef readonly ExecConfig config

@@ -102,6 +102,7 @@ cdef class Executor:
             self.source = model
             self.owns_models = [True]
         self.models = [first]
+        self.label = first.source
         self.device = first.device
         self.depth = depth
         self.overlap = mode == "overlap"
@@ -658,6 +659,11 @@ cdef class Executor:
 
     def __exit__(self, *exc):
         self.close()
+
+    def __repr__(self):
+        state = "open" if self.is_open else ("closing" if self.p != NULL and self.p.insts != NULL else "closed")
+        return (f"<fastexec.Executor {self.label!r} mode={self.mode} depth={self.depth} instances={self.n_instances} "
+                f"batch={self.batch_size} {state}>")
 
     def __dealloc__(self):
         cdef Waiter w
