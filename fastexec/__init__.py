@@ -13,11 +13,11 @@ from .errors import (AclError, AclFunctionNotFoundError, AclInvalidParamError, A
                      InUseError, Interrupted, WaitTimeout)
 
 _CORE_NAMES = ("Device", "DeviceBuffer", "Event", "ExecConfig", "Executor", "Model", "PinnedBuffer", "Stream",
-               "TensorSpec", "backend_info", "naive_run")
+               "TensorSpec", "backend_info")
 
 __all__ = ["AclError", "AclFunctionNotFoundError", "AclInvalidParamError", "AclLibraryNotFoundError", "AclMemoryError",
            "AclNotAvailableError", "AclTimeoutError", "BatchError", "ClosedError", "FastexecError", "InUseError",
-           "Interrupted", "WaitTimeout", "get_include", *_CORE_NAMES]
+           "Interrupted", "WaitTimeout", "get_include", "naive_run", *_CORE_NAMES]
 
 
 def get_include() -> str:
@@ -28,6 +28,10 @@ def get_include() -> str:
 
 
 def __getattr__(name):
+    if name == "naive_run":
+        from .baseline import naive_run
+
+        return naive_run
     if name in _CORE_NAMES:
         from . import _core
 

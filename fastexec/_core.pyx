@@ -10,8 +10,7 @@ owner and one copy:
 - ``stats.pxi``: the executor's figures;
 - ``pipeline.pxi``: the pipeline core, nogil over the C state of ``_pipeline.pxd``;
 - ``executor.pxi``: the Executor, its Python front ends over the core;
-- ``capi.pxi``: the C API over the same core (include/fastexec/fastexec.h), as the capsule ``_C_API``;
-- ``baseline.pxi``: ``naive_run``, the loop fastexec is measured against.
+- ``capi.pxi``: the C API over the same core (include/fastexec/fastexec.h), as the capsule ``_C_API``.
 """
 
 include "_acl/errors.pxi"
@@ -21,4 +20,3 @@ include "stats.pxi"
 include "pipeline.pxi"
 include "executor.pxi"
 include "capi.pxi"
-include "baseline.pxi"

@@ -637,6 +637,47 @@ cdef class Model(DeviceChild):
     def id(self):
         return self.model_id
 
+    def execute(self, inputs, outputs):
+        """Synchronous aclmdlExecute over DeviceBuffers, one per input and one per output in
+        model order, each at least the tensor's size; the datasets are made for the call (a
+        dynamic-batch model runs at its largest gear). Waits with the GIL released. Not for a
+        model an Executor runs (ACL forbids mixing synchronous and asynchronous execution)."""
+        self.ensure_open()
+        inputs, outputs = list(inputs), list(outputs)
+        for kind, bufs, specs in (("inputs", inputs, self.inputs), ("outputs", outputs, self.outputs)):
+            if len(bufs) != len(specs):
+                raise ValueError(f"Model.execute: expected {len(specs)} {kind} ({', '.join(t.name for t in specs)}), "
+                                 f"got {len(bufs)}")
+            for spec, b in zip(specs, bufs):
+                if not isinstance(b, DeviceBuffer) or (<DeviceBuffer>b).nbytes < spec.nbytes:
+                    got = f"{(<DeviceBuffer>b).nbytes} bytes" if isinstance(b, DeviceBuffer) else type(b).__name__
+                    raise ValueError(f"Model.execute: '{spec.name}' needs a DeviceBuffer of at least {spec.nbytes} bytes, "
+                                     f"got {got}")
+        cdef aclmdlDataset* ds_in = aclmdlCreateDataset()
+        cdef aclmdlDataset* ds_out = aclmdlCreateDataset()
+        cdef void* dyn = NULL
+        cdef aclError rc
+        try:
+            if ds_in == NULL or ds_out == NULL:
+                raise AclError(500000, "aclmdlCreateDataset", "the runtime returned no dataset")
+            for b in inputs:
+                _add_buffer(ds_in, (<DeviceBuffer>b).ptr, (<DeviceBuffer>b).nbytes)
+            if self.dynamic_input_index >= 0:   # the dynamic-batch tensor, set per call as the samples do
+                check(aclrtMalloc(&dyn, 8, ACL_MEM_MALLOC_HUGE_FIRST), "aclrtMalloc")
+                _add_buffer(ds_in, dyn, 8)
+                check(aclmdlSetDynamicBatchSize(self.model_id, ds_in, aclmdlGetDatasetNumBuffers(ds_in) - 1,
+                                                self.batch_size), "aclmdlSetDynamicBatchSize")
+            for b in outputs:
+                _add_buffer(ds_out, (<DeviceBuffer>b).ptr, (<DeviceBuffer>b).nbytes)
+            with nogil:
+                rc = aclmdlExecute(self.model_id, ds_in, ds_out)
+            check(rc, "aclmdlExecute")
+        finally:
+            _destroy_dataset(ds_in)
+            _destroy_dataset(ds_out)
+            if dyn != NULL:
+                aclrtFree(dyn)
+
     def close(self):
         """Unload the model (waits for its queued executions). Refused while an open Executor
         uses it."""
@@ -668,6 +709,27 @@ cdef class Model(DeviceChild):
     def __repr__(self):
         return (f"<fastexec.Model {self.source!r} id={self.model_id} inputs={[t.name for t in self.inputs]} "
                 f"outputs={[t.name for t in self.outputs]}{' closed' if not self.is_open else ''}>")
+
+
+cdef int _add_buffer(aclmdlDataset* ds, void* ptr, size_t nbytes) except -1:
+    cdef aclDataBuffer* buf = aclCreateDataBuffer(ptr, nbytes)
+    if buf == NULL:
+        raise AclError(500000, "aclCreateDataBuffer", "the runtime returned no data buffer")
+    rc = aclmdlAddDatasetBuffer(ds, buf)
+    if rc:
+        aclDestroyDataBuffer(buf)
+        check(rc, "aclmdlAddDatasetBuffer")
+    return 0
+
+
+cdef void _destroy_dataset(aclmdlDataset* ds) noexcept:
+    """A dataset made for one call, with its data buffers."""
+    cdef size_t j
+    if ds == NULL:
+        return
+    for j in range(aclmdlGetDatasetNumBuffers(ds)):
+        aclDestroyDataBuffer(aclmdlGetDatasetBuffer(ds, j))
+    aclmdlDestroyDataset(ds)
 
 
 cdef object _dtype_of(aclDataType t):

@@ -1204,6 +1204,24 @@ def test_naive_run_matches_executor(model_of, name):
     assert_outputs_equal(got_naive, expected, "naive_run vs the reference")
 
 
+def test_model_execute_checks_its_buffers(model_of, no_leaks):
+    """Model.execute (the synchronous call naive_run is built on) names the tensor it refuses."""
+    m = model_of("multi-io")
+    dev = m.device
+    ins = [fastexec.DeviceBuffer(dev, s.nbytes) for s in m.inputs]
+    outs = [fastexec.DeviceBuffer(dev, s.nbytes) for s in m.outputs]
+    small = fastexec.DeviceBuffer(dev, 8)
+    try:
+        with pytest.raises(ValueError, match=r"expected 2 inputs \(a, b\), got 1"):
+            m.execute(ins[:1], outs)
+        with pytest.raises(ValueError, match=r"'b_out' needs a DeviceBuffer of at least 128 bytes, got 8 bytes"):
+            m.execute(ins, [outs[0], small])
+        m.execute(ins, outs)
+    finally:
+        for b in ins + outs + [small]:
+            b.close()
+
+
 def test_mixing_sync_and_async_on_one_model_is_refused():
     """ACL forbids one model executing both ways: a checked-mode finding (500002), so this test
     checks the live counters itself and expects exactly its two deliberate findings."""
