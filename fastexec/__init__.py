@@ -27,9 +27,26 @@ def get_include() -> str:
     return include_dir()
 
 
+def _import_core():
+    try:
+        from . import _core
+    except ImportError as exc:
+        import glob
+        import os
+
+        here = os.path.dirname(os.path.abspath(__file__))
+        built = glob.glob(os.path.join(here, "_core.*.so")) + glob.glob(os.path.join(here, "_core.*.pyd"))
+        if os.path.exists(os.path.join(here, "_core.pyx")) and not built:
+            raise ImportError(
+                f"fastexec is being imported from its source tree ({here}), where its extension module "
+                "fastexec._core is not built. Either build it in place: `pip install -e .` in that checkout; or "
+                "run Python from another folder, so that the installed fastexec is imported instead "
+                f"(the original error: {exc})") from exc
+        raise
+    return _core
+
+
 def __getattr__(name):
     if name in _CORE_NAMES:
-        from . import _core
-
-        return getattr(_core, name)
+        return getattr(_import_core(), name)
     raise AttributeError(f"module 'fastexec' has no attribute {name!r}")
