@@ -595,9 +595,12 @@ cdef class Executor:
         return out
 
     def calibrate(self, batches=50):
-        """Measure the uncontended stage times (trtexec's separate profile run): `batches`
+        """calibrate(batches=50) -> dict
+
+        Measure the uncontended stage times (trtexec's separate profile run): `batches`
         full batches of zeros, one at a time, so each copy and compute engine serves one batch
-        with nothing else in flight. The mean h2d, execute and d2h times become the basis of
+        with nothing else in flight. The median h2d, execute and d2h times (medians, as trtexec
+        reports: a host hiccup in a few batches does not move them) become the basis of
         stats()'s bound, compute-only throughput and utilisation, until the next calibrate().
         The other figures are left as they were (calibration batches are not counted). Call it
         while no other batches are in flight. Returns stats()["calibration"]."""
@@ -623,9 +626,9 @@ cdef class Executor:
             finally:
                 with nogil:
                     pthread_mutex_lock(&self.p.mu)
-                    h = series_mean(&self.p.stats.series[SERIES_H2D])
-                    c = series_mean(&self.p.stats.series[SERIES_EXECUTE])
-                    d = series_mean(&self.p.stats.series[SERIES_D2H])
+                    h = series_quantile(&self.p.stats.series[SERIES_H2D], 0.5)
+                    c = series_quantile(&self.p.stats.series[SERIES_EXECUTE], 0.5)
+                    d = series_quantile(&self.p.stats.series[SERIES_D2H], 0.5)
                     i = <int>self.p.stats.series[SERIES_EXECUTE].count
                     memcpy(self.p.stats, snap, sizeof(Stats))
                     pthread_mutex_unlock(&self.p.mu)
