@@ -623,9 +623,15 @@ def _self_test(device_id: int) -> int:
                     e1.record(stream)
                     stream.synchronize()
                     ms = e1.elapsed_ms(e0)
-                    if not np.array_equal(host, pattern):
+                    same = np.array_equal(host, pattern)
+                    del host                      # the pinned buffer closes only when nothing views it
+                    if not same:
                         raise RuntimeError("the bytes copied back differ from the bytes copied in")
                     _ok(step, _bandwidth(nbytes, ms))
+                step = "free the memory, streams and events"
+            _ok(step)
+            step = "close the device"
+        _ok(step)
     except Exception as exc:
         print(f"  FAILED  {step}: {_message(exc)}")
         return 1
