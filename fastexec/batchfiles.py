@@ -324,7 +324,9 @@ def prepare_output(out_dir, force: bool, manifest_name: str) -> None:
     if out.exists() and not out.is_dir():
         raise InputFileError(f"{out}: not a folder")
     if not out.exists():
-        parent = out.resolve().parent
+        parent = out.absolute().parent
+        while not parent.exists() and parent != parent.parent:
+            parent = parent.parent
         if not parent.is_dir() or not os.access(parent, os.W_OK | os.X_OK):
             raise InputFileError(f"{out}: cannot create it ({parent} is not a writable folder)")
         return

@@ -724,7 +724,10 @@ def test_interrupt_leaves_only_complete_outputs(tmp_path):
             proc.communicate()
     assert proc.returncode == 130, (proc.returncode, stdout, stderr)
     assert "interrupted" in stderr
-    files = all_files(out)
+    files = [p for p in all_files(out) if p.name != "fastexec-run.json"]
+    manifest = json.loads((out / "fastexec-run.json").read_text())
+    assert manifest["complete"] is False                        # written before the run, listing its plan
+    assert sorted(out / f for f in manifest["files"]) == sorted(out / "y" / f"{s}.npy" for s in xs)
     names = [p.name for p in files]
     assert not [x for x in names if x.endswith(".part")], names
     assert all(p.parent == out / "y" and p.suffix == ".npy" for p in files), files
@@ -756,3 +759,46 @@ def test_two_thousand_files(tmp_path, capsys):
     assert re.match(r"throughput\s+[\d.]+ samples/s, [\d.]+ files/s", line), line
     with capsys.disabled():
         print(f"\n[2,000 files, tiny, fast mode] {line}")
+
+
+# ---------------------------------------------------------------- run: the output folder and its manifest
+
+
+def test_manifest_refusal_and_force(tmp_path):
+    xs = np.arange(3 * 16, dtype=np.float32).reshape(3, 16)
+    save_npys(tmp_path / "in", list(xs), ["a", "b", "c"])
+    out = tmp_path / "out"
+    ok(run_cli("tiny", [tmp_path / "in"], out))
+    m = json.loads((out / "fastexec-run.json").read_text())
+    assert m["complete"] is True and m["files"] == ["y/a.npy", "y/b.npy", "y/c.npy"] and m["folders"] == ["y"]
+    assert m["model"] == str(model_path("tiny")) and m["tool"]["version"] == fastexec.__version__
+    assert m["options"]["mode"] == "overlap" and m["files_written"] == 3
+    # a second run into the same folder is refused, before any work, naming --force
+    (tmp_path / "in" / "c.npy").unlink()
+    proc = run_cli("tiny", [tmp_path / "in"], out)
+    assert proc.returncode == 1 and "not empty" in proc.stderr and "--force" in proc.stderr, proc.stderr
+    assert sorted(p.name for p in (out / "y").iterdir()) == ["a.npy", "b.npy", "c.npy"]
+    # --force removes what the manifest lists: no stale c.npy mixed into the new run
+    ok(run_cli("tiny", [tmp_path / "in"], out, "--force"))
+    assert sorted(p.name for p in (out / "y").iterdir()) == ["a.npy", "b.npy"]
+    # anything the manifest does not list: refused, nothing removed
+    (out / "notes.txt").write_text("mine")
+    proc = run_cli("tiny", [tmp_path / "in"], out, "--force")
+    assert proc.returncode == 1 and "notes.txt" in proc.stderr and "nothing was removed" in proc.stderr
+    assert (out / "y" / "a.npy").exists() and (out / "notes.txt").exists()
+
+
+def test_force_refuses_a_folder_without_manifest(tmp_path):
+    np.save(tmp_path / "x.npy", np.zeros(16, np.float32))
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "keep.npy").write_bytes(b"x")
+    proc = run_cli("tiny", [tmp_path / "x.npy"], out, "--force")
+    assert proc.returncode == 1 and "fastexec-run.json" in proc.stderr and (out / "keep.npy").exists()
+
+
+def test_unwritable_output_parent_fails_first(tmp_path):
+    np.save(tmp_path / "x.npy", np.zeros(16, np.float32))
+    (tmp_path / "file").write_text("")
+    proc = run_cli("tiny", [tmp_path / "x.npy"], tmp_path / "file" / "such" / "out")
+    assert proc.returncode == 1 and "cannot create it" in proc.stderr, proc.stderr
