@@ -322,16 +322,17 @@ def prepare_output(out_dir, force: bool, manifest_name: str) -> None:
     (everything in it listed by its manifest) is emptied first. Raises InputFileError."""
     out = Path(out_dir)
     if out.exists() and not out.is_dir():
-        raise InputFileError(f"{out}: not a folder")
+        raise InputFileError(f"{out}: cannot write outputs there (not a folder)")
     if not out.exists():
         parent = out.absolute().parent
         while not parent.exists() and parent != parent.parent:
             parent = parent.parent
         if not parent.is_dir() or not os.access(parent, os.W_OK | os.X_OK):
-            raise InputFileError(f"{out}: cannot create it ({parent} is not a writable folder)")
+            raise InputFileError(f"{out}: cannot write outputs there: cannot create it ({parent} is not a writable "
+                                 "folder)")
         return
     if not os.access(out, os.W_OK | os.X_OK):
-        raise InputFileError(f"{out}: not writable")
+        raise InputFileError(f"{out}: cannot write outputs there (not writable)")
     present = sorted(p for p in out.rglob("*"))
     if not present:
         return
