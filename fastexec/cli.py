@@ -425,6 +425,7 @@ def _export(ex, f, exported, dropped):
     cols = [t[c] for c in TIMES_COLUMNS]
     for j in range(len(cols[0])):
         f.write(f"{exported + j}," + ",".join(f"{c[j]:.6f}" for c in cols) + "\n")
+    f.flush()
     return exported + len(cols[0]), dropped + t["dropped"]
 
 

@@ -559,8 +559,9 @@ cdef class Executor:
     # ------------------------------------------------------------ stats, close
 
     def reset_stats(self):
-        """Start the figures of stats() afresh (e.g. after a warm-up). The calibration
-        (calibrate()) and whether times are recorded (record_times()) stay as they were."""
+        """Start the figures of stats() afresh (e.g. after a warm-up), and empty the log of raw
+        times. The calibration (calibrate()) and whether times are recorded (record_times())
+        stay as they were."""
         self._usable()
         with nogil:
             pthread_mutex_lock(&self.p.mu)

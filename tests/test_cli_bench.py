@@ -310,3 +310,40 @@ def test_bound_is_a_bound_with_two_instances():
         assert r["bound"]["efficiency"] >= 0.85, r["bound"]
     one, two = (runs[k]["throughput"]["compute_only_samples_per_s"] for k in (1, 2))
     assert two == pytest.approx(one, rel=0.10)
+
+
+def test_ctrl_c_prints_what_was_measured(tmp_path):
+    """SIGINT during the measurement: the summary and the JSON of the batches measured so far,
+    exit 130. Progress is watched through --export-times, which the command writes per chunk."""
+    import signal
+    import time
+
+    from fastexec.emulator.model_file import ModelDef, TensorDef, write_model
+
+    slow = write_model(tmp_path / "slow.om", ModelDef(
+        name="slow", inputs=(TensorDef("x", "float32", "ND", (1, 16)),),
+        outputs=(TensorDef("y", "float32", "ND", (1, 16)),), kernel="identity", compute_us=2000.0))
+    times, out = tmp_path / "times.csv", tmp_path / "out.json"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FASTEXEC_")}
+    proc = subprocess.Popen([sys.executable, "-m", "fastexec.cli", "bench", str(slow), "--duration", "60",
+                             "--no-progress", "--warmup", "0", "--calibration-batches", "5",
+                             "--export-times", str(times), "--json", str(out)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    try:
+        deadline = time.monotonic() + 30
+        while not (times.exists() and len(times.read_text().splitlines()) > 100):
+            assert proc.poll() is None, proc.communicate()
+            assert time.monotonic() < deadline, "no batches measured"
+            time.sleep(0.01)
+        proc.send_signal(signal.SIGINT)
+        stdout, stderr = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert proc.returncode == 130, (stdout, stderr)
+    r = json.loads(out.read_text())
+    assert r["interrupted"] is True and r["batches"] >= 100
+    assert any(w.startswith("interrupted") for w in r["warnings"])
+    assert "(interrupted)" in stdout and "throughput" in stdout
+    assert len(times.read_text().splitlines()) == 1 + r["batches"]
