@@ -104,3 +104,11 @@ def test_stub_functions_match():
 def test_tensor_spec_fields():
     node = stub_classes()["TensorSpec"]
     assert [t.target.id for t in node.body if isinstance(t, ast.AnnAssign)] == list(_core.TensorSpec._fields)
+
+
+def test_package_stub_exports_what_the_package_does():
+    tree = ast.parse((PKG / "__init__.pyi").read_text())
+    names = {a.asname or a.name for n in tree.body if isinstance(n, ast.ImportFrom) for a in n.names}
+    names |= {n.name for n in tree.body if isinstance(n, ast.FunctionDef)}
+    assert names == set(fastexec.__all__)
+    assert {n.target.id for n in tree.body if isinstance(n, ast.AnnAssign)} == {"__version__", "__all__"}
