@@ -540,10 +540,14 @@ def _print_summary(r: dict, out=sys.stdout) -> None:
             p(f"calibrated {cal['batches']} batches one at a time: h2d {cal['h2d_ms']:.4f}, execute "
               f"{cal['execute_ms']:.4f}, d2h {cal['d2h_ms']:.4f} ms (uncontended)")
         what = "the slowest stage" if s["mode"] == "overlap" else "the slowest stage, or h2d + execute + d2h per instance"
-        p(f"bound      {b['samples_per_s']:.1f} samples/s (period {b['period_ms']:.4f} ms = {what}, one engine of each "
-          f"kind, from the {b['source']}); reached {100 * b['efficiency']:.1f}%")
-        p(f"compute    {t['compute_only_samples_per_s']:.1f} samples/s compute only; compute engine busy "
-          f"{100 * r['device_utilization']:.1f}% of the run")
+        if b["samples_per_s"] and b["efficiency"] is not None:
+            p(f"bound      {b['samples_per_s']:.1f} samples/s (period {b['period_ms']:.4f} ms = {what}, one engine of "
+              f"each kind, from the {b['source']}); reached {100 * b['efficiency']:.1f}%")
+        else:
+            p("bound      none: the stage times are 0 (fast mode?)")
+        if t["compute_only_samples_per_s"] and r["device_utilization"] is not None:
+            p(f"compute    {t['compute_only_samples_per_s']:.1f} samples/s compute only; compute engine busy "
+              f"{100 * r['device_utilization']:.1f}% of the run")
         cols = ("mean", "min", "p50", "p90", "p95", "p99", "max")
         p(f"{'latency ms':<14}" + "".join(f"{c:>10}" for c in cols))
         for name in ("h2d", "execute", "d2h", "host_enqueue", "end_to_end"):
