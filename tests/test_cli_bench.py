@@ -301,13 +301,17 @@ def test_bound_is_a_bound_with_two_instances():
     throughput does not halve."""
     runs = {}
     for k in (1, 2):
-        proc = bench("--batches", "600", "--instances", str(k), "--json", "-")
+        proc = bench("--instances", str(k), "--json", "-")           # the default: 3 s, three windows
         assert proc.returncode == 0, proc.stderr
         runs[k] = r = json.loads(proc.stdout)
-        check_consistent(r, batches=600)
-        assert r["calibration"]["batches"] == 50
+        check_consistent(r)
+        assert r["calibration"]["batches"] == 50 and r["settings"]["duration_s"] == 3.0
+        assert len(r["stability"]["windows"]) >= 3
+        # a bound: exceeded only by noise, whatever the machine's load
         assert r["bound"]["efficiency"] <= 1.02, r["bound"]
-        assert r["bound"]["efficiency"] >= 0.85, r["bound"]
+        # and reached, when the run was not disturbed (the windows agree: the host kept pace)
+        if r["stability"]["stable"]:
+            assert r["bound"]["efficiency"] >= 0.85, (r["bound"], r["stability"])
     one, two = (runs[k]["throughput"]["compute_only_samples_per_s"] for k in (1, 2))
     assert two == pytest.approx(one, rel=0.10)
 
