@@ -17,7 +17,8 @@ cdef extern from "<pthread.h>" nogil:
 
 cdef enum:
     MAX_IO = 64                     # inputs, and outputs, per model
-    STATS_WINDOW = 16384            # samples kept per series
+    HIST_BUCKETS = 2304             # log buckets per series: 1e-4 ms x 1.01^i, up to ~880 s
+    TIMES_LOG = 4096                # raw samples a series keeps for export until drained
     STATUS_MESSAGE = 512
 
     # A slot's events, in the order a batch records them (stage s starts at 2s, ends at 2s+1).
@@ -118,9 +119,15 @@ cdef struct Inst:
 
 
 cdef struct Series:
-    double window[STATS_WINDOW]     # the last STATS_WINDOW samples, in ms
     uint64_t count
-    double total
+    double total                    # ms
+    double min                      # ms (meaningless while count is 0)
+    double max
+    uint64_t hist[HIST_BUCKETS]     # bucket 0: <= HIST_LOW ms; i >= 1: (LOW R^(i-1), LOW R^i]
+    bint logging                    # keep raw samples in `log` (Executor.take_times drains it)
+    uint64_t log_n
+    uint64_t log_dropped            # samples that found the log full
+    double log[TIMES_LOG]
 
 
 cdef enum:
@@ -135,6 +142,8 @@ cdef enum:
 
 cdef struct Stats:
     Series series[N_SERIES]
+    uint64_t cal_batches            # Executor.calibrate(): uncontended batches measured (0: none)
+    double cal_ms[N_STAGES]         # their mean h2d, execute, d2h (ms); kept by reset_stats
     uint64_t batches
     double wall                     # time with batches on the device, closed intervals (s)
     double active_since             # start of the open interval, or 0

@@ -16,6 +16,7 @@ complete, so an interrupted run leaves only complete outputs.
 """
 from __future__ import annotations
 
+import json
 import math
 import os
 import re
@@ -311,3 +312,62 @@ def run(ex, units, specs, out_dirs, progress=None) -> dict:
             base = k + 1 + len(exc.completed)
     return {"files_in": len(units), "files_out": counts["written"], "samples": counts["samples"],
             "failed": [(units[ui].stem, failed[ui]) for ui in sorted(failed)]}
+
+
+# ---------------------------------------------------------------- the output folder and its manifest
+
+
+def prepare_output(out_dir, force: bool, manifest_name: str) -> None:
+    """Before any work: OUT must be new or empty; with `force`, a folder an earlier run wrote
+    (everything in it listed by its manifest) is emptied first. Raises InputFileError."""
+    out = Path(out_dir)
+    if out.exists() and not out.is_dir():
+        raise InputFileError(f"{out}: cannot write outputs there (not a folder)")
+    if not out.exists():
+        parent = out.absolute().parent
+        while not parent.exists() and parent != parent.parent:
+            parent = parent.parent
+        if not parent.is_dir() or not os.access(parent, os.W_OK | os.X_OK):
+            raise InputFileError(f"{out}: cannot write outputs there: cannot create it ({parent} is not a writable "
+                                 "folder)")
+        return
+    if not os.access(out, os.W_OK | os.X_OK):
+        raise InputFileError(f"{out}: cannot write outputs there (not writable)")
+    present = sorted(p for p in out.rglob("*"))
+    if not present:
+        return
+    if not force:
+        raise InputFileError(f"{out}: not empty ({len(present)} entries); outputs of two runs would mix. Choose a new "
+                             f"folder, or pass --force to replace what an earlier fastexec run wrote there (only what "
+                             f"its {manifest_name} lists)")
+    mf = out / manifest_name
+    try:
+        manifest = json.loads(mf.read_text())
+        files = {out / f for f in manifest["files"]}
+        folders = {out / d for d in manifest["folders"]}
+    except (OSError, ValueError, KeyError, TypeError):
+        raise InputFileError(f"{out}: --force refused: it holds no readable {manifest_name} (it was not written by "
+                             f"fastexec run), so nothing there is removed") from None
+    stray = [p for p in present if p != mf and p not in files and p not in folders
+             and not (p.name.endswith(".part") and p.parent in folders)]
+    if stray:
+        shown = ", ".join(str(p.relative_to(out)) for p in stray[:5]) + (" ..." if len(stray) > 5 else "")
+        raise InputFileError(f"{out}: --force refused: it holds {len(stray)} entries the earlier run's {manifest_name} "
+                             f"does not list ({shown}); nothing was removed")
+    for p in present:
+        if p.is_file() or p.is_symlink():
+            p.unlink()
+    for d in sorted(folders, key=lambda d: len(d.parts), reverse=True):
+        if d.is_dir():
+            d.rmdir()
+    mf.unlink(missing_ok=True)
+
+
+def planned_files(out_dir, units, out_dirs) -> list:
+    """Every file a run over `units` may write, relative to OUT."""
+    out = Path(out_dir)
+    return sorted(str((d / f"{u.stem}.npy").relative_to(out)) for d in out_dirs for u in units)
+
+
+def write_manifest(out_dir, name: str, manifest: dict) -> None:
+    write_atomic(Path(out_dir) / name, lambda f: f.write((json.dumps(manifest, indent=2) + "\n").encode()))

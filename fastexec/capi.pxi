@@ -31,6 +31,9 @@ cdef extern from "fastexec/fastexec.h":
         size_t ndims
         const int64_t* dims
         size_t nbytes
+    ctypedef struct fastexec_series:
+        uint64_t count
+        double mean_ms, min_ms, max_ms, p50_ms, p90_ms, p95_ms, p99_ms
     ctypedef struct fastexec_stats:
         uint64_t batches
         double wall_s
@@ -38,6 +41,10 @@ cdef extern from "fastexec/fastexec.h":
         double execute_mean_ms
         double d2h_mean_ms
         double samples_per_s
+        fastexec_series h2d, execute, d2h, end_to_end, host_staging, host_enqueue
+        uint64_t calibration_batches
+        double calibration_h2d_ms, calibration_execute_ms, calibration_d2h_ms
+        double bound_period_ms, bound_samples_per_s, efficiency, compute_only_samples_per_s, device_utilization
     ctypedef struct fastexec_api:
         uint32_t version
         uint32_t size
@@ -398,23 +405,61 @@ cdef int _release_impl(fastexec_executor* h, int64_t ticket) noexcept nogil:
     return FASTEXEC_OK
 
 
+cdef void _series_out(const Series* s, fastexec_series* o) noexcept nogil:
+    o.count = s.count
+    o.mean_ms = series_mean(s)
+    o.min_ms = s.min if s.count else 0
+    o.max_ms = s.max if s.count else 0
+    o.p50_ms = series_quantile(s, 0.50)
+    o.p90_ms = series_quantile(s, 0.90)
+    o.p95_ms = series_quantile(s, 0.95)
+    o.p99_ms = series_quantile(s, 0.99)
+
+
 cdef int _stats_impl(fastexec_executor* h, fastexec_stats* out) noexcept nogil:
     cdef int st = _usable(h)
     cdef Pipeline* p
-    cdef double wall
+    cdef Stats* t
+    cdef double wall, hh, c, d, period
     if st:
         return st
     if out == NULL:
         return _fail_with(FASTEXEC_ERR_INVALID_ARGUMENT, "stats: out is NULL")
     p = (<CHandle*>h).p
+    memset(out, 0, sizeof(fastexec_stats))
     pthread_mutex_lock(&p.mu)
-    wall = stats_wall(p.stats)
-    out.batches = p.stats.batches
+    t = p.stats
+    wall = stats_wall(t)
+    out.batches = t.batches
     out.wall_s = wall
-    out.h2d_mean_ms = series_mean(&p.stats.series[SERIES_H2D])
-    out.execute_mean_ms = series_mean(&p.stats.series[SERIES_EXECUTE])
-    out.d2h_mean_ms = series_mean(&p.stats.series[SERIES_D2H])
-    out.samples_per_s = p.stats.batches * p.batch_size / wall if wall > 0 else 0
+    out.h2d_mean_ms = series_mean(&t.series[SERIES_H2D])
+    out.execute_mean_ms = series_mean(&t.series[SERIES_EXECUTE])
+    out.d2h_mean_ms = series_mean(&t.series[SERIES_D2H])
+    out.samples_per_s = t.batches * p.batch_size / wall if wall > 0 else 0
+    _series_out(&t.series[SERIES_H2D], &out.h2d)
+    _series_out(&t.series[SERIES_EXECUTE], &out.execute)
+    _series_out(&t.series[SERIES_D2H], &out.d2h)
+    _series_out(&t.series[SERIES_E2E], &out.end_to_end)
+    _series_out(&t.series[SERIES_STAGING], &out.host_staging)
+    _series_out(&t.series[SERIES_ENQUEUE], &out.host_enqueue)
+    out.calibration_batches = t.cal_batches
+    out.calibration_h2d_ms = t.cal_ms[0]
+    out.calibration_execute_ms = t.cal_ms[1]
+    out.calibration_d2h_ms = t.cal_ms[2]
+    if t.cal_batches:
+        hh, c, d = t.cal_ms[0], t.cal_ms[1], t.cal_ms[2]
+    else:
+        hh, c, d = out.h2d_mean_ms, out.execute_mean_ms, out.d2h_mean_ms
+    if t.cal_batches or t.batches:
+        period = bound_period_ms(hh, c, d, p.n_inst, p.plan.n_streams == N_STAGES)
+        if period > 0:
+            out.bound_period_ms = period
+            out.bound_samples_per_s = p.batch_size * 1e3 / period
+            out.efficiency = out.samples_per_s / out.bound_samples_per_s
+        if c > 0:
+            out.compute_only_samples_per_s = p.batch_size * 1e3 / c
+        if wall > 0:
+            out.device_utilization = t.batches * c / 1e3 / wall
     pthread_mutex_unlock(&p.mu)
     return FASTEXEC_OK
 

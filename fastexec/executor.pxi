@@ -557,20 +557,25 @@ cdef class Executor:
     # ------------------------------------------------------------ stats, close
 
     def reset_stats(self):
-        """Start the figures of stats() afresh (e.g. after a warm-up)."""
+        """Start the figures of stats() afresh (e.g. after a warm-up), and empty the log of raw
+        times. The calibration (calibrate()) and whether times are recorded (record_times())
+        stay as they were."""
         self._usable()
         with nogil:
             pthread_mutex_lock(&self.p.mu)
-            memset(self.p.stats, 0, sizeof(Stats))
-            self.p.stats.active_since = fx_now() if self.p.in_flight else 0
+            stats_reset(self.p.stats, self.p.in_flight != 0)
             pthread_mutex_unlock(&self.p.mu)
 
     def stats(self):
-        """Figures since construction (the warm-up excluded): batches, wall_s (time with batches
-        on the device), per-stage device times from events (h2d, execute, d2h), end-to-end batch
-        latency, host staging and host enqueue time (each mean/p50/p90/p95/p99 in ms over the
-        last 16384 batches), throughput, and the bound (the slowest stage in overlap mode, the
-        three stages' sum per instance in serial mode) with the fraction reached."""
+        """Figures since construction or reset_stats() (the warm-up excluded), over every batch
+        in constant memory: batches, wall_s (time with batches on the device); per-stage device
+        times from events (h2d, execute, d2h), end-to-end batch latency, host staging and host
+        enqueue time, each with count, mean, min, max and p50/p90/p95/p99 in ms (percentiles from
+        a log-bucket histogram, to ~0.5 %); throughput; `calibration` (calibrate()'s uncontended
+        stage times, or None); and `bound`: its period (the slowest stage in overlap mode; in
+        serial mode also the three stages' sum per instance, one engine of each kind shared by
+        the instances) from the calibration when there is one (`source` says which), the
+        fraction of it reached, compute-only samples/s and the compute engine's utilisation."""
         self._usable()
         cdef Stats* snap = <Stats*>malloc(sizeof(Stats))
         if snap == NULL:
@@ -586,6 +591,97 @@ cdef class Executor:
         out.update({"batch_size": int(self.batch_size), "depth": self.depth, "instances": self.n_instances,
                     "mode": self.mode, "execute_api": "aclmdlExecuteAsyncV2" if self.config is not None
                     else "aclmdlExecuteAsync"})
+        return out
+
+    def calibrate(self, batches=50):
+        """calibrate(batches=50) -> dict
+
+        Measure the uncontended stage times (trtexec's separate profile run): `batches`
+        full batches of zeros, one at a time, so each copy and compute engine serves one batch
+        with nothing else in flight. The median h2d, execute and d2h times (medians, as trtexec
+        reports: a host hiccup in a few batches does not move them) become the basis of
+        stats()'s bound, compute-only throughput and utilisation, until the next calibrate().
+        The other figures are left as they were (calibration batches are not counted). Call it
+        while no other batches are in flight. Returns stats()["calibration"]."""
+        self._usable()
+        if isinstance(batches, bool) or not isinstance(batches, int) or batches < 1:
+            raise ValueError(f"calibrate(): batches must be an int >= 1 (got {batches!r})")
+        cdef Stats* snap = <Stats*>malloc(sizeof(Stats))
+        cdef double h, c, d
+        cdef int i
+        if snap == NULL:
+            raise MemoryError()
+        try:
+            with nogil:
+                pthread_mutex_lock(&self.p.mu)
+                memcpy(snap, self.p.stats, sizeof(Stats))
+                stats_reset(self.p.stats, self.p.in_flight != 0)
+                pthread_mutex_unlock(&self.p.mu)
+            try:
+                x = [np.zeros((self.batch_size,) + tuple(s.shape[1:]), s.dtype) for s in self.in_specs]
+                outs = self.run(x)
+                for i in range(batches - 1):
+                    self.run(x, out=outs)
+            finally:
+                with nogil:
+                    pthread_mutex_lock(&self.p.mu)
+                    h = series_quantile(&self.p.stats.series[SERIES_H2D], 0.5)
+                    c = series_quantile(&self.p.stats.series[SERIES_EXECUTE], 0.5)
+                    d = series_quantile(&self.p.stats.series[SERIES_D2H], 0.5)
+                    i = <int>self.p.stats.series[SERIES_EXECUTE].count
+                    memcpy(self.p.stats, snap, sizeof(Stats))
+                    pthread_mutex_unlock(&self.p.mu)
+            with nogil:
+                pthread_mutex_lock(&self.p.mu)
+                self.p.stats.cal_batches = i
+                self.p.stats.cal_ms[0] = h
+                self.p.stats.cal_ms[1] = c
+                self.p.stats.cal_ms[2] = d
+                pthread_mutex_unlock(&self.p.mu)
+        finally:
+            free(snap)
+        return {"batches": i, "h2d_ms": h, "execute_ms": c, "d2h_ms": d}
+
+    def record_times(self, bint enable=True):
+        """Keep (or stop keeping) every batch's raw times from now on, for take_times(). The
+        core holds up to 4096 per series between two take_times() calls; more are counted as
+        dropped."""
+        self._usable()
+        cdef int i
+        with nogil:
+            pthread_mutex_lock(&self.p.mu)
+            for i in range(N_SERIES):
+                self.p.stats.series[i].logging = enable
+            pthread_mutex_unlock(&self.p.mu)
+
+    def take_times(self):
+        """The raw per-batch times (ms) recorded since the last call, as a dict of float64
+        arrays by series name (row j of every array is the same batch, in completion order),
+        plus "dropped": how many batches found the log full."""
+        self._usable()
+        cdef Stats* snap = <Stats*>malloc(sizeof(Stats))
+        cdef int i
+        if snap == NULL:
+            raise MemoryError()
+        try:
+            with nogil:
+                pthread_mutex_lock(&self.p.mu)
+                for i in range(N_SERIES):
+                    snap.series[i].log_n = self.p.stats.series[i].log_n
+                    snap.series[i].log_dropped = self.p.stats.series[i].log_dropped
+                    memcpy(snap.series[i].log, self.p.stats.series[i].log,
+                           self.p.stats.series[i].log_n * sizeof(double))
+                    self.p.stats.series[i].log_n = 0
+                    self.p.stats.series[i].log_dropped = 0
+                pthread_mutex_unlock(&self.p.mu)
+            out = {}
+            for i in range(N_SERIES):
+                n = snap.series[i].log_n
+                out[SERIES_NAMES[i]] = (np.asarray(<double[:n]>snap.series[i].log).copy() if n
+                                        else np.zeros(0, np.float64))
+            out["dropped"] = int(snap.series[0].log_dropped)
+        finally:
+            free(snap)
         return out
 
     def close(self, timeout=None):

@@ -164,6 +164,19 @@ def test_stats_through_c(fxpipe, probe, device):
         assert status == 0 and batches == py["batches"] == 6
         assert execute == pytest.approx(py["execute"]["mean_ms"]) and h2d == pytest.approx(py["h2d"]["mean_ms"])
         assert samples_per_s > 0 and wall > 0
+        lat = fxpipe.latency(ex)
+        assert lat[0] == 6 and lat[1] == pytest.approx(py["execute"]["p50_ms"]) and lat[3] == pytest.approx(py["end_to_end"]["p99_ms"])
+        ex.calibrate(5)
+        c, py = probe.stats_v3(ex), ex.stats()
+        for name in ("h2d", "execute", "d2h", "end_to_end", "host_staging", "host_enqueue"):
+            for k, v in c[name].items():
+                assert v == pytest.approx(py[name][k]), (name, k)
+            assert c[name]["min_ms"] <= c[name]["p50_ms"] <= c[name]["p99_ms"] <= c[name]["max_ms"]
+        assert c["calibration_batches"] == py["calibration"]["batches"] == 5
+        assert c["calibration_execute_ms"] == pytest.approx(py["calibration"]["execute_ms"])
+        for k in ("period_ms", "samples_per_s", "efficiency", "compute_only_samples_per_s", "device_utilization"):
+            key = k if k.startswith(("compute", "device", "efficiency")) else "bound_" + k
+            assert c[key] == pytest.approx(py["bound"][k]), k
 
 
 def test_mismatched_header_version_is_refused(tmp_path):
@@ -180,8 +193,8 @@ def header_abi():
     table = re.sub(r"/\*.*?\*/", "", table, flags=re.S)
     fields = [" ".join(f.split()) for f in table.split(";") if f.strip()]
     structs = {}
-    for name in ("fastexec_tensor_info", "fastexec_stats"):
-        body = re.search(r"typedef struct \{(.*?)\} " + name + ";", text, re.S).group(1)
+    for name in ("fastexec_tensor_info", "fastexec_series", "fastexec_stats"):
+        body = re.search(r"typedef struct \{([^{}]*?)\} " + name + ";", text, re.S).group(1)
         body = re.sub(r"/\*.*?\*/", "", body, flags=re.S)
         structs[name] = [" ".join(f.split()) for f in body.split(";") if f.strip()]
     codes = dict((m.group(1), int(m.group(2))) for m in re.finditer(r"(FASTEXEC_\w+) = (\d+)", text))

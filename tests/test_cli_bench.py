@@ -32,9 +32,16 @@ def check_consistent(r: dict, batches=None):
     assert t["batches_per_s"] * r["wall_s"] == pytest.approx(r["batches"], rel=1e-9)
     lat = r["latency_ms"]
     for name, row in lat.items():
-        assert row["p50"] <= row["p90"] <= row["p95"] <= row["p99"], (name, row)
-    assert t["compute_only_samples_per_s"] == pytest.approx(1e3 * B / lat["execute"]["mean"])
-    h, c, d = lat["h2d"]["mean"], lat["execute"]["mean"], lat["d2h"]["mean"]
+        assert row["min"] <= row["p50"] <= row["p90"] <= row["p95"] <= row["p99"] <= row["max"], (name, row)
+        assert row["min"] <= row["mean"] <= row["max"], (name, row)
+    cal = r["calibration"]
+    if cal is not None:
+        h, c, d = cal["h2d_ms"], cal["execute_ms"], cal["d2h_ms"]
+        assert r["bound"]["source"] == "calibration"
+    else:
+        h, c, d = lat["h2d"]["mean"], lat["execute"]["mean"], lat["d2h"]["mean"]
+    assert t["compute_only_samples_per_s"] == pytest.approx(1e3 * B / c)
+    assert r["device_utilization"] == pytest.approx(r["batches"] * c / 1e3 / r["wall_s"])
     # one engine of each kind per device: overlap is bound by the slowest stage, serial by the
     # sum (spread over the instances' streams, but never below the slowest stage)
     k = r["settings"]["instances"]
@@ -42,6 +49,8 @@ def check_consistent(r: dict, batches=None):
     assert r["bound"]["period_ms"] == pytest.approx(period)
     assert r["bound"]["samples_per_s"] == pytest.approx(1e3 * B / period)
     assert r["bound"]["efficiency"] == pytest.approx(t["samples_per_s"] / r["bound"]["samples_per_s"])
+    assert r["tool"] == {"name": "fastexec", "version": fastexec.__version__}
+    assert r["argv"][0] == "fastexec" and "bench" in r["argv"]
 
 
 def test_bench_default_model_json(tmp_path):
@@ -50,7 +59,7 @@ def test_bench_default_model_json(tmp_path):
     assert proc.returncode == 0, proc.stderr
     r = json.loads(out.read_text())
     check_consistent(r, batches=50)
-    assert r["schema"] == "fastexec.bench/1"
+    assert r["schema"] == "fastexec.bench/2"
     assert Path(r["model"]["path"]).name == "resnet50-int8.om"
     assert r["model"]["inputs"] == [{"name": "data", "shape": [8, 3, 224, 224], "dtype": "uint8", "format": "NCHW", "bytes": 1204224}]
     assert r["backend"]["emulator"] is True and r["backend"]["soc"] == "Ascend310P3"
@@ -60,7 +69,8 @@ def test_bench_default_model_json(tmp_path):
     # machine a late emulator worker stretches some batches' stages, not the typical one)
     assert r["latency_ms"]["execute"]["p50"] == pytest.approx(1.14, abs=0.02)
     # the summary names the figures
-    for text in ("throughput", "samples/s", "compute only", "bound", "reached", "h2d", "execute", "d2h", "end_to_end"):
+    for text in ("throughput", "samples/s", "compute only", "bound", "reached", "h2d", "execute", "d2h", "end_to_end",
+                 "calibrated", "stability", "too short"):
         assert text in proc.stdout
     assert "using the bundled ACL emulator" in proc.stderr  # announced, since no CANN here
 
@@ -108,6 +118,16 @@ def one_line_error(proc, code, *fragments):
         assert f in lines[0], (f, lines[0])
 
 
+def usage_error(proc, *fragments):
+    """argparse's convention: exit 2, the usage line, then 'prog: error: message'."""
+    assert proc.returncode == 2, (proc.returncode, proc.stdout, proc.stderr)
+    assert proc.stderr.startswith("usage: fastexec"), proc.stderr
+    last = proc.stderr.strip().splitlines()[-1]
+    assert last.startswith("fastexec") and ": error: " in last, proc.stderr
+    for f in fragments:
+        assert f in last, (f, last)
+
+
 def test_missing_model(tmp_path):
     one_line_error(bench(str(tmp_path / "nope.om"), "--batches", "5"), 1, "error", "nope.om", "no model file")
 
@@ -138,4 +158,197 @@ def test_v2_where_the_soc_lacks_it():
     (["--compare", "everything"], "--compare"),
 ])
 def test_impossible_flags(flags, fragment):
-    one_line_error(bench(*flags), 2, "error", fragment)
+    usage_error(bench(*flags), fragment)
+
+
+# ---------------------------------------------------------------- issue 15: figures and command line
+
+
+def fx(*args, env_extra=None, cwd=None, timeout=120):
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FASTEXEC_")}
+    env.update(env_extra or {})
+    return subprocess.run([sys.executable, "-m", "fastexec.cli", *args], capture_output=True, text=True, env=env,
+                          timeout=timeout, cwd=cwd)
+
+
+def test_version_and_plain_command_prints_help():
+    proc = fx("--version")
+    assert proc.returncode == 0 and proc.stdout.strip() == f"fastexec {fastexec.__version__}"
+    proc = fx()
+    assert proc.returncode == 0 and proc.stdout.startswith("usage: fastexec") and "bench" in proc.stdout
+
+
+def test_unknown_flag_prints_usage_and_a_close_match():
+    usage_error(bench("--frobnicate"), "unrecognized arguments: --frobnicate")
+    usage_error(bench("--batchs", "5"), "did you mean --batches?")
+    usage_error(bench("--batches", "abc"), "not a whole number: 'abc'")
+    assert "_positive_int" not in bench("--batches", "abc").stderr
+
+
+@pytest.mark.parametrize("value", ["-3", "x"])
+def test_warmup_is_validated(value):
+    usage_error(bench("--warmup", value), "--warmup")
+
+
+def test_sample_name_close_match():
+    one_line_error(bench("resnet50-int9", "--batches", "5"), 1, "did you mean resnet50-int8?")
+
+
+@pytest.mark.parametrize("flag", ["--json", "--export-times"])
+def test_unwritable_output_fails_before_the_run(tmp_path, flag):
+    proc = bench("--batches", "100000", flag, str(tmp_path / "nope" / "x.json"))
+    usage_error(proc, flag, "no folder")
+    assert "using the bundled ACL emulator" not in proc.stderr      # the runtime was never loaded
+    proc = bench("--batches", "100000", flag, str(tmp_path))
+    usage_error(proc, "is a folder")
+
+
+def test_json_to_stdout_summary_to_stderr(tmp_path):
+    times = tmp_path / "times.csv"
+    proc = bench("tiny", "--batches", "120", "--json", "-", "--export-times", str(times),
+                 env_extra={"FASTEXEC_EMU_FAST": "1"})
+    assert proc.returncode == 0, proc.stderr
+    r = json.loads(proc.stdout)
+    check_consistent(r, batches=120)
+    assert "throughput" in proc.stderr and "bound" in proc.stderr
+    assert not (Path.cwd() / "-").exists()
+    rows = times.read_text().splitlines()
+    assert rows[0] == "batch,h2d_ms,execute_ms,d2h_ms,end_to_end_ms,host_staging_ms,host_enqueue_ms"
+    assert len(rows) == 1 + 120 and r["export_times"] == {"path": str(times), "batches": 120, "dropped": 0}
+    execute = [float(row.split(",")[2]) for row in rows[1:]]
+    assert r["latency_ms"]["execute"]["min"] == pytest.approx(min(execute), abs=1e-5)
+    assert r["latency_ms"]["execute"]["max"] == pytest.approx(max(execute), abs=1e-5)
+    assert r["started_at"].endswith("+00:00") and r["host"]["cpu_count"] >= 1
+
+
+def test_short_run_is_flagged(tmp_path):
+    proc = bench("tiny", "--batches", "20", "--json", "-", env_extra={"FASTEXEC_EMU_FAST": "1"})
+    r = json.loads(proc.stdout)
+    assert any(w.startswith("too short") for w in r["warnings"]), r["warnings"]
+    assert r["stability"]["stable"] is None and "too few windows" in r["stability"]["verdict"]
+    assert "warning: too short" in proc.stderr
+
+
+def test_stability_windows_and_warnings():
+    from fastexec import cli
+
+    # 50-batch chunks every 0.1 s for 4 s, steady: four 1 s windows of 500 batches
+    marks = [(0.1 * (i + 1), 50 * (i + 1)) for i in range(40)]
+    s = cli._stability(marks, 8)
+    assert len(s["windows"]) == 4 and s["stable"] is True and s["spread"] == pytest.approx(0, abs=1e-9)
+    assert all(w["batches"] == 500 for w in s["windows"])
+    # the last window half as fast: unstable
+    slow = marks[:30] + [(3.0 + 0.2 * (i + 1), 1500 + 50 * (i + 1)) for i in range(5)]
+    s = cli._stability(slow, 8)
+    assert s["stable"] is False and "unstable" in s["verdict"]
+    # windows need 50 batches as well as 1 s
+    assert cli._stability([(0.5 * (i + 1), 10 * (i + 1)) for i in range(10)], 8)["windows"][0]["batches"] >= 50
+
+
+def test_warnings_for_enqueue_copy_and_overruns():
+    from fastexec import cli
+
+    row = {k: 0.1 for k in ("mean", "min", "p50", "p90", "p95", "p99", "max")}
+    r = {"interrupted": False, "wall_s": 5.0, "batches": 1000, "emulator_overruns": 7, "export_times": None,
+         "latency_ms": {k: dict(row) for k in ("h2d", "execute", "d2h", "end_to_end", "host_enqueue", "host_staging")},
+         "calibration": {"batches": 50, "h2d_ms": 2.0, "execute_ms": 1.0, "d2h_ms": 0.1},
+         "stability": {"stable": True, "verdict": "stable"}}
+    r["latency_ms"]["host_enqueue"]["mean"] = 0.9
+    text = " | ".join(cli._warnings(r))
+    assert "enqueue-bound" in text and "copy-bound: h2d" in text and "7 overruns" in text and "too short" not in text
+
+
+def test_multi_line_error_printed_whole():
+    proc = fx("info", env_extra={"FASTEXEC_BACKEND": "ascend"})
+    assert proc.returncode == 1
+    assert proc.stderr.count("libascendcl.so") >= 3 and "tried" in proc.stderr, proc.stderr
+
+
+def test_binary_om_on_the_emulator_says_so(tmp_path):
+    om = tmp_path / "real.om"
+    om.write_bytes(b"IMOD\x00\x00\x01\x00" + bytes(range(256)) * 8)
+    for args in (["inspect", str(om)], ["bench", str(om), "--batches", "5"]):
+        proc = fx(*args)
+        assert proc.returncode == 1
+        assert "emulator runs only its own text model format" in proc.stderr and "CANN" in proc.stderr, proc.stderr
+
+
+def test_info_check_self_test():
+    proc = fx("info", "--check", env_extra={"FASTEXEC_EMU_FAST": "1"})
+    assert proc.returncode == 0, proc.stderr
+    assert "self-test  passed" in proc.stdout
+    assert proc.stdout.count("  ok  ") == 7 and proc.stdout.count(" GB/s (") == 2
+
+
+def test_source_tree_without_extension_says_so(tmp_path):
+    """A copy of the package without its built extension: the ImportError names the source tree
+    and both fixes."""
+    import shutil
+
+    src = Path(fastexec.__file__).parent
+    dst = tmp_path / "fastexec"
+    shutil.copytree(src, dst, ignore=shutil.ignore_patterns("*.so", "*.pyd", "_core.c", "emulator", "__pycache__"))
+    proc = subprocess.run([sys.executable, "-S", "-c", "import fastexec"], cwd=tmp_path,
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 1
+    assert "ImportError" in proc.stderr and "source tree" in proc.stderr
+    assert "pip install -e ." in proc.stderr and "another folder" in proc.stderr
+
+
+@pytest.mark.timing
+def test_bound_is_a_bound_with_two_instances():
+    """trtexec's separate profile: the bound comes from uncontended stage times, so two
+    instances sharing the one compute engine reach it (not twice it), and compute-only
+    throughput does not halve."""
+    runs = {}
+    for k in (1, 2):
+        proc = bench("--instances", str(k), "--json", "-")           # the default: 3 s, three windows
+        assert proc.returncode == 0, proc.stderr
+        runs[k] = r = json.loads(proc.stdout)
+        check_consistent(r)
+        assert r["calibration"]["batches"] == 50 and r["settings"]["duration_s"] == 3.0
+        assert len(r["stability"]["windows"]) >= 3
+        # a bound: exceeded only by noise, whatever the machine's load
+        assert r["bound"]["efficiency"] <= 1.02, r["bound"]
+        # and reached, when the run was not disturbed (the windows agree: the host kept pace)
+        if r["stability"]["stable"]:
+            assert r["bound"]["efficiency"] >= 0.85, (r["bound"], r["stability"])
+    one, two = (runs[k]["throughput"]["compute_only_samples_per_s"] for k in (1, 2))
+    assert two == pytest.approx(one, rel=0.10)
+
+
+def test_ctrl_c_prints_what_was_measured(tmp_path):
+    """SIGINT during the measurement: the summary and the JSON of the batches measured so far,
+    exit 130. Progress is watched through --export-times, which the command writes per chunk."""
+    import signal
+    import time
+
+    from fastexec.emulator.model_file import ModelDef, TensorDef, write_model
+
+    slow = write_model(tmp_path / "slow.om", ModelDef(
+        name="slow", inputs=(TensorDef("x", "float32", "ND", (1, 16)),),
+        outputs=(TensorDef("y", "float32", "ND", (1, 16)),), kernel="identity", compute_us=2000.0))
+    times, out = tmp_path / "times.csv", tmp_path / "out.json"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FASTEXEC_")}
+    proc = subprocess.Popen([sys.executable, "-m", "fastexec.cli", "bench", str(slow), "--duration", "60",
+                             "--no-progress", "--warmup", "0", "--calibration-batches", "5",
+                             "--export-times", str(times), "--json", str(out)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    try:
+        deadline = time.monotonic() + 30
+        while not (times.exists() and len(times.read_text().splitlines()) > 100):
+            assert proc.poll() is None, proc.communicate()
+            assert time.monotonic() < deadline, "no batches measured"
+            time.sleep(0.01)
+        proc.send_signal(signal.SIGINT)
+        stdout, stderr = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert proc.returncode == 130, (stdout, stderr)
+    r = json.loads(out.read_text())
+    assert r["interrupted"] is True and r["batches"] >= 100
+    assert any(w.startswith("interrupted") for w in r["warnings"])
+    assert "(interrupted)" in stdout and "throughput" in stdout
+    assert len(times.read_text().splitlines()) == 1 + r["batches"]

@@ -88,7 +88,10 @@ def check_written(out, out_specs, stems, expected, rows, singles=None):
     """OUT/<output>/<stem>.npy for each stem (and nothing else); each equal, bit for bit, to its rows of
     `expected` (one array per output, in stem order); single units without the batch axis."""
     singles = singles or [False] * len(stems)
-    assert sorted(os.listdir(out)) == sorted(s.name for s in out_specs)
+    assert sorted(os.listdir(out)) == sorted([s.name for s in out_specs] + ["fastexec-run.json"])
+    manifest = json.loads((Path(out) / "fastexec-run.json").read_text())
+    assert manifest["complete"] is True
+    assert sorted(manifest["files"]) == sorted(f"{s.name}/{stem}.npy" for s in out_specs for stem in stems)
     for spec, exp in zip(out_specs, expected):
         got = read_out(out, spec.name)
         assert sorted(got) == sorted(stems)
@@ -412,7 +415,7 @@ def test_output_names_made_safe_stay_inside_the_output_folder(tmp_path, device):
     ok(run_cli(path, [tmp_path / "work" / f"in{i}.npy" for i in range(3)], out))
     for i, x in enumerate(xs):                                      # OUT/../in0.npy is the input itself
         same(np.load(tmp_path / "work" / f"in{i}.npy"), x, f"input in{i}.npy after the run")
-    new = sorted(set(all_files(tmp_path)) - set(before))
+    new = sorted(set(all_files(tmp_path)) - set(before) - {tmp_path / "work" / "out" / "fastexec-run.json"})
     assert all(out in p.parents for p in new), new                 # nothing written outside OUT
     assert len(new) == 3 and len({p.parent for p in new}) == 3, new
     assert all(p.parent.parent == out and p.parent.name not in (".", "..") and p.name == "in0.npy" for p in new)
@@ -423,15 +426,20 @@ def test_output_names_made_safe_stay_inside_the_output_folder(tmp_path, device):
     same(got["scores_0"], exp[0])
 
 
-def test_existing_output_folder_is_reused(tmp_path, device):
+def test_existing_empty_output_folder_is_used_a_non_empty_one_refused(tmp_path, device):
     ins, outs, _ = specs_of("tiny")
     x = make_data(ins[0], 4, 5)
     np.save(tmp_path / "x.npy", x)
     out = tmp_path / "out"
-    (out / "y").mkdir(parents=True)
-    (out / "y" / "x.npy").write_bytes(b"stale")        # replaced, not appended to
+    out.mkdir()
     ok(run_cli("tiny", [tmp_path / "x.npy"], out))
     check_written(out, outs, ["x"], expected_outputs(device, "tiny", [x]), [4])
+    other = tmp_path / "other"
+    (other / "y").mkdir(parents=True)
+    (other / "y" / "x.npy").write_bytes(b"stale")
+    before = all_files(tmp_path)
+    line = one_line_error(run_cli("tiny", [tmp_path / "x.npy"], other), "not empty", "--force")
+    assert all_files(tmp_path) == before and line.startswith("fastexec run: error: ")
 
 
 def test_progress_bar_on_a_terminal(tmp_path):
@@ -451,7 +459,7 @@ def test_progress_bar_on_a_terminal(tmp_path):
         master, slave = pty.openpty()
         fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 120, 0, 0))   # a sized terminal
         proc = subprocess.Popen([sys.executable, "-m", "fastexec.cli", "run", "tiny", "--input", str(tmp_path / "in"),
-                                 "--output", str(tmp_path / "out"), *flags],
+                                 "--output", str(tmp_path / "out"), "--force", *flags],
                                 stdout=subprocess.PIPE, stderr=slave, text=True, env=env)
         os.close(slave)
         seen = b""
@@ -495,6 +503,16 @@ def one_line_error(proc, *fragments, code=1):
     for f in fragments:
         assert str(f) in lines[0], (f, lines[0])
     return lines[0]
+
+
+def usage_error(proc, *fragments):
+    """argparse's convention: exit 2, the usage line, then 'fastexec run: error: message'."""
+    assert proc.returncode == 2, (proc.returncode, proc.stdout, proc.stderr)
+    assert proc.stderr.startswith("usage: fastexec run"), proc.stderr
+    last = proc.stderr.strip().splitlines()[-1]
+    assert last.startswith("fastexec run: error: "), proc.stderr
+    for f in fragments:
+        assert str(f) in last, (f, last)
 
 
 def failed_run(tmp_path, model, inputs, *fragments, out=None, flags=()):
@@ -627,7 +645,7 @@ def test_error_output_folder_of_an_output_is_a_file(tmp_path):
     np.save(tmp_path / "x.npy", np.zeros(16, np.float32))
     (tmp_path / "out").mkdir()
     (tmp_path / "out" / "y").write_text("in the way")
-    failed_run(tmp_path, "tiny", [tmp_path / "x.npy"], tmp_path / "out" / "y", "cannot write outputs")
+    failed_run(tmp_path, "tiny", [tmp_path / "x.npy"], tmp_path / "out", "not empty", "--force")
 
 
 def test_error_corrupt_npy(tmp_path):
@@ -683,12 +701,12 @@ def test_error_corrupt_npz(tmp_path):
 def test_impossible_flags(flags, fragment, tmp_path):
     np.save(tmp_path / "x.npy", np.zeros(16, np.float32))
     before = all_files(tmp_path)
-    one_line_error(run_cli("tiny", [tmp_path / "x.npy"], tmp_path / "out", *flags), "error", fragment, code=2)
+    usage_error(run_cli("tiny", [tmp_path / "x.npy"], tmp_path / "out", *flags), fragment)
     assert all_files(tmp_path) == before
 
 
 def test_run_without_output_is_a_flag_error(tmp_path):
-    one_line_error(cli("run", "tiny", "--input", tmp_path), "--output", code=2)
+    usage_error(cli("run", "tiny", "--input", tmp_path), "--output")
 
 
 # ---------------------------------------------------------------- interrupt, many files
@@ -724,7 +742,10 @@ def test_interrupt_leaves_only_complete_outputs(tmp_path):
             proc.communicate()
     assert proc.returncode == 130, (proc.returncode, stdout, stderr)
     assert "interrupted" in stderr
-    files = all_files(out)
+    files = [p for p in all_files(out) if p.name != "fastexec-run.json"]
+    manifest = json.loads((out / "fastexec-run.json").read_text())
+    assert manifest["complete"] is False                        # written before the run, listing its plan
+    assert sorted(out / f for f in manifest["files"]) == sorted(out / "y" / f"{s}.npy" for s in xs)
     names = [p.name for p in files]
     assert not [x for x in names if x.endswith(".part")], names
     assert all(p.parent == out / "y" and p.suffix == ".npy" for p in files), files
@@ -756,3 +777,46 @@ def test_two_thousand_files(tmp_path, capsys):
     assert re.match(r"throughput\s+[\d.]+ samples/s, [\d.]+ files/s", line), line
     with capsys.disabled():
         print(f"\n[2,000 files, tiny, fast mode] {line}")
+
+
+# ---------------------------------------------------------------- run: the output folder and its manifest
+
+
+def test_manifest_refusal_and_force(tmp_path):
+    xs = np.arange(3 * 16, dtype=np.float32).reshape(3, 16)
+    save_npys(tmp_path / "in", list(xs), ["a", "b", "c"])
+    out = tmp_path / "out"
+    ok(run_cli("tiny", [tmp_path / "in"], out))
+    m = json.loads((out / "fastexec-run.json").read_text())
+    assert m["complete"] is True and m["files"] == ["y/a.npy", "y/b.npy", "y/c.npy"] and m["folders"] == ["y"]
+    assert m["model"] == str(model_path("tiny")) and m["tool"]["version"] == fastexec.__version__
+    assert m["options"]["mode"] == "overlap" and m["files_written"] == 3
+    # a second run into the same folder is refused, before any work, naming --force
+    (tmp_path / "in" / "c.npy").unlink()
+    proc = run_cli("tiny", [tmp_path / "in"], out)
+    assert proc.returncode == 1 and "not empty" in proc.stderr and "--force" in proc.stderr, proc.stderr
+    assert sorted(p.name for p in (out / "y").iterdir()) == ["a.npy", "b.npy", "c.npy"]
+    # --force removes what the manifest lists: no stale c.npy mixed into the new run
+    ok(run_cli("tiny", [tmp_path / "in"], out, "--force"))
+    assert sorted(p.name for p in (out / "y").iterdir()) == ["a.npy", "b.npy"]
+    # anything the manifest does not list: refused, nothing removed
+    (out / "notes.txt").write_text("mine")
+    proc = run_cli("tiny", [tmp_path / "in"], out, "--force")
+    assert proc.returncode == 1 and "notes.txt" in proc.stderr and "nothing was removed" in proc.stderr
+    assert (out / "y" / "a.npy").exists() and (out / "notes.txt").exists()
+
+
+def test_force_refuses_a_folder_without_manifest(tmp_path):
+    np.save(tmp_path / "x.npy", np.zeros(16, np.float32))
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "keep.npy").write_bytes(b"x")
+    proc = run_cli("tiny", [tmp_path / "x.npy"], out, "--force")
+    assert proc.returncode == 1 and "fastexec-run.json" in proc.stderr and (out / "keep.npy").exists()
+
+
+def test_unwritable_output_parent_fails_first(tmp_path):
+    np.save(tmp_path / "x.npy", np.zeros(16, np.float32))
+    (tmp_path / "file").write_text("")
+    proc = run_cli("tiny", [tmp_path / "x.npy"], tmp_path / "file" / "such" / "out")
+    assert proc.returncode == 1 and "cannot create it" in proc.stderr, proc.stderr

@@ -58,7 +58,9 @@ def test_every_c_file_has_cases():
 
 def test_cases_listed_by_binary_match_the_source(c_binaries):
     for src in SOURCES:
-        listed = subprocess.run([str(c_binaries[src.stem]), "--list"], capture_output=True, text=True, check=True).stdout.split()
+        wrapper = shlex.split(os.environ.get("FASTEXEC_TEST_WRAPPER", ""))
+        listed = subprocess.run(wrapper + [str(c_binaries[src.stem]), "--list"], capture_output=True, text=True,
+                                check=True).stdout.split()
         assert sorted(listed) == sorted(name for name, _ in CASE.findall(src.read_text()))
 
 

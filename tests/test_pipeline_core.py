@@ -402,15 +402,16 @@ def test_c_calls_with_gil_held_race_python_methods(ext_dir):
     assert_live_zero(recs[-1], "after the GIL race")
 
 
-def test_c_api_version_is_2(ext_dir):
-    """The C API table changed (FASTEXEC_ERR_STATE is gone, Python and C batches share the
-    pipeline): fastexec_import() hands out version 2."""
+def test_c_api_version_is_3(ext_dir):
+    """Version 2: FASTEXEC_ERR_STATE is gone, Python and C batches share the pipeline; version 3:
+    fastexec_stats carries every series (min, max, percentiles), the calibration and the bound.
+    fastexec_import() hands out version 3."""
     sys.path.insert(0, ext_dir)
     try:
         import race_ext
     finally:
         sys.path.remove(ext_dir)
-    assert race_ext.api_version() == 2
+    assert race_ext.api_version() == 3
 
 
 # ---------------------------------------------------------------- 3: lifetime

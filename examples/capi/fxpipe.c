@@ -164,8 +164,27 @@ done:
     return result;
 }
 
+/* latency(executor) -> (batches, execute p50 ms, execute p99 ms, end-to-end p99 ms, fraction of the bound):
+ * the executor's statistics read through the C API (version 3: every series' min, max and
+ * percentiles over the whole run, and the bound). */
+static PyObject *latency(PyObject *self, PyObject *args)
+{
+    (void)self;
+    PyObject *executor;
+    if (!PyArg_ParseTuple(args, "O", &executor)) return NULL;
+    fastexec_executor *ex;
+    if (fx->from_object(executor, &ex) != FASTEXEC_OK) return PyErr_Format(PyExc_ValueError, "%s", fx->last_error());
+    fastexec_stats s;
+    int st = fx->stats(ex, &s);
+    fx->close(ex);
+    if (st != FASTEXEC_OK) return PyErr_Format(PyExc_RuntimeError, "fastexec status %d: %s", st, fx->last_error());
+    return Py_BuildValue("(Kdddd)", (unsigned long long)s.batches, s.execute.p50_ms, s.execute.p99_ms, s.end_to_end.p99_ms,
+                         s.efficiency);
+}
+
 static PyMethodDef methods[] = {
     {"run", (PyCFunction)(void (*)(void))run, METH_VARARGS | METH_KEYWORDS, "run(executor, inputs, outputs, rows, threads=2) -> batches"},
+    {"latency", latency, METH_VARARGS, "latency(executor) -> (batches, execute p50, execute p99, end-to-end p99 ms, efficiency)"},
     {NULL, NULL, 0, NULL},
 };
 

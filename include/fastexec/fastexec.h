@@ -35,7 +35,7 @@ extern "C" {
 /* Bumped whenever the table below changes; fastexec_import() refuses a mismatch. (Defining it
  * yourself before including this header only serves to test that refusal.) */
 #ifndef FASTEXEC_C_API_VERSION
-#define FASTEXEC_C_API_VERSION 2
+#define FASTEXEC_C_API_VERSION 3
 #endif
 #define FASTEXEC_C_API_CAPSULE "fastexec._core._C_API"
 
@@ -62,11 +62,31 @@ typedef struct {
     size_t nbytes;          /* bytes of one full batch */
 } fastexec_tensor_info;
 
+/* One series of per-batch times over every batch since the statistics were last reset, in ms
+ * (percentiles from a log-bucket histogram, to ~0.5 %). All 0 while count is 0. */
+typedef struct {
+    uint64_t count;
+    double mean_ms, min_ms, max_ms;
+    double p50_ms, p90_ms, p95_ms, p99_ms;
+} fastexec_series;
+
+/* What Executor.stats() reports (docs/bench.md explains each figure). */
 typedef struct {
     uint64_t batches;
-    double wall_s;
+    double wall_s;                   /* time with batches on the device */
     double h2d_mean_ms, execute_mean_ms, d2h_mean_ms;
-    double samples_per_s;
+    double samples_per_s;            /* end to end: batches x batch size / wall_s */
+    /* version 3 */
+    fastexec_series h2d, execute, d2h; /* device stage times from events */
+    fastexec_series end_to_end;      /* queued to seen done by the host */
+    fastexec_series host_staging, host_enqueue;
+    uint64_t calibration_batches;    /* 0: no calibrate() yet; the bound then uses the run's means */
+    double calibration_h2d_ms, calibration_execute_ms, calibration_d2h_ms;
+    double bound_period_ms;          /* 0 when there is nothing to build it from */
+    double bound_samples_per_s;
+    double efficiency;               /* samples_per_s / bound_samples_per_s */
+    double compute_only_samples_per_s;
+    double device_utilization;       /* batches x execute time / wall_s, one compute engine */
 } fastexec_stats;
 
 typedef struct fastexec_api {

@@ -133,6 +133,37 @@ static PyObject *stats(PyObject *self, PyObject *args)
                          s.samples_per_s);
 }
 
+static PyObject *series_dict(const fastexec_series *x)
+{
+    return Py_BuildValue("{s:K,s:d,s:d,s:d,s:d,s:d,s:d,s:d}", "count", (unsigned long long)x->count, "mean_ms", x->mean_ms,
+                         "min_ms", x->min_ms, "max_ms", x->max_ms, "p50_ms", x->p50_ms, "p90_ms", x->p90_ms,
+                         "p95_ms", x->p95_ms, "p99_ms", x->p99_ms);
+}
+
+/* stats_v3(executor) -> dict of every field version 3 added */
+static PyObject *stats_v3(PyObject *self, PyObject *args)
+{
+    (void)self;
+    PyObject *executor;
+    if (!PyArg_ParseTuple(args, "O", &executor)) return NULL;
+    fastexec_executor *ex;
+    if (fx->from_object(executor, &ex) != FASTEXEC_OK) return PyErr_Format(PyExc_ValueError, "%s", fx->last_error());
+    fastexec_stats s;
+    int st = fx->stats(ex, &s);
+    fx->close(ex);
+    if (st != FASTEXEC_OK) return PyErr_Format(PyExc_RuntimeError, "%s", fx->last_error());
+    return Py_BuildValue("{s:N,s:N,s:N,s:N,s:N,s:N,s:K,s:d,s:d,s:d,s:d,s:d,s:d,s:d,s:d}",
+                         "h2d", series_dict(&s.h2d), "execute", series_dict(&s.execute), "d2h", series_dict(&s.d2h),
+                         "end_to_end", series_dict(&s.end_to_end), "host_staging", series_dict(&s.host_staging),
+                         "host_enqueue", series_dict(&s.host_enqueue),
+                         "calibration_batches", (unsigned long long)s.calibration_batches,
+                         "calibration_h2d_ms", s.calibration_h2d_ms, "calibration_execute_ms", s.calibration_execute_ms,
+                         "calibration_d2h_ms", s.calibration_d2h_ms, "bound_period_ms", s.bound_period_ms,
+                         "bound_samples_per_s", s.bound_samples_per_s, "efficiency", s.efficiency,
+                         "compute_only_samples_per_s", s.compute_only_samples_per_s,
+                         "device_utilization", s.device_utilization);
+}
+
 /* zero_copy(executor, inputs (bytes, one per input), rows) -> outputs (bytes): acquire a slot,
  * write the inputs into its pinned memory, commit, wait, copy the outputs, release. */
 static PyObject *zero_copy(PyObject *self, PyObject *args)
@@ -181,6 +212,7 @@ static PyMethodDef methods[] = {
     {"probe", probe, METH_VARARGS, NULL},
     {"zero_copy", zero_copy, METH_VARARGS, NULL},
     {"stats", stats, METH_VARARGS, NULL},
+    {"stats_v3", stats_v3, METH_VARARGS, NULL},
     {NULL, NULL, 0, NULL},
 };
 static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "capi_probe", NULL, -1, methods, NULL, NULL, NULL, NULL};
