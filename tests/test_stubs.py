@@ -67,7 +67,7 @@ def test_stubs_name_every_public_class_and_function():
             and getattr(_core, n).__module__ == "fastexec._core"}
     assert real <= set(stubbed), real - set(stubbed)
     functions = {n.name for n in STUB.body if isinstance(n, ast.FunctionDef)}
-    assert functions == {"backend_info", "naive_run"}
+    assert functions == {"backend_info"}
     for name in set(fastexec._CORE_NAMES):
         assert name in stubbed or name in functions, name
 
@@ -98,7 +98,6 @@ def test_stub_class_matches_the_extension(name):
 def test_stub_functions_match():
     fns = {n.name: n for n in STUB.body if isinstance(n, ast.FunctionDef)}
     assert stub_params(fns["backend_info"]) == real_params(_core.backend_info)
-    assert stub_params(fns["naive_run"]) == real_params(_core.naive_run)
 
 
 def test_tensor_spec_fields():

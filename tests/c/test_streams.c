@@ -1234,9 +1234,14 @@ TEST_ENV(timing_copy_and_compute_overlap, "FASTEXEC_EMU_FAST=0 FASTEXEC_EMU_PROF
     CHECK_OK(aclrtCreateEvent(&e2));
 
     /* Event times are emulated device time; the host wall time counts as the best of up to 3
-     * attempts (a scheduling hiccup can only make an attempt slower). */
+     * attempts (a scheduling hiccup can only make an attempt slower). An attempt in which the
+     * emulator could not keep to its model (overruns: the real copy took longer, on a busy
+     * machine) shows real time, so only its lower bounds hold. */
     double wall = 1e9;
+    int clean = 0;
     for (int attempt = 0; attempt < 3 && wall >= 30.0; attempt++) {
+        fxemuCounters c0, c1;
+        CHECK_OK(fxemuGetCounters(&c0));
         double t0 = now_ms();
         CHECK_OK(aclrtRecordEvent(s1, copy_s));
         CHECK_OK(aclrtMemcpyAsync(d, n, h, n, ACL_MEMCPY_HOST_TO_DEVICE, copy_s));
@@ -1252,13 +1257,17 @@ TEST_ENV(timing_copy_and_compute_overlap, "FASTEXEC_EMU_FAST=0 FASTEXEC_EMU_PROF
         float span = span1 > span2 ? span1 : span2;
         printf("timing_copy_and_compute_overlap: attempt %d: wall %.3f ms; events: copy %.3f ms, compute %.3f ms, both %.3f ms\n", attempt, w,
                copy_ms, comp_ms, span);
-        CHECK(copy_ms >= 20.0f && copy_ms < 21.0f);   /* 10 us + 20 MB / 1 GB/s (+ 5 us launch) */
-        CHECK(comp_ms >= 20.0f && comp_ms < 21.0f);
-        CHECK(span >= 20.0f && span < 30.0f);          /* together: about the slower, well below the 40 ms sum */
-        CHECK(w >= 20.0);
+        CHECK_OK(fxemuGetCounters(&c1));
+        CHECK(copy_ms >= 20.0f && comp_ms >= 20.0f && span >= 20.0f && w >= 20.0);
+        if (c1.overruns != c0.overruns) continue;
+        clean++;
+        CHECK(copy_ms < 21.0f);   /* 10 us + 20 MB / 1 GB/s (+ 5 us launch) */
+        CHECK(comp_ms < 21.0f);
+        CHECK(span < 30.0f);      /* together: about the slower, well below the 40 ms sum */
         if (w < wall) wall = w;
     }
-    CHECK(wall < 30.0);
+    if (clean) CHECK(wall < 30.0);
+    else printf("timing_copy_and_compute_overlap: every attempt overran (a busy machine): upper bounds not checked\n");
     /* The work was done. */
     CHECK(dev_has_pattern(d, n, 88));
     CHECK_OK(aclrtMemcpy(y, 64, m.out, 64, ACL_MEMCPY_DEVICE_TO_HOST));
