@@ -163,7 +163,7 @@ def test_counters_and_profile_from_python():
         "print(c['streams'], c['models'], len(c['findings_by_kind']), p['name'], p['soc_name'], p['device_count'],"
         " p['h2d_gbps'], p['checked'], p['fast'])"
     )
-    assert out.split() == ["0", "0", "6", "atlas-300i-pro", "Ascend310P3", "1", "24.0", "True", "False"]
+    assert out.split() == ["0", "0", "7", "atlas-300i-pro", "Ascend310P3", "1", "24.0", "True", "False"]
 
 
 @pytest.mark.parametrize("env,expected", [

@@ -89,7 +89,7 @@ def sample_model(name: str) -> str:
 
 # ---------------------------------------------------------------- introspection (ctypes)
 
-_FINDING_KINDS = 6
+_FINDING_KINDS = 7
 
 
 class _Counters(ctypes.Structure):
@@ -122,6 +122,10 @@ class _Profile(ctypes.Structure):
         ("host_register", ctypes.c_int),
         ("fast", ctypes.c_int),
         ("checked", ctypes.c_int),
+        ("h2d_pageable_gbps", ctypes.c_double),
+        ("d2h_pageable_gbps", ctypes.c_double),
+        ("alloc_us", ctypes.c_double),
+        ("strict", ctypes.c_int),
     ]
 
 
@@ -149,6 +153,6 @@ def profile() -> dict:
     out = {name: getattr(p, name) for name, _ in _Profile._fields_}
     out["name"] = p.name.decode()
     out["soc_name"] = p.soc_name.decode()
-    for flag in ("exec_async_v2", "host_register", "fast", "checked"):
+    for flag in ("exec_async_v2", "host_register", "fast", "checked", "strict"):
         out[flag] = bool(out[flag])
     return out

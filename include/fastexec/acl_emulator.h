@@ -10,6 +10,9 @@
  *   FASTEXEC_EMU_FAST      1: skip modelled durations (functional tests)
  *   FASTEXEC_EMU_CHECKED   0: switch checked mode off (on by default)
  *   FASTEXEC_EMU_FAULTS    fault rules separated by ';' (see fxemuAddFault)
+ *   FASTEXEC_EMU_STRICT    1: CANN-strict mode (immediate poisoned frees, contexts required as on CANN,
+ *                          destroyed handles never aliased); docs/emulator.md lists every difference
+ *   FASTEXEC_EMU_ALLOC_US  cost of one device allocation and of one device free, in us (overrides the profile)
  *   ASCEND_RT_VISIBLE_DEVICES  as on CANN: the visible devices, renumbered from 0
  */
 #ifndef FASTEXEC_ACL_EMULATOR_H
@@ -24,7 +27,7 @@
 extern "C" {
 #endif
 
-#define FXEMU_VERSION 1
+#define FXEMU_VERSION 2   /* 2: pageable bandwidths, allocation cost, strict mode, use-after-free findings */
 
 /* Error codes the emulator returns for checked-mode findings (all are ACL codes; see
  * docs/emulator.md for the table). */
@@ -34,6 +37,10 @@ extern "C" {
 #define FXEMU_ERR_BATCH_WHILE_RUNNING       ACL_ERROR_RT_MODEL_RUNNING        /* 107037 */
 #define FXEMU_ERR_DESTROYED_HANDLE          ACL_ERROR_RT_INVALID_HANDLE       /* 107017 */
 
+/* Strict mode: the byte freed device and pinned memory is filled with, so a task that still reads
+ * it after the free gets this instead of the data. */
+#define FXEMU_POISON_BYTE 0xDD
+
 /* Kinds of checked-mode findings, indexes into fxemuCounters.findings_by_kind. */
 typedef enum {
     FXEMU_FINDING_MODEL_TWO_STREAMS = 0,
@@ -42,7 +49,8 @@ typedef enum {
     FXEMU_FINDING_BATCH_WHILE_RUNNING = 3,
     FXEMU_FINDING_MIXED_SYNC_ASYNC = 4,
     FXEMU_FINDING_DESTROYED_HANDLE = 5,
-    FXEMU_FINDING_KINDS = 6
+    FXEMU_FINDING_USE_AFTER_FREE = 6,   /* strict mode: a queued task used memory freed before it ran */
+    FXEMU_FINDING_KINDS = 7
 } fxemuFindingKind;
 
 /* Live resource counts and event counters. */
@@ -82,6 +90,10 @@ typedef struct {
     int host_register;             /* aclrtHostRegister supported on this SoC */
     int fast;                      /* modelled durations skipped */
     int checked;                   /* checked mode on */
+    double h2d_pageable_gbps;      /* copies from host memory neither pinned nor registered */
+    double d2h_pageable_gbps;      /* copies to such memory */
+    double alloc_us;               /* cost of one device allocation, and of one device free */
+    int strict;                    /* CANN-strict mode on */
 } fxemuProfile;
 
 ACL_FUNC_VISIBILITY uint32_t fxemuVersion(void);

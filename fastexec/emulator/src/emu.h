@@ -34,7 +34,10 @@ aclError emu_finding(fxemuFindingKind kind, aclError code, const char *fmt, ...)
 /* ---------------------------------------------------------------- config */
 extern fxemuProfile emu_profile;            /* fast / checked may change at run time */
 void emu_init_once(void);                   /* reads the environment; idempotent */
-uint64_t emu_copy_ns(aclrtMemcpyKind kind, size_t bytes);
+/* Modelled duration of a copy; `pageable`: the host side is neither pinned nor registered. */
+uint64_t emu_copy_ns(aclrtMemcpyKind kind, size_t bytes, int pageable);
+/* The profile's device allocation / free cost, spent on the calling thread (not in fast mode). */
+void emu_alloc_cost(void);
 
 /* ---------------------------------------------------------------- faults */
 extern atomic_int emu_fault_rules;          /* number of active rules: fast path when 0 */
@@ -65,7 +68,12 @@ typedef enum {
     EMU_H_LOADCFG,
 } emu_handle_kind;
 
-void emu_handle_add(const void *p, emu_handle_kind kind);
+/* Registers a live handle; returns its generation (unique per registration). */
+uint64_t emu_handle_add(const void *p, emu_handle_kind kind);
+/* Live, of `kind`, and still the registration of generation `gen` (not a new object at its address). */
+int emu_handle_live_gen(const void *p, emu_handle_kind kind, uint64_t gen);
+/* Frees a destroyed handle object's memory; strict mode quarantines it so its address is not reused soon. */
+void emu_handle_free(void *p);
 int emu_handle_remove(const void *p, emu_handle_kind kind);   /* 1 if it was live */
 int emu_handle_live(const void *p, emu_handle_kind kind);
 const char *emu_handle_kind_name(emu_handle_kind kind);
@@ -108,6 +116,7 @@ typedef struct {
 } emu_device;
 
 struct emu_context {
+    uint64_t gen;                 /* registry generation */
     emu_device *dev;
     int is_default;
     emu_stream *default_stream;
@@ -120,6 +129,9 @@ extern int emu_initialized;                 /* aclInit done and not finalized */
 emu_context *emu_current_context(void);     /* NULL when none or destroyed */
 /* The calling thread's current context in *out, or ACL_ERROR_RT_CONTEXT_NULL naming `api`. */
 aclError emu_require_context(emu_context **out, const char *api);
+/* Strict mode: the calling thread must have a current context (ACL_ERROR_RT_CONTEXT_NULL) and `s`,
+ * when given, must belong to it (ACL_ERROR_RT_STREAM_CONTEXT), as CANN's runtime checks. */
+aclError emu_strict_context(emu_stream *s, const char *api);
 /* The stream an API should use: `s` validated, or the current context's default stream for NULL. */
 aclError emu_resolve_stream(aclrtStream s, emu_stream **out, const char *api);
 
@@ -146,6 +158,8 @@ typedef struct emu_alloc {
     int inflight;         /* queued tasks using it */
     int free_pending;     /* freed while in use with checked mode off: freed when inflight drops to 0 */
     int dvpp;             /* from acldvppMalloc: freed with acldvppFree */
+    atomic_int freed;     /* strict mode: freed while in use: out of the table, poisoned, its memory
+                             kept until the tasks holding it are done */
 } emu_alloc;
 
 /* Classify [p, p+n). Returns the allocation (or NULL for pageable host memory). Fails with
@@ -155,8 +169,9 @@ const char *emu_mem_kind_name(emu_mem_kind kind);
 /* Pin allocations for a queued task / release them when it completes. */
 void emu_mem_hold(emu_alloc *a);
 void emu_mem_release(emu_alloc *a);
-/* Synchronous copy with the timing model (calling thread). */
-void emu_timed_copy(emu_device *dev, void *dst, const void *src, size_t n, aclrtMemcpyKind dir);
+/* Synchronous copy with the timing model (calling thread); `pageable`: the host side is neither
+ * pinned nor registered. */
+void emu_timed_copy(emu_device *dev, void *dst, const void *src, size_t n, aclrtMemcpyKind dir, int pageable);
 
 /* ---------------------------------------------------------------- streams, tasks */
 typedef enum {
@@ -250,6 +265,9 @@ struct emu_event {
     emu_snapshot *spare;         /* a dead snapshot kept for the next record */
 };
 
+/* Strict mode, on a stream's worker before it runs `t`: a finding for every allocation the task
+ * holds that was freed after the task was queued (the task then reads or writes the poison). */
+void emu_mem_check_task(const emu_stream *s, const emu_task *t);
 aclError emu_stream_create(emu_context *ctx, uint32_t flags, int is_default, emu_stream **out);
 void emu_stream_destroy(emu_stream *s);       /* drains, joins, frees */
 /* A zeroed task record (from the calling thread's cache of recycled ones); the caller fills it

@@ -3,6 +3,7 @@
 #include "emu.h"
 
 #include <ctype.h>
+#include <sched.h>
 #include <errno.h>
 #include <sys/prctl.h>
 #include <stdlib.h>
@@ -30,6 +31,14 @@ void emu_sleep_until(uint64_t deadline_ns)
 
 void emu_sleep_until_caller(uint64_t deadline_ns)
 {
+    /* A deadline already past costs nothing: clock_nanosleep would still enter the kernel
+     * (~22 us on the development VM) even with nothing to wait for. */
+    uint64_t now = emu_now_ns();
+    if (now >= deadline_ns) return;
+    if (deadline_ns - now < 100000ull) {   /* short waits poll the clock, as stream workers do */
+        while (emu_now_ns() < deadline_ns) sched_yield();
+        return;
+    }
     int slack = prctl(PR_GET_TIMERSLACK, 0, 0, 0, 0);
     emu_precise_timers();
     emu_sleep_until(deadline_ns);
@@ -118,6 +127,13 @@ typedef struct {
     int v2, host_register;
 } builtin_profile;
 
+/* Copies from or to pageable host memory (neither aclrtMallocHost nor registered): ais_bench's
+ * synchronous aclrtMemcpy on a 310P3 measured 3 MiB H2D in 0.793 ms (4.0 GB/s) and 150 MiB D2H in
+ * 98.0 ms (1.6 GB/s) (shared/reference/perf-anchors.md, S8). The only published figures; every
+ * built-in profile uses them, never faster than the profile's pinned bandwidth. */
+#define PAGEABLE_H2D_GBPS 4.0
+#define PAGEABLE_D2H_GBPS 1.6
+
 #define GiB (1024ull * 1024ull * 1024ull)
 static const builtin_profile builtin_profiles[] = {
     /* Atlas 300I Pro: one 310P3 chip, 24 GB LPDDR4X, PCIe Gen4 x16 (~24 GB/s per direction). */
@@ -147,6 +163,9 @@ static void apply_builtin(const builtin_profile *b)
     emu_profile.device_memory_bytes = b->mem;
     emu_profile.exec_async_v2 = b->v2;
     emu_profile.host_register = b->host_register;
+    emu_profile.h2d_pageable_gbps = PAGEABLE_H2D_GBPS;
+    emu_profile.d2h_pageable_gbps = PAGEABLE_D2H_GBPS;
+    emu_profile.alloc_us = 0;   /* no published figure for aclrtMalloc / aclrtFree: unknown, so free */
 }
 
 static const builtin_profile *find_builtin(const char *name)
@@ -216,6 +235,15 @@ static int load_profile_file(const char *path)
         } else if (!bad && strcmp(key, "host_register") == 0) {
             bad = parse_number(val, 0, 1, &v);
             emu_profile.host_register = (int)v;
+        } else if (!bad && strcmp(key, "h2d_pageable_gbps") == 0) {
+            bad = parse_number(val, 1e-6, 1e6, &emu_profile.h2d_pageable_gbps);
+        } else if (!bad && strcmp(key, "d2h_pageable_gbps") == 0) {
+            bad = parse_number(val, 1e-6, 1e6, &emu_profile.d2h_pageable_gbps);
+        } else if (!bad && strcmp(key, "alloc_us") == 0) {
+            bad = parse_number(val, 0, 1e9, &emu_profile.alloc_us);
+        } else if (!bad && strcmp(key, "strict") == 0) {
+            bad = parse_number(val, 0, 1, &v) || v != (int)v;
+            if (!bad) emu_profile.strict = (int)v;
         } else {
             bad = 1;
         }
@@ -230,12 +258,20 @@ static int load_profile_file(const char *path)
     return rc;
 }
 
-uint64_t emu_copy_ns(aclrtMemcpyKind kind, size_t bytes)
+static double slower(double a, double b) { return a < b ? a : b; }
+
+uint64_t emu_copy_ns(aclrtMemcpyKind kind, size_t bytes, int pageable)
 {
     double gbps, lat_us;
     switch (kind) {
-    case ACL_MEMCPY_HOST_TO_DEVICE: gbps = emu_profile.h2d_gbps; lat_us = emu_profile.h2d_latency_us; break;
-    case ACL_MEMCPY_DEVICE_TO_HOST: gbps = emu_profile.d2h_gbps; lat_us = emu_profile.d2h_latency_us; break;
+    case ACL_MEMCPY_HOST_TO_DEVICE:
+        gbps = pageable ? slower(emu_profile.h2d_pageable_gbps, emu_profile.h2d_gbps) : emu_profile.h2d_gbps;
+        lat_us = emu_profile.h2d_latency_us;
+        break;
+    case ACL_MEMCPY_DEVICE_TO_HOST:
+        gbps = pageable ? slower(emu_profile.d2h_pageable_gbps, emu_profile.d2h_gbps) : emu_profile.d2h_gbps;
+        lat_us = emu_profile.d2h_latency_us;
+        break;
     default: gbps = emu_profile.d2d_gbps; lat_us = 0; break;
     }
     return (uint64_t)(lat_us * 1e3 + (double)bytes / gbps);
@@ -365,6 +401,14 @@ static void init_body(void)
     emu_profile.fast = fast && *fast && strcmp(fast, "0") != 0;
     const char *checked = getenv("FASTEXEC_EMU_CHECKED");
     if (checked && strcmp(checked, "0") == 0) emu_profile.checked = 0;
+    const char *strict = getenv("FASTEXEC_EMU_STRICT");
+    if (strict && *strict) emu_profile.strict = strcmp(strict, "0") != 0;
+    const char *alloc = getenv("FASTEXEC_EMU_ALLOC_US");
+    if (alloc && *alloc) {
+        double v;
+        if (parse_number(alloc, 0, 1e9, &v) == 0) emu_profile.alloc_us = v;
+        else fprintf(stderr, "fastexec ACL emulator: FASTEXEC_EMU_ALLOC_US='%s' is not a duration 0..1e9 us; ignored\n", alloc);
+    }
 
     /* ASCEND_RT_VISIBLE_DEVICES: ascending physical ids separated by commas; reading stops at
      * the first entry that is not one; the devices read are renumbered from 0. */
@@ -456,7 +500,8 @@ EMU_API aclError aclFinalize(void)
 
 /* Open-addressing hash set of live handles (pointer -> kind). */
 static pthread_mutex_t reg_mu = PTHREAD_MUTEX_INITIALIZER;
-typedef struct { const void *p; int kind; } reg_slot;   /* kind -1 = tombstone */
+typedef struct { const void *p; int kind; uint64_t gen; } reg_slot;   /* kind -1 = tombstone */
+static uint64_t reg_next_gen = 1;                       /* every registration gets a new generation */
 static reg_slot *reg;
 static size_t reg_cap, reg_used;                        /* used counts live + tombstones */
 
@@ -490,7 +535,7 @@ static reg_slot *reg_lookup(const void *p)
     return NULL;
 }
 
-void emu_handle_add(const void *p, emu_handle_kind kind)
+uint64_t emu_handle_add(const void *p, emu_handle_kind kind)
 {
     pthread_mutex_lock(&reg_mu);
     if ((reg_used + 1) * 2 > reg_cap) reg_grow();
@@ -499,7 +544,47 @@ void emu_handle_add(const void *p, emu_handle_kind kind)
     if (!reg[j].p) reg_used++;
     reg[j].p = p;
     reg[j].kind = (int)kind;
+    uint64_t gen = reg[j].gen = reg_next_gen++;
     pthread_mutex_unlock(&reg_mu);
+    return gen;
+}
+
+int emu_handle_live_gen(const void *p, emu_handle_kind kind, uint64_t gen)
+{
+    pthread_mutex_lock(&reg_mu);
+    reg_slot *s = reg_lookup(p);
+    int live = s && s->kind == (int)kind && s->gen == gen;
+    pthread_mutex_unlock(&reg_mu);
+    return live;
+}
+
+/* Strict mode keeps the memory of the last destroyed handles out of malloc's reach, so that a new
+ * handle does not take a destroyed one's address and a stale pointer is reported as destroyed
+ * instead of silently meaning the new object. */
+#define QUARANTINE 4096
+static pthread_mutex_t quarantine_mu = PTHREAD_MUTEX_INITIALIZER;
+static void *quarantine[QUARANTINE];
+static size_t quarantine_next;
+
+void emu_handle_free(void *p)
+{
+    if (!p) return;
+    if (!emu_profile.strict) {
+        free(p);
+        return;
+    }
+    pthread_mutex_lock(&quarantine_mu);
+    void *old = quarantine[quarantine_next];
+    quarantine[quarantine_next] = p;
+    quarantine_next = (quarantine_next + 1) % QUARANTINE;
+    pthread_mutex_unlock(&quarantine_mu);
+    free(old);
+}
+
+void emu_alloc_cost(void)
+{
+    if (emu_profile.fast || emu_profile.alloc_us <= 0) return;
+    emu_sleep_until_caller(emu_now_ns() + (uint64_t)(emu_profile.alloc_us * 1e3));
 }
 
 int emu_handle_remove(const void *p, emu_handle_kind kind)
@@ -626,11 +711,20 @@ uint64_t emu_engine_end(emu_engine_slot *slot, int on_worker)
 
 /* ================================================================ devices, contexts */
 
+/* The thread's current context and the generation it had when it was made current: a context
+ * destroyed meanwhile is not current any more even if a new one now lives at its address. */
 static _Thread_local emu_context *tl_ctx;
+static _Thread_local uint64_t tl_ctx_gen;
+
+static void set_current(emu_context *ctx)
+{
+    tl_ctx = ctx;
+    tl_ctx_gen = ctx ? ctx->gen : 0;
+}
 
 emu_context *emu_current_context(void)
 {
-    if (tl_ctx && !emu_handle_live(tl_ctx, EMU_H_CONTEXT)) tl_ctx = NULL;
+    if (tl_ctx && !emu_handle_live_gen(tl_ctx, EMU_H_CONTEXT, tl_ctx_gen)) set_current(NULL);
     return tl_ctx;
 }
 
@@ -641,12 +735,26 @@ aclError emu_require_context(emu_context **out, const char *api)
     return ACL_SUCCESS;
 }
 
+aclError emu_strict_context(emu_stream *s, const char *api)
+{
+    if (!emu_profile.strict) return ACL_SUCCESS;
+    emu_context *ctx = emu_current_context();
+    if (!ctx)
+        return emu_fail(ACL_ERROR_RT_CONTEXT_NULL, "%s: the calling thread has no current context (strict mode: CANN requires one here; call aclrtSetDevice or aclrtSetCurrentContext)", api);
+    if (s && s->ctx != ctx)
+        return emu_fail(ACL_ERROR_RT_STREAM_CONTEXT, "%s: stream %p belongs to context %p, not to the calling thread's current context %p (strict mode, as on CANN)", api,
+                        (void *)s, (void *)s->ctx, (void *)ctx);
+    return ACL_SUCCESS;
+}
+
 aclError emu_resolve_stream(aclrtStream s, emu_stream **out, const char *api)
 {
     if (s) {
         if (!emu_handle_live(s, EMU_H_STREAM))
             return emu_finding(FXEMU_FINDING_DESTROYED_HANDLE, FXEMU_ERR_DESTROYED_HANDLE,
                                "%s: %p is not a live stream (destroyed, or never created)", api, s);
+        aclError rc = emu_strict_context((emu_stream *)s, api);
+        if (rc) return rc;
         *out = (emu_stream *)s;
         return ACL_SUCCESS;
     }
@@ -661,7 +769,7 @@ static aclError context_new(emu_device *dev, int is_default, emu_context **out)
     emu_context *ctx = calloc(1, sizeof *ctx);
     ctx->dev = dev;
     ctx->is_default = is_default;
-    emu_handle_add(ctx, EMU_H_CONTEXT);
+    ctx->gen = emu_handle_add(ctx, EMU_H_CONTEXT);
     aclError rc = emu_stream_create(ctx, 0, 1, &ctx->default_stream);
     if (rc != ACL_SUCCESS) {
         emu_handle_remove(ctx, EMU_H_CONTEXT);
@@ -676,7 +784,7 @@ static void context_free(emu_context *ctx)
 {
     emu_handle_remove(ctx, EMU_H_CONTEXT);
     emu_context_drop_streams(ctx);
-    free(ctx);
+    emu_handle_free(ctx);
 }
 
 static aclError check_device(int32_t id, const char *api)
@@ -697,7 +805,7 @@ EMU_API aclError aclrtSetDevice(int32_t deviceId)
     if (!dev->default_ctx) rc = context_new(dev, 1, &dev->default_ctx);
     if (rc == ACL_SUCCESS) {
         dev->set_count++;
-        tl_ctx = dev->default_ctx;
+        set_current(dev->default_ctx);
     }
     pthread_mutex_unlock(&emu_global_mu);
     return rc;
@@ -812,7 +920,7 @@ EMU_API aclError aclrtCreateContext(aclrtContext *context, int32_t deviceId)
     rc = context_new(&emu_devices[deviceId], 0, &ctx);
     if (rc) return rc;
     atomic_fetch_add(&emu_live.contexts, 1);
-    tl_ctx = ctx;
+    set_current(ctx);
     *context = ctx;
     return ACL_SUCCESS;
 }
@@ -825,7 +933,7 @@ EMU_API aclError aclrtDestroyContext(aclrtContext context)
     emu_context *ctx = context;
     if (ctx->is_default)
         return emu_fail(ACL_ERROR_RT_PARAM_INVALID, "aclrtDestroyContext: %p is a device's default context; release it with aclrtResetDevice", context);
-    if (tl_ctx == ctx) tl_ctx = NULL;
+    if (tl_ctx == ctx) set_current(NULL);
     context_free(ctx);
     atomic_fetch_sub(&emu_live.contexts, 1);
     return ACL_SUCCESS;
@@ -836,7 +944,7 @@ EMU_API aclError aclrtSetCurrentContext(aclrtContext context)
     EMU_ENTER("aclrtSetCurrentContext");
     aclError rc = emu_check_handle(context, EMU_H_CONTEXT, "aclrtSetCurrentContext");
     if (rc) return rc;
-    tl_ctx = context;
+    set_current(context);
     return ACL_SUCCESS;
 }
 

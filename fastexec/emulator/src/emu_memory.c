@@ -90,7 +90,7 @@ void emu_mem_release(emu_alloc *a)
     if (!a) return;
     pthread_mutex_lock(&mem_mu);
     a->inflight--;
-    if (a->inflight == 0 && a->free_pending) release_locked(a);
+    if (a->inflight == 0 && (a->free_pending || atomic_load(&a->freed))) release_locked(a);
     pthread_mutex_unlock(&mem_mu);
 }
 
@@ -124,6 +124,7 @@ static aclError device_alloc_ex(void **devPtr, size_t size, aclrtMemMallocPolicy
     aclError ctx_rc = emu_require_context(&ctx, api);
     if (ctx_rc) return ctx_rc;
     if (size > (SIZE_MAX >> 2)) return emu_fail(ACL_ERROR_RT_MEMORY_ALLOCATION, "%s: %zu bytes is more than the device has", api, size);
+    emu_alloc_cost();   /* the profile's allocation cost (alloc_us), on the calling thread */
     /* Documented sizing: rounded up to 32 bytes, plus 32 bytes of padding (not for Align32). */
     size_t real = ((size + 31) & ~(size_t)31) + (pad ? 32 : 0);
     emu_device *dev = ctx->dev;
@@ -173,6 +174,8 @@ EMU_API aclError aclrtMallocHost(void **hostPtr, size_t size)
     if (!hostPtr) return emu_fail(ACL_ERROR_INVALID_PARAM, "aclrtMallocHost: hostPtr is NULL");
     if (size == 0) return emu_fail(ACL_ERROR_INVALID_PARAM, "aclrtMallocHost: size must be greater than 0");
     if (size > (SIZE_MAX >> 2)) return emu_fail(ACL_ERROR_RT_MEMORY_ALLOCATION, "aclrtMallocHost: %zu bytes cannot be pinned", size);
+    aclError ctx_rc = emu_strict_context(NULL, "aclrtMallocHost");   /* CANN: ApiImpl::HostMalloc */
+    if (ctx_rc) return ctx_rc;
     size_t real = (size + 63) & ~(size_t)63;
     char *p = aligned_alloc(64, real);
     if (!p) return emu_fail(ACL_ERROR_RT_MEMORY_ALLOCATION, "aclrtMallocHost: allocation of %zu bytes failed", size);
@@ -189,10 +192,37 @@ EMU_API aclError aclrtMallocHost(void **hostPtr, size_t size)
 
 static void release_locked(emu_alloc *a)
 {
-    remove_alloc(a);
-    if (a->kind == EMU_MEM_DEVICE) a->dev->mem_used -= a->size;
+    if (!atomic_load(&a->freed)) {   /* a strict-mode free already took it out */
+        remove_alloc(a);
+        if (a->kind == EMU_MEM_DEVICE) a->dev->mem_used -= a->size;
+    }
     if (a->kind != EMU_MEM_REGISTERED) free(a->base);
     free(a);
+}
+
+/* Strict mode: free a block that queued tasks still use, as CANN does, at once: it leaves the
+ * table (its address means nothing to later calls, its bytes count as free) and is poisoned; the
+ * emulator keeps its memory until those tasks are done, and they read or write the poison. A
+ * registered range is the caller's memory: it is unregistered, not poisoned. Caller holds mem_mu. */
+static void free_now_locked(emu_alloc *a)
+{
+    remove_alloc(a);
+    if (a->kind == EMU_MEM_DEVICE) a->dev->mem_used -= a->size;
+    if (a->kind != EMU_MEM_REGISTERED) memset(a->base, FXEMU_POISON_BYTE, a->size);
+    atomic_store(&a->freed, 1);
+}
+
+void emu_mem_check_task(const emu_stream *s, const emu_task *t)
+{
+    for (int i = 0; i < t->n_holds; i++) {
+        emu_alloc *a = t->holds[i];
+        if (!a || !atomic_load(&a->freed) || !emu_profile.checked) continue;
+        emu_finding(FXEMU_FINDING_USE_AFTER_FREE, FXEMU_ERR_FREE_IN_USE,
+                    "stream %u: a queued %s uses %s %p (%zu bytes) freed after it was queued; strict mode: it %s the poison (0x%02X)", s->id,
+                    t->kind == EMU_T_EXEC ? "model execution" : t->kind == EMU_T_MEMSET ? "memset" : "copy", emu_mem_kind_name(a->kind),
+                    (void *)a->base, a->size, a->kind == EMU_MEM_REGISTERED ? "accesses unregistered memory instead of" : "reads or writes",
+                    FXEMU_POISON_BYTE);
+    }
 }
 
 static aclError free_block_ex(void *p, emu_mem_kind kind, int dvpp, const char *api);
@@ -203,6 +233,7 @@ static aclError free_block(void *p, emu_mem_kind kind, const char *api) { return
 static aclError free_block_ex(void *p, emu_mem_kind kind, int dvpp, const char *api)
 {
     if (!p) return emu_fail(ACL_ERROR_INVALID_PARAM, "%s: pointer is NULL", api);
+    if (kind == EMU_MEM_DEVICE) emu_alloc_cost();   /* the profile's free cost (alloc_us) */
     pthread_mutex_lock(&mem_mu);
     emu_alloc *a = containing(p);
     aclError rc = ACL_SUCCESS;
@@ -211,7 +242,9 @@ static aclError free_block_ex(void *p, emu_mem_kind kind, int dvpp, const char *
                       dvpp == 1 ? "DVPP (acldvppMalloc)" : emu_mem_kind_name(kind),
                       a && a->kind != kind ? " (it is another kind of memory)" : a && dvpp == 1 && !a->dvpp ? " (it comes from aclrtMalloc)" : "");
     } else if (a->inflight > 0) {
-        if (emu_profile.checked) {
+        if (emu_profile.strict) {
+            free_now_locked(a);
+        } else if (emu_profile.checked) {
             rc = emu_finding(FXEMU_FINDING_FREE_IN_USE, FXEMU_ERR_FREE_IN_USE,
                              "%s: %p is still used by %d queued task(s); synchronize the stream before freeing (block kept)", api, p, a->inflight);
         } else {
@@ -390,6 +423,8 @@ EMU_API aclError aclrtHostUnregister(void *ptr)
     aclError rc = ACL_SUCCESS;
     if (!a || a->base != (char *)ptr || a->kind != EMU_MEM_REGISTERED)
         rc = emu_fail(ACL_ERROR_HOST_MEMORY_NOT_REGISTERED, "aclrtHostUnregister: %p does not start a registered range", ptr);
+    else if (a->inflight > 0 && emu_profile.strict)
+        free_now_locked(a);
     else if (a->inflight > 0)
         rc = emu_finding(FXEMU_FINDING_FREE_IN_USE, FXEMU_ERR_FREE_IN_USE, "aclrtHostUnregister: %p is still used by queued tasks", ptr);
     else
@@ -452,9 +487,15 @@ static aclError plan_copy(void *dst, size_t destMax, const void *src, size_t cou
     return ACL_SUCCESS;
 }
 
+/* The host side of a host/device copy is pageable: neither pinned nor registered. */
+static int pageable_copy(const copy_plan *plan)
+{
+    return (plan->dir == ACL_MEMCPY_HOST_TO_DEVICE && !plan->src) || (plan->dir == ACL_MEMCPY_DEVICE_TO_HOST && !plan->dst);
+}
+
 static int engine_of(aclrtMemcpyKind dir) { return dir == ACL_MEMCPY_DEVICE_TO_HOST ? EMU_ENGINE_D2H : EMU_ENGINE_H2D; }
 
-void emu_timed_copy(emu_device *dev, void *dst, const void *src, size_t n, aclrtMemcpyKind dir)
+void emu_timed_copy(emu_device *dev, void *dst, const void *src, size_t n, aclrtMemcpyKind dir, int pageable)
 {
     if (dir == ACL_MEMCPY_HOST_TO_HOST) {
         memmove(dst, src, n);
@@ -463,7 +504,7 @@ void emu_timed_copy(emu_device *dev, void *dst, const void *src, size_t n, aclrt
     emu_engine *e = &dev->engines[engine_of(dir)];
     uint64_t launch = emu_profile.fast ? 0 : (uint64_t)(emu_profile.launch_us * 1e3);
     emu_engine_slot slot;
-    emu_engine_begin(&slot, e, emu_now_ns() + launch, emu_copy_ns(dir, n));
+    emu_engine_begin(&slot, e, emu_now_ns() + launch, emu_copy_ns(dir, n, pageable));
     memmove(dst, src, n);
     emu_engine_end(&slot, 0);
 }
@@ -479,7 +520,7 @@ EMU_API aclError aclrtMemcpy(void *dst, size_t destMax, const void *src, size_t 
     aclError ctx_rc = emu_require_context(&ctx, "aclrtMemcpy");
     if (ctx_rc) return ctx_rc;
     if (dst == src) return ACL_SUCCESS;
-    emu_timed_copy(ctx->dev, dst, src, count, plan.dir);
+    emu_timed_copy(ctx->dev, dst, src, count, plan.dir, pageable_copy(&plan));
     return ACL_SUCCESS;
 }
 
@@ -496,10 +537,10 @@ EMU_API aclError aclrtMemcpyAsync(void *dst, size_t destMax, const void *src, si
     if (plan.dir == ACL_MEMCPY_HOST_TO_HOST)
         return emu_fail(ACL_ERROR_RT_FEATURE_NOT_SUPPORT, "aclrtMemcpyAsync: host-to-host copies are not supported in host (EP) run mode");
     /* Pageable host memory: the runtime synchronizes the stream, then copies synchronously. */
-    if ((plan.dir == ACL_MEMCPY_HOST_TO_DEVICE && !plan.src) || (plan.dir == ACL_MEMCPY_DEVICE_TO_HOST && !plan.dst)) {
+    if (pageable_copy(&plan)) {
         rc = emu_stream_sync(s, -1, "aclrtMemcpyAsync");
         if (rc) return rc;
-        emu_timed_copy(s->dev, dst, src, count, plan.dir);
+        emu_timed_copy(s->dev, dst, src, count, plan.dir, 1);
         return ACL_SUCCESS;
     }
     emu_task *t = emu_task_new(EMU_T_COPY);
@@ -540,7 +581,7 @@ EMU_API aclError aclrtMemcpy2d(void *dst, size_t dpitch, const void *src, size_t
     rc = emu_require_context(&ctx, "aclrtMemcpy2d");
     if (rc) return rc;
     for (size_t r = 0; r < height; r++)
-        emu_timed_copy(ctx->dev, (char *)dst + r * dpitch, (const char *)src + r * spitch, width, plan.dir);
+        emu_timed_copy(ctx->dev, (char *)dst + r * dpitch, (const char *)src + r * spitch, width, plan.dir, pageable_copy(&plan));
     return ACL_SUCCESS;
 }
 

@@ -419,12 +419,13 @@ static void run_task(emu_stream *s, emu_task *t)
         emu_sleep_until(emu_now_ns() + (uint64_t)t->stall_ms * 1000000ull);
         s->ready_at = emu_now_ns();
     }
+    if (emu_profile.strict && t->n_holds) emu_mem_check_task(s, t);
     switch (t->kind) {
     case EMU_T_COPY:
-        run_engine_task(s, t, t->u.copy.dir == ACL_MEMCPY_DEVICE_TO_HOST ? EMU_ENGINE_D2H : EMU_ENGINE_H2D, emu_copy_ns(t->u.copy.dir, t->u.copy.n));
+        run_engine_task(s, t, t->u.copy.dir == ACL_MEMCPY_DEVICE_TO_HOST ? EMU_ENGINE_D2H : EMU_ENGINE_H2D, emu_copy_ns(t->u.copy.dir, t->u.copy.n, 0));
         break;
     case EMU_T_MEMSET:
-        run_engine_task(s, t, EMU_ENGINE_H2D, emu_copy_ns(ACL_MEMCPY_DEVICE_TO_DEVICE, t->u.memset.n));
+        run_engine_task(s, t, EMU_ENGINE_H2D, emu_copy_ns(ACL_MEMCPY_DEVICE_TO_DEVICE, t->u.memset.n, 0));
         break;
     case EMU_T_EXEC:
         run_engine_task(s, t, EMU_ENGINE_COMPUTE, emu_exec_duration_ns(t->u.exec.model, t->u.exec.batch));
@@ -561,7 +562,7 @@ void emu_stream_destroy(emu_stream *s)
     pthread_mutex_destroy(&s->mu);
     pthread_cond_destroy(&s->cv_work);
     pthread_cond_destroy(&s->cv_done);
-    free(s);
+    emu_handle_free(s);
 }
 
 void emu_context_drop_streams(emu_context *ctx)
@@ -645,6 +646,8 @@ EMU_API aclError aclrtDestroyStream(aclrtStream stream)
     if (rc) return rc;
     emu_stream *s = stream;
     if (s->is_default) return emu_fail(ACL_ERROR_RT_PARAM_INVALID, "aclrtDestroyStream: %p is a context's default stream", stream);
+    rc = emu_strict_context(s, "aclrtDestroyStream");   /* CANN: ApiImpl::StreamDestroy */
+    if (rc) return rc;
     atomic_fetch_sub(&emu_live.streams, 1);
     emu_stream_destroy(s);
     return ACL_SUCCESS;
@@ -743,6 +746,8 @@ EMU_API aclError fxemuStallStream(aclrtStream stream, uint32_t ms)
 static aclError create_event(aclrtEvent *event, uint32_t flags, const char *api)
 {
     if (!event) return emu_fail(ACL_ERROR_INVALID_PARAM, "%s: event is NULL", api);
+    aclError ctx_rc = emu_strict_context(NULL, api);   /* CANN: ApiImpl::EventCreate */
+    if (ctx_rc) return ctx_rc;
     emu_event *ev = calloc(1, sizeof *ev);
     pthread_mutex_init(&ev->mu, NULL);
     init_cond_monotonic(&ev->cv);
@@ -764,7 +769,7 @@ void emu_event_unref(emu_event *ev)
     free(ev->spare);
     pthread_mutex_destroy(&ev->mu);
     pthread_cond_destroy(&ev->cv);
-    free(ev);
+    emu_handle_free(ev);
 }
 
 EMU_API aclError aclrtCreateEvent(aclrtEvent *event)
