@@ -310,9 +310,10 @@ def test_bound_is_a_bound_with_two_instances():
         assert len(r["stability"]["windows"]) >= 3
         # a bound: exceeded only by noise, whatever the machine's load
         assert r["bound"]["efficiency"] <= 1.02, r["bound"]
-        # and reached, when the run was not disturbed (the windows agree: the host kept pace)
-        if r["stability"]["stable"]:
-            assert r["bound"]["efficiency"] >= 0.85, (r["bound"], r["stability"])
+    # and as close with two instances as with one (a ratio within one run: a busy host slows
+    # both alike; the contaminated bound of old made two instances look twice as good)
+    eff = {k: runs[k]["bound"]["efficiency"] for k in (1, 2)}
+    assert eff[2] >= 0.85 * eff[1], eff
     one, two = (runs[k]["throughput"]["compute_only_samples_per_s"] for k in (1, 2))
     assert two == pytest.approx(one, rel=0.10)
 

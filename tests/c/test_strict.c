@@ -461,9 +461,14 @@ TEST_ENV(timing_pageable_copies_slower, "FASTEXEC_EMU_FAST=0")
     /* Model: 5.7x and 14.2x. A pinned 4 MiB memmove can itself take longer than its modelled
      * 175 us on a loaded VM (the task then overruns and lasts as long as the memmove), which only
      * lowers the ratios; the pageable copies are model-bound. */
-    CHECK(h_page / h_pin >= 2.5 && h_page / h_pin < 8.0);
-    CHECK(d_page / d_pin >= 5.0 && d_page / d_pin < 20.0);
+    CHECK(h_page / h_pin < 8.0 && d_page / d_pin < 20.0);
     CHECK(h_page > 1.0 && d_page > 2.5);   /* at least the modelled 1.059 ms and 2.631 ms */
+    /* The lower bounds of the ratios hold when the pinned copies kept near their modelled
+     * 0.185 ms; a busy machine's slower memmove is the host's time, not the model's. */
+    if (h_pin < 0.3) CHECK(h_page / h_pin >= 2.5);
+    else fprintf(stderr, "H2D pinned copy host-bound (%.3f ms): its ratio's lower bound not checked\n", h_pin);
+    if (d_pin < 0.3) CHECK(d_page / d_pin >= 5.0);
+    else fprintf(stderr, "D2H pinned copy host-bound (%.3f ms): its ratio's lower bound not checked\n", d_pin);
     CHECK_OK(aclrtFree(dev));
     CHECK_OK(aclrtFreeHost(pinned));
     free(pageable);
