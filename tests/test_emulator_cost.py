@@ -70,9 +70,14 @@ def test_pageable_4mb_copy_is_slower_than_pinned():
     # Model: pinned 10 us + 175 us (24 GB/s); pageable H2D 10 us + 1049 us (4.0 GB/s), D2H
     # 10 us + 2621 us (1.6 GB/s): 5.7x and 14.2x. On a loaded VM the pinned 4 MiB memmove itself
     # can outlast its 175 us (the task overruns), which lowers the ratios, never raises them.
-    assert 2.5 <= h2d <= 7.5
-    assert 5.0 <= d2h <= 18.0
+    assert h2d <= 7.5 and d2h <= 18.0
     assert med["pageable_h2d"] >= 1.0e-3 and med["pageable_d2h"] >= 2.5e-3
+    # The lower bounds hold when the pinned copies kept near their modelled 0.185 ms: a slower
+    # memmove on a busy machine is the host's time, not the model's.
+    if med["pinned_h2d"] < 0.3e-3:
+        assert h2d >= 2.5, med
+    if med["pinned_d2h"] < 0.3e-3:
+        assert d2h >= 5.0, med
 
 
 def test_profile_cost_model_defaults():
