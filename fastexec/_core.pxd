@@ -103,4 +103,5 @@ cdef class Executor:
     cdef object _take(self, int64_t k, bint store)
     cdef int _enqueue(self, int64_t k) except -1
     cdef _teardown(self)
+    cdef _uncount(self)
     cdef _detach(self)

@@ -284,9 +284,7 @@ cdef int _reserve_c(CHandle* c, int64_t* k) noexcept nogil:
     cdef Waiter w
     cdef int64_t victim
     cdef int r
-    w.deadline = 0
-    w.signals = False
-    w.exc = NULL
+    waiter_init(&w, -1, False)
     r = pl_reserve(c.p, <intptr_t>c, True, &w, k, &victim)
     return _status_of(r, "reserve: no slot") if r else FASTEXEC_OK
 
@@ -378,9 +376,7 @@ cdef int _wait_impl(fastexec_executor* h, int64_t ticket, const void* const** ou
         return _fail_with(FASTEXEC_ERR_INVALID_ARGUMENT, "wait: outputs and rows must not be NULL")
     if ticket < 0:
         return _status_of(PL_UNKNOWN, "wait: the ticket is not a committed batch held by this handle")
-    w.deadline = 0
-    w.signals = False
-    w.exc = NULL
+    waiter_init(&w, -1, False)
     r = pl_wait(c.p, ticket, <intptr_t>c, &w)
     if r:
         return _status_of(r, "wait: the ticket is not a committed batch held by this handle")

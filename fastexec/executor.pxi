@@ -727,8 +727,8 @@ cdef class Executor:
         except BaseException:
             pass
 
-    cdef _detach(self):
-        """Stop counting as a user of the device and models; close the models it loaded."""
+    cdef _uncount(self):
+        """Stop counting as a user of the device, the exec config and the models (C state only)."""
         cdef Model m
         if self.attached:
             self.attached = False
@@ -738,6 +738,11 @@ cdef class Executor:
         for m in self.models:
             if m.users > 0:
                 m.users -= 1
+
+    cdef _detach(self):
+        """Stop counting as a user of the device and models; close the models it loaded."""
+        cdef Model m
+        self._uncount()
         models, owned = self.models, self.owns_models
         self.models, self.owns_models = [], []
         first = None
@@ -764,14 +769,12 @@ cdef class Executor:
     def __dealloc__(self):
         cdef Waiter w
         cdef Status err
-        cdef Model m
+        self._uncount()
         if self.p == NULL:
             return
         if self.p.insts != NULL and self.p.pid == fx_pid() and _can_free():
             _warn_unclosed("Executor")
-            w.deadline = 0
-            w.signals = False
-            w.exc = NULL
+            waiter_init(&w, -1, False)
             status_clear(&err)
             with nogil:
                 pl_drain(self.p, 0, &w)
@@ -779,13 +782,6 @@ cdef class Executor:
         if self.p.pid == fx_pid():
             pl_destroy(self.p)      # (a forked child leaves the parent's memory alone)
         self.p = NULL
-        if self.attached:
-            self.attached = False
-            self.device.executors -= 1
-            if self.config is not None:
-                self.config.users -= 1
-            for m in self.models:
-                m.users -= 1
 
 
 cdef class StagedBatch:
@@ -927,10 +923,8 @@ cdef void run_drain(Pipeline* p, RunJob* j, double deadline) noexcept nogil:
     device (their slots retire when it is done), never freed under it."""
     cdef Waiter w
     cdef intptr_t owner = <intptr_t>j
+    waiter_init(&w, -1, False)
     w.deadline = deadline if deadline > 0 else fx_now()
-    w.signals = False
-    w.exc = NULL
-    w.next_check = 0
     while j.count:
         if pl_wait(p, j.ring_ticket[j.head], owner, &w) != PL_OK:
             break

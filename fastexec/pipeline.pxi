@@ -104,7 +104,7 @@ DEF SLICE_S = 0.05
 
 # ---------------------------------------------------------------- waiting
 
-cdef inline void waiter_init(Waiter* w, double timeout, bint signals) noexcept:
+cdef inline void waiter_init(Waiter* w, double timeout, bint signals) noexcept nogil:
     """`timeout` in seconds from now; None-like values (< 0) mean no deadline."""
     w.deadline = fx_now() + timeout if timeout >= 0 else 0
     w.signals = signals
