@@ -387,8 +387,7 @@ cdef int pl_reserve(Pipeline* p, intptr_t owner, bint try_only, Waiter* w, int64
 cdef void pl_unreserve(Pipeline* p, Slot* s) noexcept nogil:
     """Give back a reserved slot unqueued (its ticket is then unknown)."""
     pthread_mutex_lock(&p.mu)
-    s.state = SLOT_FREE
-    s.owner = OWNER_NOBODY
+    _disown_locked(s)
     _changed(p)
     pthread_mutex_unlock(&p.mu)
 
@@ -628,8 +627,7 @@ cdef int pl_release_ticket(Pipeline* p, int64_t k, intptr_t owner) noexcept nogi
     if p.insts != NULL:
         s = pl_slot(p, k)
         if s.ticket == k and s.owner == owner and s.state == SLOT_HELD:
-            s.state = SLOT_RETIRING if s.device_busy else SLOT_FREE
-            s.owner = OWNER_NOBODY
+            _disown_locked(s)
             _changed(p)
             r = PL_OK
     pthread_mutex_unlock(&p.mu)
@@ -652,6 +650,8 @@ cdef void pl_disown_all(Pipeline* p, intptr_t owner) noexcept nogil:
 
 
 cdef inline void _disown_locked(Slot* s) noexcept nogil:
+    """Mutex held: its owner gives the slot up. Reserved: free again; held: free, or retiring
+    while the device may still use it; queued or finished: whoever needs it retires it."""
     if s.state == SLOT_RESERVED:
         s.state = SLOT_FREE
     elif s.state == SLOT_HELD:
