@@ -119,16 +119,28 @@ static PyObject *probe(PyObject *self, PyObject *args)
     return r;
 }
 
+/* The stats of the executor in args, through a handle of its own: 0 with *st set, or -1 with an
+ * exception set. */
+static int read_stats(PyObject *args, fastexec_stats *s, int *st)
+{
+    PyObject *executor;
+    if (!PyArg_ParseTuple(args, "O", &executor)) return -1;
+    fastexec_executor *ex;
+    if (fx->from_object(executor, &ex) != FASTEXEC_OK) {
+        PyErr_Format(PyExc_ValueError, "%s", fx->last_error());
+        return -1;
+    }
+    *st = fx->stats(ex, s);
+    fx->close(ex);
+    return 0;
+}
+
 static PyObject *stats(PyObject *self, PyObject *args)
 {
     (void)self;
-    PyObject *executor;
-    if (!PyArg_ParseTuple(args, "O", &executor)) return NULL;
-    fastexec_executor *ex;
-    if (fx->from_object(executor, &ex) != FASTEXEC_OK) return PyErr_Format(PyExc_ValueError, "%s", fx->last_error());
     fastexec_stats s;
-    int st = fx->stats(ex, &s);
-    fx->close(ex);
+    int st;
+    if (read_stats(args, &s, &st)) return NULL;
     return Py_BuildValue("(iKddddd)", st, (unsigned long long)s.batches, s.wall_s, s.h2d_mean_ms, s.execute_mean_ms, s.d2h_mean_ms,
                          s.samples_per_s);
 }
@@ -144,13 +156,9 @@ static PyObject *series_dict(const fastexec_series *x)
 static PyObject *stats_v3(PyObject *self, PyObject *args)
 {
     (void)self;
-    PyObject *executor;
-    if (!PyArg_ParseTuple(args, "O", &executor)) return NULL;
-    fastexec_executor *ex;
-    if (fx->from_object(executor, &ex) != FASTEXEC_OK) return PyErr_Format(PyExc_ValueError, "%s", fx->last_error());
     fastexec_stats s;
-    int st = fx->stats(ex, &s);
-    fx->close(ex);
+    int st;
+    if (read_stats(args, &s, &st)) return NULL;
     if (st != FASTEXEC_OK) return PyErr_Format(PyExc_RuntimeError, "%s", fx->last_error());
     return Py_BuildValue("{s:N,s:N,s:N,s:N,s:N,s:N,s:K,s:d,s:d,s:d,s:d,s:d,s:d,s:d,s:d}",
                          "h2d", series_dict(&s.h2d), "execute", series_dict(&s.execute), "d2h", series_dict(&s.d2h),
