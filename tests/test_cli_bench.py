@@ -321,10 +321,8 @@ def test_bound_is_a_bound_with_two_instances():
 def test_ctrl_c_prints_what_was_measured(tmp_path):
     """SIGINT during the measurement: the summary and the JSON of the batches measured so far,
     exit 130. Progress is watched through --export-times, which the command writes per chunk."""
-    import signal
-    import time
-
     from fastexec.emulator.model_file import ModelDef, TensorDef, write_model
+    from test_cli_run import interrupt_when
 
     slow = write_model(tmp_path / "slow.om", ModelDef(
         name="slow", inputs=(TensorDef("x", "float32", "ND", (1, 16)),),
@@ -335,18 +333,8 @@ def test_ctrl_c_prints_what_was_measured(tmp_path):
                              "--no-progress", "--warmup", "0", "--calibration-batches", "5",
                              "--export-times", str(times), "--json", str(out)],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
-    try:
-        deadline = time.monotonic() + 30
-        while not (times.exists() and len(times.read_text().splitlines()) > 100):
-            assert proc.poll() is None, proc.communicate()
-            assert time.monotonic() < deadline, "no batches measured"
-            time.sleep(0.01)
-        proc.send_signal(signal.SIGINT)
-        stdout, stderr = proc.communicate(timeout=30)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.communicate()
+    stdout, stderr = interrupt_when(proc, lambda: times.exists() and len(times.read_text().splitlines()) > 100,
+                                    "batches measured")
     assert proc.returncode == 130, (stdout, stderr)
     r = json.loads(out.read_text())
     assert r["interrupted"] is True and r["batches"] >= 100

@@ -103,6 +103,23 @@ def check_written(out, out_specs, stems, expected, rows, singles=None):
         assert start == len(exp)
 
 
+def interrupt_when(proc, ready, waiting_for):
+    """SIGINT the running `proc` once ready() holds (polled for 30 s at most); its (stdout,
+    stderr). The process is killed if anything fails on the way."""
+    try:
+        deadline = time.monotonic() + 30
+        while not ready():
+            assert proc.poll() is None, ("finished before it could be interrupted", proc.communicate())
+            assert time.monotonic() < deadline, f"no {waiting_for} appeared"
+            time.sleep(0.01)
+        proc.send_signal(signal.SIGINT)
+        return proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+
+
 def save_npys(folder, arrays, names):
     folder.mkdir(parents=True, exist_ok=True)
     for a, n in zip(arrays, names):
@@ -725,21 +742,9 @@ def test_interrupt_leaves_only_complete_outputs(tmp_path):
     proc = subprocess.Popen([sys.executable, "-m", "fastexec.cli", "run", str(slow), "--input", str(tmp_path / "in"),
                              "--output", str(out), "--no-progress"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
-    try:
-        deadline = time.monotonic() + 30
-        while True:           # poll for progress: a few outputs written
-            done = [p for p in (out / "y").glob("*.npy")] if (out / "y").is_dir() else []
-            if len(done) >= 5:
-                break
-            assert proc.poll() is None, ("finished before it could be interrupted", proc.communicate())
-            assert time.monotonic() < deadline, "no outputs appeared"
-            time.sleep(0.01)
-        proc.send_signal(signal.SIGINT)
-        stdout, stderr = proc.communicate(timeout=30)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.communicate()
+    # progress: a few outputs written
+    stdout, stderr = interrupt_when(proc, lambda: (out / "y").is_dir() and len(list((out / "y").glob("*.npy"))) >= 5,
+                                    "outputs")
     assert proc.returncode == 130, (proc.returncode, stdout, stderr)
     assert "interrupted" in stderr
     files = [p for p in all_files(out) if p.name != "fastexec-run.json"]
