@@ -942,6 +942,25 @@ EMU_API aclError aclrtEventElapsedTime(float *ms, aclrtEvent startEvent, aclrtEv
     return ACL_SUCCESS;
 }
 
+/* The emulated device clock is CLOCK_MONOTONIC (emu_now_ns): the time since the machine booted,
+ * the emulator's "since the AI processor started". A record's time is when its stream reached it. */
+EMU_API aclError aclrtEventGetTimestamp(aclrtEvent event, uint64_t *timestamp)
+{
+    EMU_ENTER("aclrtEventGetTimestamp");
+    if (!timestamp) return emu_fail(ACL_ERROR_INVALID_PARAM, "aclrtEventGetTimestamp: timestamp is NULL");
+    aclError rc = emu_check_handle(event, EMU_H_EVENT, "aclrtEventGetTimestamp");
+    if (rc) return rc;
+    emu_event *ev = event;
+    pthread_mutex_lock(&ev->mu);
+    int rec = ev->latest != NULL, done = rec && atomic_load(&ev->latest->done);
+    uint64_t ts = done ? ev->latest->ts : 0;
+    pthread_mutex_unlock(&ev->mu);
+    if (!rec) return emu_fail(ACL_ERROR_RT_EVENT_TIMESTAMP_INVALID, "aclrtEventGetTimestamp: the event was never recorded");
+    if (!done) return emu_fail(ACL_ERROR_RT_EVENT_NOT_COMPLETE, "aclrtEventGetTimestamp: the event has not completed (synchronize it first)");
+    *timestamp = ts / 1000u;
+    return ACL_SUCCESS;
+}
+
 /* ================================================================ callbacks, host functions */
 
 EMU_API aclError aclrtLaunchCallback(aclrtCallback fn, void *userData, aclrtCallbackBlockType blockType, aclrtStream stream)
