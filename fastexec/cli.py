@@ -801,10 +801,6 @@ def run_files(args) -> int:
     return 1 if counts["failed"] else 0
 
 
-if __name__ == "__main__":
-    sys.exit(main())
-
-
 def _init_acl(args) -> None:
     """--acl-json: the process's aclInit configuration, before anything initialises ACL."""
     if getattr(args, "acl_json", None) is None:
@@ -814,3 +810,8 @@ def _init_acl(args) -> None:
     import fastexec
 
     fastexec.init(acl_config=args.acl_json)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
+
