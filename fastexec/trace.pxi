@@ -21,7 +21,13 @@ cdef extern from *:
     """
     #include <sys/syscall.h>
     #include <unistd.h>
-    static long fx_gettid(void) { return (long)syscall(SYS_gettid); }
+    /* The calling thread's kernel id (threading.get_native_id()), read once per thread. */
+    static long fx_gettid(void)
+    {
+        static __thread long tid;
+        if (!tid) tid = (long)syscall(SYS_gettid);
+        return tid;
+    }
     """
     long fx_gettid() nogil
 

@@ -156,10 +156,13 @@ cpdef ensure_initialized():
     with _load_lock:
         if not _initialized:
             path = _acl_config if _acl_config is not None else _config_path(os.environ.get("FASTEXEC_ACL_CONFIG") or None)
-            raw = os.fsencode(path) if path is not None else None
-            rc = aclInit(<const char*>raw if raw is not None else NULL)
+            if path is not None:
+                raw = os.fsencode(path)
+                rc = aclInit(raw)
+            else:
+                rc = aclInit(NULL)
             if rc != ACL_SUCCESS and rc != ACL_ERROR_REPEAT_INITIALIZE:
-                check(rc, f"aclInit({path})" if path is not None else "aclInit")
+                check(rc, "aclInit")
             _acl_config_used = path
             _initialized = True
 

@@ -352,6 +352,11 @@ static void run_engine_task(emu_stream *s, emu_task *t, int engine, uint64_t dur
         }
     }
     s->ready_at = emu_engine_end(&slot, 1);
+    if (emu_profiler_on()) {
+        const char *name = t->kind == EMU_T_EXEC ? "execute" : t->kind == EMU_T_MEMSET ? "memset"
+                         : t->u.copy.dir == ACL_MEMCPY_DEVICE_TO_DEVICE ? "d2d" : engine == EMU_ENGINE_D2H ? "d2h" : "h2d";
+        emu_profiler_task(s, name, name, slot.start, s->ready_at);
+    }
 }
 
 /* Drop a snapshot reference; caller holds the event's mutex. The event keeps one dead snapshot
