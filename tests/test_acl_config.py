@@ -45,19 +45,43 @@ except fastexec.AclError as exc:
 @pytest.mark.parametrize("doc,code,words", [
     ('{"dump": {"dump_path": "/tmp", ', PARSE_FILE, "not valid JSON"),
     ("[1, 2]", PARSE_FILE, "must hold a JSON object"),
-    ({"dump": {"dump_list": [{"model_name": "m"}]}}, INVALID_DUMP_CONFIG, "needs dump_path and dump_list"),
-    ({"dump": {"dump_path": "/no/such/folder", "dump_list": [{"model_name": "m"}]}}, INVALID_DUMP_CONFIG,
-     "not an existing folder"),
-    ({"dump": {"dump_path": "/tmp", "dump_list": [{"model_name": "m"}], "dump_mode": "both"}}, INVALID_DUMP_CONFIG,
-     "dump_mode 'both'"),
-    ({"dump": {"dump_path": "/tmp", "dump_list": [{"layer": ["x"]}]}}, INVALID_DUMP_CONFIG, "names no model"),
     ({"dump": {"dump_path": 7, "dump_list": []}}, INVALID_DUMP_CONFIG, "must be strings"),
+    ({"dump": {"dump_path": "/tmp", "dump_list": {"model_name": "m"}}}, INVALID_DUMP_CONFIG, "must be an array"),
+    ({"dump": {"dump_path": "/tmp", "dump_list": [{"model_name": ["m"]}]}}, INVALID_DUMP_CONFIG, "must be a string"),
     ({"profiler": {"switch": "yes", "output": "/tmp"}}, INVALID_PROFILING_CONFIG, "switch 'yes'"),
-], ids=["syntax", "not-object", "no-path", "missing-folder", "bad-mode", "no-model", "bad-type", "bad-profiler"])
+], ids=["syntax", "not-object", "path-type", "list-type", "name-type", "bad-profiler"])
 def test_bad_config_is_refused_with_its_code(tmp_path, doc, code, words):
     r = child_result(run_child(child_code(INIT_CHILD), args=(_config(tmp_path, doc),)))
     assert r["ok"] is False and r["code"] == code and r["api"] == "aclInit", r
     assert words in r["message"], r["message"]
+
+
+INVALID_DUMPS = [
+    ({"dump_list": [{"model_name": "m"}]}, "needs dump_path and dump_list"),
+    ({"dump_path": "/no/such/folder", "dump_list": [{"model_name": "m"}]}, "not an existing folder"),
+    ({"dump_path": "/tmp", "dump_list": [{"model_name": "m"}], "dump_mode": "both"}, "dump_mode 'both'"),
+    ({"dump_path": "/tmp", "dump_list": [{"layer": ["x"]}]}, "names no model"),
+    ({"dump_path": "/tmp", "dump_list": [{"model_name": "m"}], "dump_op_switch": "maybe"}, "dump_op_switch 'maybe'"),
+]
+INVALID_IDS = ["no-path", "missing-folder", "bad-mode", "no-model", "bad-switch"]
+
+
+@pytest.mark.parametrize("section,words", INVALID_DUMPS, ids=INVALID_IDS)
+def test_invalid_dump_section(tmp_path, section, words):
+    """Well-formed but invalid: aclInit runs without the dump and says why (CANN's aclInit logs
+    it and goes on); aclmdlSetDump refuses it with ACL_ERROR_INVALID_DUMP_CONFIG."""
+    cfg = _config(tmp_path, {"dump": section})
+    proc = run_child(child_code(INIT_CHILD), args=(cfg,))
+    assert child_result(proc) == {"ok": True, "config": cfg}
+    assert "the dump section is ignored" in proc.stderr and words in proc.stderr
+    code = child_code("""
+        import ctypes
+        lib = ctypes.CDLL(emulator.library_path())
+        fastexec.init()
+        assert lib.aclmdlInitDump() == 0
+        print(json.dumps({"code": lib.aclmdlSetDump(sys.argv[1].encode())}))
+    """)
+    assert child_result(run_child(code, args=(cfg,))) == {"code": INVALID_DUMP_CONFIG}
 
 
 def test_config_is_per_process(tmp_path):

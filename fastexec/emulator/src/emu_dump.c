@@ -56,10 +56,13 @@ static const char *str_member(const emu_json *o, const char *key, int *bad)
 
 /* Parse and check a "dump" section as CANN does (dump_path and dump_list required; dump_path an
  * existing, writable folder; dump_mode input/output/all; dump_op_switch on/off; a dump_list
- * without a model_name and dump_op_switch off is no configuration). */
-static aclError dump_parse(const emu_json *sec, dump_config *out, const char *api)
+ * without a model_name and dump_op_switch off is no configuration). *type_error: a value of the
+ * wrong JSON type (CANN's JSON library throws, which even aclInit reports), as opposed to a
+ * configuration that is well-formed but invalid (which CANN's aclInit logs and ignores). */
+static aclError dump_parse(const emu_json *sec, dump_config *out, const char *api, int *type_error)
 {
     memset(out, 0, sizeof *out);
+    *type_error = 1;
     if (sec->kind != EMU_JSON_OBJECT) return emu_fail(ACL_ERROR_INVALID_DUMP_CONFIG, "%s: the \"dump\" section must be an object", api);
     int bad = 0;
     const char *path = str_member(sec, "dump_path", &bad);
@@ -67,8 +70,14 @@ static aclError dump_parse(const emu_json *sec, dump_config *out, const char *ap
     const char *mode = str_member(sec, "dump_mode", &bad);
     const char *sw = str_member(sec, "dump_op_switch", &bad);
     if (bad) return emu_fail(ACL_ERROR_INVALID_DUMP_CONFIG, "%s: dump_path, dump_mode and dump_op_switch must be strings", api);
+    if (list && list->kind != EMU_JSON_ARRAY) return emu_fail(ACL_ERROR_INVALID_DUMP_CONFIG, "%s: dump_list must be an array", api);
+    for (const emu_json *e = list ? list->child : NULL; e; e = e->next) {
+        if (e->kind != EMU_JSON_OBJECT) return emu_fail(ACL_ERROR_INVALID_DUMP_CONFIG, "%s: each dump_list entry must be an object", api);
+        str_member(e, "model_name", &bad);
+        if (bad) return emu_fail(ACL_ERROR_INVALID_DUMP_CONFIG, "%s: model_name must be a string", api);
+    }
+    *type_error = 0;
     if (!path || !list) return emu_fail(ACL_ERROR_INVALID_DUMP_CONFIG, "%s: the dump section needs dump_path and dump_list", api);
-    if (list->kind != EMU_JSON_ARRAY) return emu_fail(ACL_ERROR_INVALID_DUMP_CONFIG, "%s: dump_list must be an array", api);
     if (!*path) return emu_fail(ACL_ERROR_INVALID_DUMP_CONFIG, "%s: dump_path is empty", api);
     if (strlen(path) >= sizeof out->path) return emu_fail(ACL_ERROR_INVALID_DUMP_CONFIG, "%s: dump_path is too long", api);
     struct stat st;
@@ -85,15 +94,7 @@ static aclError dump_parse(const emu_json *sec, dump_config *out, const char *ap
     for (const emu_json *e = list->child; e; e = e->next) n++;
     out->names = calloc(n ? n : 1, sizeof *out->names);
     for (const emu_json *e = list->child; e; e = e->next) {
-        if (e->kind != EMU_JSON_OBJECT) {
-            dump_clear(out);
-            return emu_fail(ACL_ERROR_INVALID_DUMP_CONFIG, "%s: each dump_list entry must be an object", api);
-        }
         const char *name = str_member(e, "model_name", &bad);
-        if (bad) {
-            dump_clear(out);
-            return emu_fail(ACL_ERROR_INVALID_DUMP_CONFIG, "%s: model_name must be a string", api);
-        }
         if (name && *name) out->names[out->n_names++] = strdup(name);   /* entries without one are skipped */
     }
     if (!out->n_names && !(sw && !strcmp(sw, "on"))) {
@@ -186,9 +187,14 @@ aclError emu_dump_profiler_from_config(const emu_json *config)
     const emu_json *psec = emu_json_get(config, "profiler");
     dump_config d = {0};
     char dir[1024] = "";
-    int prof = 0;
+    int prof = 0, type_error;
     aclError rc;
-    if (dsec && (rc = dump_parse(dsec, &d, "aclInit"))) return rc;
+    if (dsec && (rc = dump_parse(dsec, &d, "aclInit", &type_error))) {
+        if (type_error) return rc;
+        /* well-formed but invalid: CANN's aclInit logs it and runs without the dump */
+        fprintf(stderr, "fastexec emulator: aclInit: the dump section is ignored: %s\n", aclGetRecentErrMsg());
+        memset(&d, 0, sizeof d);
+    }
     if (psec && (rc = profiler_parse(psec, dir, sizeof dir, &prof))) {
         dump_clear(&d);
         return rc;
@@ -249,8 +255,9 @@ EMU_API aclError aclmdlSetDump(const char *dumpCfgPath)
     if (rc) return rc;
     const emu_json *sec = emu_json_get(v, "dump");
     dump_config d;
+    int type_error;
     if (!sec) rc = emu_fail(ACL_ERROR_INVALID_DUMP_CONFIG, "aclmdlSetDump: '%s' has no \"dump\" section", dumpCfgPath);
-    else rc = dump_parse(sec, &d, "aclmdlSetDump");
+    else rc = dump_parse(sec, &d, "aclmdlSetDump", &type_error);
     emu_json_free(v);
     if (rc) return rc;
     pthread_mutex_lock(&dump_mu);
