@@ -146,7 +146,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="draw the stage occupancy of a window of measured batches and a latency histogram as a "
                         "PNG (needs matplotlib: pip install fastexec[plot])")
     b.add_argument("--plot-batches", type=_positive_int, default=16, metavar="N",
-                   help="batches in the --plot window, from the middle of the run (default: 16)")
+                   help="batches in the --plot window: the N consecutive ones that took the least time (default: 16)")
     _acl_json_option(b)
     b.add_argument("--no-progress", action="store_true", help="no progress bar")
 

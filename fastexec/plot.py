@@ -24,13 +24,20 @@ def require():
     return plt
 
 
-def _window(batches_of, n):
-    """The tickets of `n` consecutive batches from the middle of the run (the steady state)."""
-    tickets = sorted(batches_of)
+def _window(batch_events, n):
+    """The tickets of the `n` consecutive batches whose device stages span the least time (the
+    steadiest stretch of the run; of equals, the one nearest the middle)."""
+    tickets = sorted(batch_events)
     if len(tickets) <= n:
         return tickets
-    start = (len(tickets) - n) // 2
-    return tickets[start:start + n]
+    bounds = []
+    for k in tickets:
+        dev = [e for e in batch_events[k] if e["pid"] == tracing.DEVICE_PID] or batch_events[k]
+        bounds.append((min(e["ts"] for e in dev), max(e["ts"] + e["dur"] for e in dev)))
+    middle = (len(tickets) - n) / 2
+    best = min(range(len(tickets) - n + 1),
+               key=lambda i: (max(b[1] for b in bounds[i:i + n]) - min(b[0] for b in bounds[i:i + n]), abs(i - middle)))
+    return tickets[best:best + n]
 
 
 def timeline_png(trace: dict, path, batches: int = 16, title: str = "") -> None:
@@ -61,17 +68,25 @@ def timeline_png(trace: dict, path, batches: int = 16, title: str = "") -> None:
     hist = fig.add_subplot(grid[1])
     t0 = min((e["ts"] for e in shown), default=0)
     span = max((e["ts"] + e["dur"] for e in shown), default=1) - t0 or 1
+    ax.set_xlim(0, span / 1e3)
+    px_per_ms = ax.get_window_extent().width / (span / 1e3)
     for e in shown:
         y = row[(e["pid"], e["tid"])]
         x, w = (e["ts"] - t0) / 1e3, e["dur"] / 1e3
         ax.barh(y, w, left=x, height=0.72, color=COLOURS.get(e["cat"], "#999999"), edgecolor="white", linewidth=0.6)
         k = e["args"].get("batch")
-        if k is not None and e["pid"] == tracing.DEVICE_PID and w > span / 1e3 / 70:
-            ax.text(x + w / 2, y, str(k), ha="center", va="center", fontsize=7, color="white", fontweight="bold")
+        if k is not None and e["pid"] == tracing.DEVICE_PID:
+            wide = w * px_per_ms
+            size = min(8.0, wide / (0.62 * len(str(k)) + 0.6) * 72 / DPI)     # across the bar, if it fits
+            rotation = 0
+            if size < 6:                                                      # else along it
+                size, rotation = min(8.0, 0.75 * wide * 72 / DPI), 90
+            if size >= 4.5:
+                ax.text(x + w / 2, y, str(k), ha="center", va="center", fontsize=size, rotation=rotation,
+                        color="white", fontweight="bold")
     ax.set_yticks(range(len(tracks)))
     ax.set_yticklabels([names.get(t, str(t)) for t in tracks], fontsize=9)
     ax.invert_yaxis()
-    ax.set_xlim(0, span / 1e3)
     ax.set_xlabel("time (ms)")
     ax.grid(axis="x", color="#dddddd", linewidth=0.6)
     ax.set_axisbelow(True)
@@ -82,9 +97,10 @@ def timeline_png(trace: dict, path, batches: int = 16, title: str = "") -> None:
               bbox_to_anchor=(0.5, -0.11), ncol=len(cats) or 1, fontsize=9, frameon=False)
     s = tracing.summary(trace)
     share = s["copy_ins_overlapping_execution"]
-    ax.set_title(f"{len(chosen)} batches from the middle of the run"
-                 + (f"  (copy-ins overlapping an execution: {100 * share:.0f}% of {s['events']['h2d']})"
-                    if share is not None else ""), fontsize=10, loc="left")
+    ax.set_title(f"{len(chosen)} consecutive batches: the steadiest stretch of the run", fontsize=10, loc="left")
+    if share is not None:
+        fig.text(0.985, 0.955, f"whole run: {s['events']['h2d']} batches, copy-ins overlapping an execution "
+                 f"{100 * share:.0f}%", ha="right", fontsize=10)
 
     latency = sorted(_latencies_ms(events))
     if latency:
