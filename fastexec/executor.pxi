@@ -85,7 +85,7 @@ cdef class Executor:
             raise ValueError(f"Executor: depth must be 1..64 (got {depth!r})")
         if instances < 1 or instances > 64:
             raise ValueError(f"Executor: instances must be 1..64 (got {instances})")
-        _trace_keep(trace, "Executor", allow_zero=True)
+        _trace_keep(trace, "Executor(trace=...)", allow_zero=True)
         if config is not None:
             if config.handle == NULL:
                 raise ClosedError("Executor: the ExecConfig is closed")

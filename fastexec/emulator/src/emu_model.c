@@ -826,8 +826,12 @@ EMU_API aclError aclmdlExecute(uint32_t modelId, const aclmdlDataset *input, acl
     uint64_t launch = emu_profile.fast ? 0 : (uint64_t)(emu_profile.launch_us * 1e3);
     emu_engine_slot slot;
     emu_engine_begin(&slot, e, emu_now_ns() + launch, emu_exec_duration_ns(m, a.batch));
-    emu_context *ctx = emu_current_context();
-    run_kernel(m, a.batch, a.in, a.out, ctx && ctx->default_stream ? ctx->default_stream->id : 0, 0);
+    uint32_t stream_id = 0;       /* for a dump's file names: the context's default stream */
+    if (m->dump_dir) {
+        emu_context *ctx = emu_current_context();
+        if (ctx && ctx->default_stream) stream_id = ctx->default_stream->id;
+    }
+    run_kernel(m, a.batch, a.in, a.out, stream_id, 0);
     emu_engine_end(&slot, 0);
     pthread_mutex_lock(&model_mu);
     m->inflight--;
