@@ -13,7 +13,7 @@ from .errors import (AclError, AclFunctionNotFoundError, AclInvalidParamError, A
                      InUseError, Interrupted, WaitTimeout)
 
 _CORE_NAMES = ("Device", "DeviceBuffer", "Event", "ExecConfig", "Executor", "Model", "PinnedBuffer", "Stream",
-               "TensorSpec", "backend_info")
+               "TensorSpec", "acl_config", "backend_info", "init")
 
 __all__ = ["AclError", "AclFunctionNotFoundError", "AclInvalidParamError", "AclLibraryNotFoundError", "AclMemoryError",
            "AclNotAvailableError", "AclTimeoutError", "BatchError", "ClosedError", "FastexecError", "InUseError",

@@ -2,7 +2,8 @@
 # fastexec._core on first use; tests/test_stubs.py checks both lists against the package).
 from ._core import (Device as Device, DeviceBuffer as DeviceBuffer, Event as Event, ExecConfig as ExecConfig,
                     Executor as Executor, Model as Model, PinnedBuffer as PinnedBuffer, Stream as Stream,
-                    TensorSpec as TensorSpec, backend_info as backend_info)
+                    TensorSpec as TensorSpec, acl_config as acl_config, backend_info as backend_info,
+                    init as init)
 from .baseline import naive_run as naive_run
 from .errors import (AclError as AclError, AclFunctionNotFoundError as AclFunctionNotFoundError,
                      AclInvalidParamError as AclInvalidParamError, AclLibraryNotFoundError as AclLibraryNotFoundError,

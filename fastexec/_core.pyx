@@ -8,6 +8,7 @@ owner and one copy:
 - ``_acl/loader.pxi``: finds the ACL library, resolves the table, ``backend_info()``;
 - ``runtime.pxi``: Device, Stream, Event, DeviceBuffer, PinnedBuffer, Model, ExecConfig;
 - ``stats.pxi``: the executor's figures;
+- ``trace.pxi``: the pipeline's trace (per-batch device and host times, a bounded ring);
 - ``pipeline.pxi``: the pipeline core, nogil over the C state of ``_pipeline.pxd``;
 - ``executor.pxi``: the Executor, its Python front ends over the core;
 - ``capi.pxi``: the C API over the same core (include/fastexec/fastexec.h), as the capsule ``_C_API``.
@@ -17,6 +18,7 @@ include "_acl/errors.pxi"
 include "_acl/loader.pxi"
 include "runtime.pxi"
 include "stats.pxi"
+include "trace.pxi"
 include "pipeline.pxi"
 include "executor.pxi"
 include "capi.pxi"

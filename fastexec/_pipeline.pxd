@@ -102,6 +102,14 @@ cdef struct Slot:
     double t_queued                 # when it was queued (monotonic s)
     double deadline                 # t_queued + the exec-config timeout, or 0
     Status status
+    # host times of its batch for the trace (monotonic s; 0: not measured)
+    double t_reserved
+    double t_stage0                 # pl_stage's copy into the pinned inputs
+    double t_stage1
+    double t_enqueue0               # pl_enqueue
+    double t_held                   # pl_wait handed it to its consumer
+    long submit_tid                 # the thread that queued it
+    int64_t trace_at                # its record in the trace ring, or -1
 
 
 # Which stream each stage runs on. A stage on another stream than the one before it waits for
@@ -174,6 +182,54 @@ cdef struct Pipeline:
     int in_flight                   # slots QUEUED
     int closing                     # no new batches
     Stats* stats
+    Trace* trace                    # NULL: never traced (fastexec/trace.pxi)
+
+
+# The trace (fastexec/trace.pxi): per batch, its device stage times (from its events' timestamps)
+# and its host spans, in a ring of the last `capacity` batches; plus pipeline-level host spans.
+cdef enum:
+    SPAN_STAGE = 0                  # host spans of a batch: start at 2k, end at 2k + 1
+    SPAN_ENQUEUE = 1
+    SPAN_WAIT = 2                   # a consumer blocked until the device finished it
+    SPAN_COLLECT = 3                # its consumer held the slot (reading the outputs)
+    N_SPANS = 4
+    TRACE_MAX = 1 << 20             # batches a ring may keep
+    TRACE_SPANS = 256               # pipeline-level spans kept
+    PSPAN_DRAIN = 0                 # pipeline-level spans: waiting for the device to empty
+    PSPAN_STOP_DRAIN = 1            # after an interrupt or a timeout
+
+
+cdef struct TraceRecord:
+    int64_t ticket
+    int instance
+    int slot
+    uint64_t rows
+    int failed
+    long submit_tid                 # host threads (kernel thread ids)
+    long collect_tid
+    double host[2 * N_SPANS]        # monotonic s; 0: none
+    uint64_t dev_us[2 * N_STAGES]   # device clock (aclrtEventGetTimestamp, us); 0: none
+
+
+cdef struct TraceSpan:
+    int kind
+    long tid
+    double t0
+    double t1
+
+
+cdef struct Trace:
+    bint on
+    int capacity
+    int64_t head                    # records pushed since the ring was started
+    int64_t tail                    # first record not yet taken (take_trace)
+    double origin                   # monotonic s when tracing started
+    double offset_s                 # host s = device us x 1e-6 + offset_s (measured at start)
+    double offset_err_s             # half the width of the bracket it was measured in
+    TraceRecord* recs
+    int64_t span_head
+    int64_t span_tail
+    TraceSpan spans[TRACE_SPANS]
 
 
 # One caller's wait: how long, and whether to run signal handlers between slices.

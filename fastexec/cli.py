@@ -139,6 +139,15 @@ def build_parser() -> argparse.ArgumentParser:
                                                   "the summary then goes to stderr")
     b.add_argument("--export-times", metavar="FILE",
                    help="write every measured batch's raw times (ms) as CSV")
+    b.add_argument("--trace", metavar="FILE",
+                   help="write every measured batch's timeline (device stages per stream, host steps) as Chrome "
+                        "trace event JSON, for Perfetto or chrome://tracing (docs/executor.md)")
+    b.add_argument("--plot", metavar="FILE.png",
+                   help="draw the stage occupancy of a window of measured batches and a latency histogram as a "
+                        "PNG (needs matplotlib: pip install fastexec[plot])")
+    b.add_argument("--plot-batches", type=_positive_int, default=16, metavar="N",
+                   help="batches in the --plot window: the N consecutive ones that took the least time (default: 16)")
+    _acl_json_option(b)
     b.add_argument("--no-progress", action="store_true", help="no progress bar")
 
     inf = sub.add_parser("info", help="the ACL runtime in use: backend, library, SoC, devices, memory",
@@ -170,8 +179,18 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--instances", type=_positive_int, default=1, help="model instances (default: 1)")
     r.add_argument("--mode", choices=["overlap", "serial"], default="overlap", help="pipeline mode (default: overlap)")
     r.add_argument("--device", type=_nonnegative_int, default=0, help="device id (default: 0)")
+    r.add_argument("--trace", metavar="FILE",
+                   help="write every batch's timeline as Chrome trace event JSON (docs/executor.md)")
+    _acl_json_option(r)
     r.add_argument("--no-progress", action="store_true", help="no progress bar")
     return parser
+
+
+def _acl_json_option(p):
+    p.add_argument("--acl-json", metavar="PATH",
+                   help="the acl.json aclInit reads (dump, profiler, ... sections), like FASTEXEC_ACL_CONFIG; "
+                        "aclInit runs once per process (docs/executor.md, \"ACL configuration\")")
+
 
 
 MANIFEST = "fastexec-run.json"
@@ -275,11 +294,18 @@ def bench(args) -> int:
 
     import fastexec
 
-    for path, what in ((args.json, "--json"), (args.export_times, "--export-times")):
+    for path, what in ((args.json, "--json"), (args.export_times, "--export-times"), (args.trace, "--trace"),
+                       (args.plot, "--plot")):
         if path is not None:
             _check_writable(path, what)
-    if args.export_times == "-":
-        raise UsageError("--export-times: a file name is needed ('-' is for --json)")
+    for path, what in ((args.export_times, "--export-times"), (args.trace, "--trace"), (args.plot, "--plot")):
+        if path == "-":
+            raise UsageError(f"{what}: a file name is needed ('-' is for --json)")
+    if args.plot is not None:
+        from . import plot
+
+        plot.require()                    # before any work: a clear message if matplotlib is missing
+    _init_acl(args)
     out = sys.stderr if args.json == "-" else sys.stdout
     started = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
     path = _resolve_model(args.model)
@@ -358,6 +384,10 @@ def _measure(ex, np, args, batches, duration, emu) -> dict:
     ex.reset_stats()
     if times_file is not None:
         ex.record_times(True)
+    traced = args.trace is not None or args.plot is not None
+    pieces = []
+    if traced:
+        ex.start_trace(TRACE_RING)
     overruns0 = emu.counters()["overruns"] if emu is not None else None
     bar = _progress(args, None if duration is not None else batches)
     done = 0
@@ -383,6 +413,8 @@ def _measure(ex, np, args, batches, duration, emu) -> dict:
             marks.append((time.perf_counter() - t0, done))
             if times_file is not None:
                 exported, dropped = _export(ex, times_file, exported, dropped)
+            if traced:
+                pieces.append(ex.trace_records(clear=True))
             if bar is not None:
                 bar.update(n)
     except KeyboardInterrupt:
@@ -394,6 +426,11 @@ def _measure(ex, np, args, batches, duration, emu) -> dict:
     if times_file is not None:
         exported, dropped = _export(ex, times_file, exported, dropped)
         times_file.close()
+    trace_facts = None
+    if traced:
+        ex.stop_trace()
+        pieces.append(ex.trace_records(clear=True))
+        trace_facts = _write_trace(args, pieces, st)
     wall = st["wall_s"]
     b = st["bound"]
     return {
@@ -412,7 +449,32 @@ def _measure(ex, np, args, batches, duration, emu) -> dict:
         "emulator_overruns": emu.counters()["overruns"] - overruns0 if emu is not None else None,
         "export_times": ({"path": os.path.abspath(args.export_times), "batches": exported, "dropped": dropped}
                          if args.export_times else None),
+        "trace": trace_facts,
     }
+
+
+TRACE_RING = 4096                   # batches the executor keeps between two drains (one chunk each)
+RUN_TRACE_RING = 1 << 20            # `run` reads the trace once, at the end: the most the core keeps
+
+
+def _write_trace(args, pieces, st) -> dict:
+    """Write --trace and --plot from the drained trace records; the facts for the results."""
+    from . import tracing
+
+    records = tracing.merge(pieces)
+    trace = tracing.chrome_trace(records)
+    facts = tracing.summary(trace)
+    facts["batches"] = int(len(records["ticket"]))
+    facts["dropped"] = records["dropped"]
+    if args.trace is not None:
+        facts["events_written"] = tracing.write(args.trace, trace)
+        facts["path"] = os.path.abspath(args.trace)
+    if getattr(args, "plot", None) is not None:
+        from . import plot
+
+        plot.timeline_png(trace, args.plot, batches=args.plot_batches, title=os.path.basename(args.model))
+        facts["plot"] = os.path.abspath(args.plot)
+    return facts
 
 
 TIMES_COLUMNS = ("h2d", "execute", "d2h", "end_to_end", "host_staging", "host_enqueue")
@@ -554,6 +616,13 @@ def _print_summary(r: dict, out=sys.stdout) -> None:
             row = r["latency_ms"][name]
             p(f"{name:<14}" + "".join(f"{row[k]:>10.4f}" for k in cols))
     p(f"stability  {r['stability']['verdict']}")
+    tr = r.get("trace")
+    if tr:
+        where = [x for x in (tr.get("path"), tr.get("plot")) if x]
+        share = tr["copy_ins_overlapping_execution"]
+        p(f"trace      {tr['batches']} batches ({', '.join(f'{n} {k}' for k, n in tr['events'].items())})"
+          + (f"; copy-ins overlapping an execution {100 * share:.1f}%" if share is not None else "")
+          + (f"; written to {', '.join(where)}" if where else ""))
     naive = r.get("compare", {}).get("naive")
     if naive:
         p(f"naive loop {naive['samples_per_s']:.1f} samples/s over {naive['batches']} batches; "
@@ -680,7 +749,10 @@ def run_files(args) -> int:
 
     from . import batchfiles
 
+    if args.trace is not None:
+        _check_writable(args.trace, "--trace")
     batchfiles.prepare_output(args.output, args.force, MANIFEST)      # before any work
+    _init_acl(args)
     path = _resolve_model(args.model)
     with fastexec.Device(args.device) as device, fastexec.Model(path, device=device) as model:
         units = batchfiles.plan(model.inputs, args.input, args.limit)      # all checks before device work
@@ -698,9 +770,13 @@ def run_files(args) -> int:
         bar = _progress(args, samples, unit="sample")
         t0 = time.perf_counter()
         try:
-            with fastexec.Executor(model, depth=args.depth, instances=args.instances, mode=args.mode) as ex:
+            with fastexec.Executor(model, depth=args.depth, instances=args.instances, mode=args.mode,
+                                   trace=RUN_TRACE_RING if args.trace is not None else 0) as ex:
                 counts = batchfiles.run(ex, units, model.inputs, out_dirs, bar)
                 st = ex.stats()
+                if args.trace is not None:
+                    ex.stop_trace()
+                    trace_facts = _write_trace(args, [ex.trace_records()], st)
         finally:
             if bar is not None:
                 bar.close()
@@ -718,10 +794,24 @@ def run_files(args) -> int:
         pipeline += f"; too few batches (under {SHORT_RUN_BATCHES}) to compare with its bound"
     print(f"throughput  {counts['samples'] / wall:.1f} samples/s, {counts['files_in'] / wall:.1f} files/s ({pipeline})")
     print(f"wrote       {counts['files_out']} file(s) under {os.path.abspath(args.output)} (listed in {MANIFEST})")
+    if args.trace is not None:
+        print(f"trace       {trace_facts['batches']} batches written to {trace_facts['path']}")
     for stem, error in counts["failed"]:
         print(f"fastexec run: error: {stem}: not written, its batch failed: {_message(error)}", file=sys.stderr)
     return 1 if counts["failed"] else 0
 
 
+def _init_acl(args) -> None:
+    """--acl-json: the process's aclInit configuration, before anything initialises ACL."""
+    if getattr(args, "acl_json", None) is None:
+        return
+    if not os.path.isfile(args.acl_json):
+        raise UsageError(f"--acl-json {args.acl_json}: no such file")
+    import fastexec
+
+    fastexec.init(acl_config=args.acl_json)
+
+
 if __name__ == "__main__":
     sys.exit(main())
+

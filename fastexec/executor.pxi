@@ -65,6 +65,7 @@ cdef class Executor:
     for a single-input model; axis 0 is the batch axis. All of them may be used at once, from
     any threads. Waits are interruptible (Ctrl-C raises :class:`fastexec.Interrupted`) and take
     ``timeout=``. While the executor is open, its Device and Models refuse to close.
+    `trace`: keep the timeline of the last `trace` batches from the start (see start_trace()).
     """
 
     def __cinit__(self):
@@ -75,7 +76,7 @@ cdef class Executor:
         self.owns_models = []
         self.done = {}
 
-    def __init__(self, model, depth=None, ExecConfig config=None, int instances=1, str mode="overlap"):
+    def __init__(self, model, depth=None, ExecConfig config=None, int instances=1, str mode="overlap", trace=0):
         if mode not in MODES:
             raise ValueError(f"Executor: mode must be one of {', '.join(MODES)} (got {mode!r})")
         if depth is None:
@@ -84,6 +85,7 @@ cdef class Executor:
             raise ValueError(f"Executor: depth must be 1..64 (got {depth!r})")
         if instances < 1 or instances > 64:
             raise ValueError(f"Executor: instances must be 1..64 (got {instances})")
+        _trace_keep(trace, "Executor(trace=...)", allow_zero=True)
         if config is not None:
             if config.handle == NULL:
                 raise ClosedError("Executor: the ExecConfig is closed")
@@ -112,6 +114,8 @@ cdef class Executor:
             self._build(first)
             self.is_open = True
             self._warm_up()
+            if trace:
+                self.start_trace(trace)
         except BaseException:
             self.is_open = False
             self._teardown()
@@ -684,6 +688,56 @@ cdef class Executor:
             free(snap)
         return out
 
+    # ------------------------------------------------------------ the trace (trace.pxi)
+
+    def start_trace(self, keep=4096):
+        """Record, for every batch that completes from now on, whatever front end queued it,
+        each stage's start and end on the device (from the timestamps of the events the pipeline
+        records anyway) and its host spans (staging, enqueue, the consumer's wait, collection),
+        plus the pipeline's drains, keeping the last `keep` batches (1..1048576). Starting again
+        empties the ring. Costs, per batch, one device-clock read per event and a few host
+        clock reads; nothing at all when tracing is off. Needs aclrtEventGetTimestamp."""
+        self._usable()
+        keep = _trace_keep(keep, "start_trace()")
+        trace_start(self.p, keep)
+
+    def stop_trace(self):
+        """Stop recording; the batches kept stay readable with trace()."""
+        self._check_process()
+        if self.p != NULL:
+            with nogil:
+                trace_stop(self.p)
+
+    def trace_records(self, clear=False):
+        """The kept batches (oldest first, the last `keep` since start_trace()) as numpy arrays:
+        ticket, instance, slot, rows, failed, submit_thread, collect_thread (kernel thread ids),
+        host_s (n x 8: stage, enqueue, wait, collect start/end, monotonic seconds, 0 = none),
+        device_us (n x 6: h2d, execute, d2h start/end on the device clock), plus `spans` (the
+        pipeline's drains), `dropped` (batches overwritten unread) and the clock facts.
+        `clear`: what is returned now is not returned again (for draining a long run).
+        None if tracing was never started. Readable after close()."""
+        self._check_process()
+        if self.p == NULL:
+            return None
+        return _trace_with_plan(trace_export(self.p, bool(clear)), self.p, self.depth)
+
+    def trace(self, clear=False):
+        """The kept batches as a Chrome trace event dict (``traceEvents``; open the JSON in
+        Perfetto or chrome://tracing): one track per stream, one per host thread; complete
+        events named "h2d 17", "execute 17", "d2h 17", "stage 17", ... (17: the batch's
+        ticket) with ts/dur in us on the host's monotonic clock, from the start of tracing.
+        See docs/executor.md ("Traces")."""
+        from fastexec import tracing
+        records = self.trace_records(clear)
+        if records is None:
+            raise FastexecError("trace(): tracing was never started (start_trace(), or Executor(trace=N))")
+        return tracing.chrome_trace(records)
+
+    def write_trace(self, path, clear=False):
+        """Write trace() as JSON to `path`; returns the number of events written."""
+        from fastexec import tracing
+        return tracing.write(path, self.trace(clear))
+
     def close(self, timeout=None):
         """Stop taking batches, wait for the ones on the device (and for the C API and other
         threads to give back what they hold), then free everything. Idempotent, and safe to call
@@ -923,6 +977,7 @@ cdef void run_drain(Pipeline* p, RunJob* j, double deadline) noexcept nogil:
     device (their slots retire when it is done), never freed under it."""
     cdef Waiter w
     cdef intptr_t owner = <intptr_t>j
+    cdef double t0 = fx_now()
     waiter_init(&w, -1, False)
     w.deadline = deadline if deadline > 0 else fx_now()
     while j.count:
@@ -933,6 +988,9 @@ cdef void run_drain(Pipeline* p, RunJob* j, double deadline) noexcept nogil:
         pl_disown(p, j.ring_ticket[j.head], owner)
         j.head = (j.head + 1) % p.window
         j.count -= 1
+    pthread_mutex_lock(&p.mu)
+    trace_span(p, PSPAN_STOP_DRAIN, t0, fx_now())
+    pthread_mutex_unlock(&p.mu)
 
 
 cdef int _alloc_io(IOBuf* io, size_t nbytes) except -1:
@@ -943,3 +1001,22 @@ cdef int _alloc_io(IOBuf* io, size_t nbytes) except -1:
     if io.buf == NULL:
         raise AclError(500000, "aclCreateDataBuffer", "the runtime returned no data buffer")
     return 0
+
+
+cdef object _trace_with_plan(object records, Pipeline* p, int depth):
+    """The export plus what the stream layout needs: which stream each stage ran on."""
+    if records is None:
+        return None
+    records["streams_per_instance"] = p.plan.n_streams
+    records["stream_of_stage"] = [p.plan.stream_of[i] for i in range(N_STAGES)]
+    records["instances"] = p.n_inst
+    records["depth"] = depth
+    return records
+
+
+def _trace_keep(keep, what, allow_zero=False):
+    """A valid ring size (batches) or ValueError naming the argument."""
+    low = 0 if allow_zero else 1
+    if isinstance(keep, bool) or not isinstance(keep, int) or not low <= keep <= TRACE_MAX:
+        raise ValueError(f"{what}: the batches to keep must be an int in {low}..{TRACE_MAX} (got {keep!r})")
+    return keep

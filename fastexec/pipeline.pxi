@@ -356,6 +356,10 @@ cdef int pl_reserve(Pipeline* p, intptr_t owner, bint try_only, Waiter* w, int64
             s.reserver = fx_thread_id()
             s.rows = 0
             s.t_stage = 0
+            s.t_stage0 = 0
+            s.t_held = 0
+            s.trace_at = -1
+            s.t_reserved = fx_now() if trace_on(p) else 0
             status_clear(&s.status)
             p.next_ticket = k + 1
             ticket[0] = k
@@ -404,7 +408,9 @@ cdef void pl_stage(Pipeline* p, Slot* s, const char** src, uint64_t rows) noexce
         if n < s.ins[i].nbytes:
             memset(<char*>s.ins[i].host + n, 0, s.ins[i].nbytes - n)
     s.rows = rows
-    s.t_stage = fx_now() - t0
+    s.t_stage1 = fx_now()
+    s.t_stage0 = t0
+    s.t_stage = s.t_stage1 - t0
 
 
 cdef aclError _queue_stage(Pipeline* p, Inst* inst, Slot* s, int stage, aclrtStream st, const char** api) noexcept nogil:
@@ -481,6 +487,9 @@ cdef int pl_enqueue(Pipeline* p, int64_t k, Status* err) noexcept nogil:
         s.recorded = True
         s.t_enqueue = now - t0
         s.t_queued = now
+        s.t_enqueue0 = t0
+        if trace_on(p):
+            s.submit_tid = fx_gettid()
         s.deadline = now + p.batch_timeout if p.batch_timeout > 0 else 0
         s.state = SLOT_QUEUED
         _device_started(p, now)
@@ -569,8 +578,10 @@ cdef int pl_wait(Pipeline* p, int64_t k, intptr_t owner, Waiter* w) noexcept nog
     cdef int r
     cdef aclError rc
     cdef const char* api
-    cdef double deadline
+    cdef double deadline, wait0 = 0, wait1 = 0
     cdef float ms[N_STAGES]
+    cdef uint64_t dev_us[2 * N_STAGES]
+    cdef bint tracing
     pthread_mutex_lock(&p.mu)
     while True:
         if p.insts == NULL:
@@ -583,6 +594,8 @@ cdef int pl_wait(Pipeline* p, int64_t k, intptr_t owner, Waiter* w) noexcept nog
             break
         if s.state == SLOT_DONE or s.state == SLOT_FAILED:
             s.state = SLOT_HELD
+            if trace_on(p):
+                s.t_held = fx_now()
             r = PL_OK
             break
         if s.state == SLOT_HELD:
@@ -598,19 +611,28 @@ cdef int pl_wait(Pipeline* p, int64_t k, intptr_t owner, Waiter* w) noexcept nog
         if w.deadline != 0 and (deadline == 0 or w.deadline < deadline):
             deadline = w.deadline
         s.waiters += 1
+        tracing = trace_on(p)
         pthread_mutex_unlock(&p.mu)
         api = "aclrtSynchronizeEvent"
+        if tracing:
+            wait0 = fx_now()
         r = _wait_device(p, s, k, deadline, w, &rc)
+        if tracing:
+            wait1 = fx_now()
         if r == PL_OK and rc == ACL_SUCCESS:
             rc = _stage_errors(p, s, &api)
             if rc == ACL_SUCCESS:
                 _record_times(p, s, ms)
+                if tracing:
+                    trace_device_times(p, s, dev_us)
         pthread_mutex_lock(&p.mu)
         s.waiters -= 1
         if s.state != SLOT_QUEUED or s.ticket != k:
             continue                   # another waiter finished it (or timed it out) meanwhile
         if r == PL_OK:
             _finish(p, s, rc, api, ms)
+            if trace_on(p):
+                trace_push(p, s, rc != ACL_SUCCESS, dev_us if tracing and rc == ACL_SUCCESS else NULL, wait0, wait1)
         elif r == PL_EXPIRED and s.deadline != 0 and fx_now() >= s.deadline:
             _time_out(p, s, k)
         else:
@@ -627,6 +649,7 @@ cdef int pl_release_ticket(Pipeline* p, int64_t k, intptr_t owner) noexcept nogi
     if p.insts != NULL:
         s = pl_slot(p, k)
         if s.ticket == k and s.owner == owner and s.state == SLOT_HELD:
+            trace_collected(p, s)
             _disown_locked(s)
             _changed(p)
             r = PL_OK
@@ -679,6 +702,7 @@ cdef int pl_drain(Pipeline* p, unsigned long self_thread, Waiter* w) noexcept no
     cdef int i, j, r = PL_OK
     cdef bint all_free
     cdef Slot* s
+    cdef double t0 = fx_now()
     pthread_mutex_lock(&p.mu)
     p.closing = True
     _changed(p)
@@ -706,6 +730,7 @@ cdef int pl_drain(Pipeline* p, unsigned long self_thread, Waiter* w) noexcept no
         r = _cond_wait(p, w)
         if r:
             break
+    trace_span(p, PSPAN_DRAIN, t0, fx_now())
     pthread_mutex_unlock(&p.mu)
     return r
 
@@ -820,5 +845,6 @@ cdef void pl_destroy(Pipeline* p) noexcept nogil:
             free(p.insts[i].slots)
         free(p.insts)
     fx_sync_destroy(&p.mu, &p.changed)
+    trace_free(p.trace)
     free(p.stats)
     free(p)

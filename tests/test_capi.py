@@ -214,3 +214,22 @@ def test_abi_snapshot_changes_only_with_a_version_bump():
 
 def test_get_include_holds_the_header():
     assert HEADER.is_file() and (Path(fastexec.get_include()) / "acl" / "acl.h").is_file()
+
+
+def test_c_batches_feed_the_trace(fxpipe, probe, device):
+    """Batches queued from native threads (and by the zero-copy path) are in the executor's trace,
+    with device and host spans, like Python's."""
+    import threading
+
+    with fastexec.Model(emulator.sample_model("balanced"), device=device) as model, \
+            fastexec.Executor(model, trace=64) as ex:
+        n = ex.batch_size * 6
+        inputs = data(ex, n)
+        outputs = [np.zeros((n,) + tuple(s.shape[1:]), s.dtype) for s in ex.outputs]
+        assert fxpipe.run(ex, inputs, outputs, n, threads=2) == 6
+        probe.zero_copy(ex, [a[:ex.batch_size].tobytes() for a in inputs], ex.batch_size)
+        rec = ex.trace_records()
+        assert ex.stats()["batches"] == len(rec["ticket"]) == 7
+    assert (rec["device_us"] > 0).all() and not rec["failed"].any()
+    assert (rec["host_s"][:, 3] >= rec["host_s"][:, 2]).all() and (rec["host_s"][:, 2] > 0).all()
+    assert threading.get_native_id() not in set(rec["submit_thread"][:6].tolist())   # queued by the C threads

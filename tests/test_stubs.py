@@ -67,7 +67,7 @@ def test_stubs_name_every_public_class_and_function():
             and getattr(_core, n).__module__ == "fastexec._core"}
     assert real <= set(stubbed), real - set(stubbed)
     functions = {n.name for n in STUB.body if isinstance(n, ast.FunctionDef)}
-    assert functions == {"backend_info"}
+    assert functions == {"acl_config", "backend_info", "init"}
     for name in set(fastexec._CORE_NAMES):
         assert name in stubbed or name in functions, name
 

@@ -36,6 +36,10 @@ static aclError stub_aclmdlSetExecConfigOpt(aclmdlExecConfigHandle *h, aclmdlExe
     return FX_ACL_SYMBOL_MISSING;
 }
 static aclError stub_aclmdlDestroyExecConfigHandle(const aclmdlExecConfigHandle *h) { (void)h; return FX_ACL_SYMBOL_MISSING; }
+static aclError stub_aclrtEventGetTimestamp(aclrtEvent e, uint64_t *t) { (void)e; (void)t; return FX_ACL_SYMBOL_MISSING; }
+static aclError stub_aclmdlInitDump(void) { return FX_ACL_SYMBOL_MISSING; }
+static aclError stub_aclmdlSetDump(const char *p) { (void)p; return FX_ACL_SYMBOL_MISSING; }
+static aclError stub_aclmdlFinalizeDump(void) { return FX_ACL_SYMBOL_MISSING; }
 
 static void *find(void *const *handles, int n, const char *name)
 {

@@ -43,7 +43,8 @@
     X(aclrtGetSocName) X(aclrtSynchronizeStreamWithTimeout) X(aclrtSynchronizeEventWithTimeout)                \
     X(aclrtCreateStreamWithConfig) X(aclrtMallocAlign32) X(aclrtHostRegister) X(aclrtHostUnregister)           \
     X(aclrtLaunchHostFunc) X(aclmdlQuerySize) X(aclmdlExecuteV2) X(aclmdlExecuteAsyncV2)                       \
-    X(aclmdlCreateExecConfigHandle) X(aclmdlSetExecConfigOpt) X(aclmdlDestroyExecConfigHandle)
+    X(aclmdlCreateExecConfigHandle) X(aclmdlSetExecConfigOpt) X(aclmdlDestroyExecConfigHandle)                  \
+    X(aclrtEventGetTimestamp) X(aclmdlInitDump) X(aclmdlSetDump) X(aclmdlFinalizeDump)
 
 #define FX_ACL_FIELD(name) __typeof__(&name) name;
 typedef struct {

@@ -63,6 +63,7 @@ cdef extern from "acl_api.h" nogil:
     aclError aclrtSynchronizeEventWithTimeout "fx_acl.aclrtSynchronizeEventWithTimeout"(aclrtEvent event, int32_t timeout)
     aclError aclrtQueryEventStatus "fx_acl.aclrtQueryEventStatus"(aclrtEvent event, aclrtEventRecordedStatus* status)
     aclError aclrtEventElapsedTime "fx_acl.aclrtEventElapsedTime"(float* ms, aclrtEvent startEvent, aclrtEvent endEvent)
+    aclError aclrtEventGetTimestamp "fx_acl.aclrtEventGetTimestamp"(aclrtEvent event, uint64_t* timestamp)
     aclError aclrtLaunchHostFunc "fx_acl.aclrtLaunchHostFunc"(aclrtStream stream, aclrtHostFunc fn, void* args)
 
     aclError aclrtMalloc "fx_acl.aclrtMalloc"(void** devPtr, size_t size, aclrtMemMallocPolicy policy)

@@ -137,18 +137,61 @@ cpdef ensure_loaded():
             _loaded = True
 
 
+_acl_config = None           # the acl.json given to init(), before aclInit ran
+_acl_config_used = None      # what aclInit was given (an absolute path, or None)
+
+
+def _config_path(path):
+    return None if path is None else os.path.abspath(os.fspath(path))
+
+
 cpdef ensure_initialized():
-    """ensure_loaded() plus aclInit (once per process; never finalized while the process lives)."""
-    global _initialized
+    """ensure_loaded() plus aclInit (once per process; never finalized while the process lives),
+    with the configuration of init(acl_config=...), else of $FASTEXEC_ACL_CONFIG, else none."""
+    global _initialized, _acl_config_used
     if _initialized:
         return
     ensure_loaded()
+    cdef bytes raw
     with _load_lock:
         if not _initialized:
-            rc = aclInit(NULL)
+            path = _acl_config if _acl_config is not None else _config_path(os.environ.get("FASTEXEC_ACL_CONFIG") or None)
+            if path is not None:
+                raw = os.fsencode(path)
+                rc = aclInit(raw)
+            else:
+                rc = aclInit(NULL)
             if rc != ACL_SUCCESS and rc != ACL_ERROR_REPEAT_INITIALIZE:
                 check(rc, "aclInit")
+            _acl_config_used = path
             _initialized = True
+
+
+def init(acl_config=None):
+    """Initialise ACL now (it otherwise happens on first use), reading `acl_config`, the path of
+    an acl.json (its "dump", "profiler", ... sections; None: none, or $FASTEXEC_ACL_CONFIG).
+    aclInit runs once per process, so the configuration is the process's: calling init() again
+    with the configuration in force does nothing, with another one raises FastexecError."""
+    global _acl_config
+    wanted = _config_path(acl_config)
+    if wanted is not None and not os.path.isfile(wanted):
+        raise FileNotFoundError(f"init(): acl_config {acl_config!r} is not a file")
+    with _load_lock:
+        if _initialized:
+            if acl_config is not None and wanted != _acl_config_used:
+                used = f"with {_acl_config_used}" if _acl_config_used else "without a configuration"
+                raise FastexecError(f"init(): ACL is already initialised {used} (aclInit runs once per process); "
+                                    f"acl_config={acl_config!r} cannot take effect. Pass it (or set FASTEXEC_ACL_CONFIG) "
+                                    "before anything uses the device")
+            return
+        if acl_config is not None:
+            _acl_config = wanted
+    ensure_initialized()
+
+
+def acl_config():
+    """The acl.json aclInit was given in this process (an absolute path), or None."""
+    return _acl_config_used
 
 
 cdef bint symbol_available(const char* name) noexcept:

@@ -326,6 +326,21 @@ aclError emu_config_load(const char *path);
  * until aclFinalize; callers outside aclInit/aclFinalize hold emu_global_mu. */
 const emu_json *emu_config_section(const char *name);
 void emu_config_clear(void);
+/* Read and parse a JSON file (an empty file: an empty object) into *out, or fail naming `api`. */
+aclError emu_json_read_file(const char *path, emu_json **out, const char *api);
+
+/* ---------------------------------------------------------------- dump, profiler (emu_dump.c) */
+/* aclInit's "dump" and "profiler" sections (either may be absent): checked and switched on. */
+aclError emu_dump_profiler_from_config(const emu_json *config);
+void emu_dump_profiler_finalize(void);
+/* A model being loaded: its dump folder (malloc'ed) and mode when dump_list names it, else NULL. */
+char *emu_dump_dir_for(const char *model_name, const char *file_stem, int device_id, uint32_t model_id, int *mode);
+/* Dump one execution's inputs (phase_outputs 0) or outputs (1) as .npy files, if `mode` wants them. */
+void emu_dump_tensors(const char *base, uint64_t index, int mode, int phase_outputs, const emu_model_def *def, uint64_t batch,
+                      void *const *tensors, uint32_t stream_id, uint64_t task_id);
+int emu_profiler_on(void);
+/* A stream task's modelled interval on the device clock, for the profiler timeline. */
+void emu_profiler_task(const emu_stream *s, const char *name, const char *cat, uint64_t start_ns, uint64_t end_ns);
 
 /* ---------------------------------------------------------------- models */
 void emu_exec_task_run(emu_stream *s, emu_task *t);

@@ -325,11 +325,11 @@ const emu_json *emu_json_get(const emu_json *object, const char *key)
 
 static emu_json *config;   /* guarded by emu_global_mu (aclInit / aclFinalize hold it) */
 
-aclError emu_config_load(const char *path)
+aclError emu_json_read_file(const char *path, emu_json **out, const char *api)
 {
-    if (!path || !*path) return ACL_SUCCESS;
+    *out = NULL;
     FILE *f = fopen(path, "rb");
-    if (!f) return emu_fail(ACL_ERROR_INVALID_FILE, "aclInit: cannot open config file '%s': %s", path, strerror(errno));
+    if (!f) return emu_fail(ACL_ERROR_INVALID_FILE, "%s: cannot open config file '%s': %s", api, path, strerror(errno));
     size_t cap = 4096, n = 0, got;
     char *buf = malloc(cap);
     while ((got = fread(buf + n, 1, cap - n, f)) > 0) {
@@ -338,7 +338,7 @@ aclError emu_config_load(const char *path)
             if (cap >= ((size_t)16 << 20)) {
                 free(buf);
                 fclose(f);
-                return emu_fail(ACL_ERROR_INVALID_FILE_SIZE, "aclInit: config file '%s' is larger than 16 MiB", path);
+                return emu_fail(ACL_ERROR_INVALID_FILE_SIZE, "%s: config file '%s' is larger than 16 MiB", api, path);
             }
             cap *= 2;
             buf = realloc(buf, cap);
@@ -348,19 +348,36 @@ aclError emu_config_load(const char *path)
     fclose(f);
     if (bad) {
         free(buf);
-        return emu_fail(ACL_ERROR_INVALID_FILE, "aclInit: cannot read config file '%s'", path);
+        return emu_fail(ACL_ERROR_INVALID_FILE, "%s: cannot read config file '%s'", api, path);
     }
     if (n == 0) {   /* an empty file is accepted, as by the runtime */
         free(buf);
+        *out = calloc(1, sizeof **out);
+        (*out)->kind = EMU_JSON_OBJECT;
         return ACL_SUCCESS;
     }
     char err[256];
     emu_json *v = emu_json_parse(buf, n, err, sizeof err);
     free(buf);
-    if (!v) return emu_fail(ACL_ERROR_PARSE_FILE, "aclInit: config file '%s' is not valid JSON: %s", path, err);
+    if (!v) return emu_fail(ACL_ERROR_PARSE_FILE, "%s: config file '%s' is not valid JSON: %s", api, path, err);
     if (v->kind != EMU_JSON_OBJECT) {
         emu_json_free(v);
-        return emu_fail(ACL_ERROR_PARSE_FILE, "aclInit: config file '%s' must hold a JSON object", path);
+        return emu_fail(ACL_ERROR_PARSE_FILE, "%s: config file '%s' must hold a JSON object", api, path);
+    }
+    *out = v;
+    return ACL_SUCCESS;
+}
+
+aclError emu_config_load(const char *path)
+{
+    if (!path || !*path) return ACL_SUCCESS;
+    emu_json *v;
+    aclError rc = emu_json_read_file(path, &v, "aclInit");
+    if (rc) return rc;
+    rc = emu_dump_profiler_from_config(v);   /* a bad "dump" / "profiler" section refuses the init */
+    if (rc) {
+        emu_json_free(v);
+        return rc;
     }
     emu_json_free(config);
     config = v;
@@ -373,6 +390,7 @@ void emu_config_clear(void)
 {
     emu_json_free(config);
     config = NULL;
+    emu_dump_profiler_finalize();
 }
 
 /* A value of the kept config by dotted path ("dump.dump_path"), as text: strings as they are,

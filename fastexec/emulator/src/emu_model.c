@@ -17,7 +17,14 @@ struct emu_model {
     uint64_t cur_batch;          /* last aclmdlSetDynamicBatchSize gear; 0 = none set */
     uint32_t priority;           /* aclmdlSetAttribute(ACL_MDL_ATTR_PRIORITY_INT32) */
     emu_alloc *user_mem[2];      /* aclmdlLoad*WithMem work / weight memory, held until unload */
+    char *dump_dir;              /* dumped (emu_dump.c): {dump_path}/{time}/{device}/{name}/{id}, else NULL */
+    int dump_mode;
+    atomic_uint_fast64_t dump_index;   /* executions dumped so far */
 };
+
+/* The file name (no folder, no suffix) of the model file being loaded on this thread, for
+ * dump_list's model_name; "" for a load from memory. */
+static _Thread_local char tl_load_stem[256];
 
 static pthread_mutex_t model_mu = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t model_cv = PTHREAD_COND_INITIALIZER;   /* an execution finished */
@@ -41,6 +48,10 @@ static aclError lock_model(uint32_t id, emu_model **out, const char *api)
 
 static aclError read_file(const char *path, char **text, size_t *len, const char *api)
 {
+    const char *base = strrchr(path, '/');
+    snprintf(tl_load_stem, sizeof tl_load_stem, "%s", base ? base + 1 : path);
+    char *dot = strrchr(tl_load_stem, '.');
+    if (dot && dot != tl_load_stem) *dot = 0;
     FILE *f = fopen(path, "rb");
     if (!f) return emu_fail(ACL_ERROR_GE_EXEC_MODEL_PATH_INVALID, "%s: cannot open model file '%s': %s", api, path, strerror(errno));
     size_t cap = 4096, n = 0;
@@ -134,6 +145,8 @@ static aclError load_def_mem(const emu_model_def *def, uint32_t *modelId, const 
     models[n_models++] = m;
     m->id = n_models;
     pthread_mutex_unlock(&model_mu);
+    m->dump_dir = emu_dump_dir_for(def->name, tl_load_stem[0] ? tl_load_stem : NULL, ctx->dev->id, m->id, &m->dump_mode);
+    tl_load_stem[0] = 0;
     atomic_fetch_add(&emu_live.models, 1);
     *modelId = m->id;
     return ACL_SUCCESS;
@@ -208,6 +221,7 @@ EMU_API aclError aclmdlUnload(uint32_t modelId)
     pthread_mutex_unlock(&model_mu);
     emu_mem_release(m->user_mem[0]);
     emu_mem_release(m->user_mem[1]);
+    free(m->dump_dir);
     free(m);
     atomic_fetch_sub(&emu_live.models, 1);
     return ACL_SUCCESS;
@@ -753,11 +767,21 @@ static aclError prepare_exec(uint32_t modelId, const aclmdlDataset *input, const
     return ACL_SUCCESS;
 }
 
+/* Run a model's kernel; a dumped model writes its tensors before and after (emu_dump.c). */
+static void run_kernel(emu_model *m, uint64_t batch, void *const *in, void *const *out, uint32_t stream_id, uint64_t task_id)
+{
+    uint64_t index = 0;
+    if (m->dump_dir) {
+        index = atomic_fetch_add(&m->dump_index, 1);
+        emu_dump_tensors(m->dump_dir, index, m->dump_mode, 0, &m->def, batch, in, stream_id, task_id);
+    }
+    emu_kernel_run(&m->def, batch, (const void *const *)in, (void *const *)out);
+    if (m->dump_dir) emu_dump_tensors(m->dump_dir, index, m->dump_mode, 1, &m->def, batch, out, stream_id, task_id);
+}
+
 void emu_exec_task_run(emu_stream *s, emu_task *t)
 {
-    (void)s;
-    emu_model *m = t->u.exec.model;
-    emu_kernel_run(&m->def, t->u.exec.batch, (const void *const *)t->u.exec.in, t->u.exec.out);
+    run_kernel(t->u.exec.model, t->u.exec.batch, t->u.exec.in, t->u.exec.out, s->id, atomic_load(&s->completed));
 }
 
 void emu_exec_task_done(emu_task *t, aclError err)
@@ -802,7 +826,12 @@ EMU_API aclError aclmdlExecute(uint32_t modelId, const aclmdlDataset *input, acl
     uint64_t launch = emu_profile.fast ? 0 : (uint64_t)(emu_profile.launch_us * 1e3);
     emu_engine_slot slot;
     emu_engine_begin(&slot, e, emu_now_ns() + launch, emu_exec_duration_ns(m, a.batch));
-    emu_kernel_run(&m->def, a.batch, (const void *const *)a.in, a.out);
+    uint32_t stream_id = 0;       /* for a dump's file names: the context's default stream */
+    if (m->dump_dir) {
+        emu_context *ctx = emu_current_context();
+        if (ctx && ctx->default_stream) stream_id = ctx->default_stream->id;
+    }
+    run_kernel(m, a.batch, a.in, a.out, stream_id, 0);
     emu_engine_end(&slot, 0);
     pthread_mutex_lock(&model_mu);
     m->inflight--;

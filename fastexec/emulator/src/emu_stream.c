@@ -352,6 +352,11 @@ static void run_engine_task(emu_stream *s, emu_task *t, int engine, uint64_t dur
         }
     }
     s->ready_at = emu_engine_end(&slot, 1);
+    if (emu_profiler_on()) {
+        const char *name = t->kind == EMU_T_EXEC ? "execute" : t->kind == EMU_T_MEMSET ? "memset"
+                         : t->u.copy.dir == ACL_MEMCPY_DEVICE_TO_DEVICE ? "d2d" : engine == EMU_ENGINE_D2H ? "d2h" : "h2d";
+        emu_profiler_task(s, name, name, slot.start, s->ready_at);
+    }
 }
 
 /* Drop a snapshot reference; caller holds the event's mutex. The event keeps one dead snapshot
@@ -939,6 +944,25 @@ EMU_API aclError aclrtEventElapsedTime(float *ms, aclrtEvent startEvent, aclrtEv
     }
     if (ts[1] < ts[0]) return emu_fail(ACL_ERROR_RT_EVENT_TIMESTAMP_REVERSAL, "aclrtEventElapsedTime: endEvent completed before startEvent");
     *ms = (float)((double)(ts[1] - ts[0]) / 1e6);
+    return ACL_SUCCESS;
+}
+
+/* The emulated device clock is CLOCK_MONOTONIC (emu_now_ns): the time since the machine booted,
+ * the emulator's "since the AI processor started". A record's time is when its stream reached it. */
+EMU_API aclError aclrtEventGetTimestamp(aclrtEvent event, uint64_t *timestamp)
+{
+    EMU_ENTER("aclrtEventGetTimestamp");
+    if (!timestamp) return emu_fail(ACL_ERROR_INVALID_PARAM, "aclrtEventGetTimestamp: timestamp is NULL");
+    aclError rc = emu_check_handle(event, EMU_H_EVENT, "aclrtEventGetTimestamp");
+    if (rc) return rc;
+    emu_event *ev = event;
+    pthread_mutex_lock(&ev->mu);
+    int rec = ev->latest != NULL, done = rec && atomic_load(&ev->latest->done);
+    uint64_t ts = done ? ev->latest->ts : 0;
+    pthread_mutex_unlock(&ev->mu);
+    if (!rec) return emu_fail(ACL_ERROR_RT_EVENT_TIMESTAMP_INVALID, "aclrtEventGetTimestamp: the event was never recorded");
+    if (!done) return emu_fail(ACL_ERROR_RT_EVENT_NOT_COMPLETE, "aclrtEventGetTimestamp: the event has not completed (synchronize it first)");
+    *timestamp = ts / 1000u;
     return ACL_SUCCESS;
 }
 
