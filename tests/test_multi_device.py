@@ -324,24 +324,30 @@ def test_c_api_open_devices(strict):
 @pytest.mark.timing
 def test_four_devices_run_a_compute_bound_model_four_times_faster():
     """5 ms of compute per batch and 2 KiB each way: 4 devices give >= 3.5x one device's
-    throughput (the bound is 4x), with identical outputs. The emulator's overruns are printed:
-    a run that had some measured the host (a loaded machine), and its ratio is reported, the
-    assertion kept."""
+    throughput (the bound is 4x), with identical outputs. Best of three interleaved rounds each
+    (a host preempted by other processes stretches a round, never shortens one; a stretched
+    one-device round would inflate the ratio, so the upper check is each run's own fraction of
+    its bound); the emulator's overruns are printed."""
     res = run4("""
         import time
         path = emulator.sample_model("compute-bound")
         x = T.make_inputs("compute-bound", 16 * 160, seed=7)
         want = T.expected_outputs("compute-bound", x)
         out = {}
-        for devices in ([0], [0, 1, 2, 3]):
-            with fastexec.Executor(path, devices=devices) as ex:
+        execs = {n: fastexec.Executor(path, devices=list(range(n))) for n in (1, 4)}
+        for _ in range(3):
+            for n, ex in execs.items():
                 ex.run(x[0][:16 * 8])
+                ex.reset_stats()
                 before = emulator.counters()["overruns"]
                 t0 = time.perf_counter()
                 got = ex.run(x)
-                out[len(devices)] = {"s": time.perf_counter() - t0, "ok": all(np.array_equal(g, w) for g, w in zip(got, want)),
-                                     "overruns": emulator.counters()["overruns"] - before,
-                                     "efficiency": ex.stats()["bound"]["efficiency"]}
+                rec = {"s": time.perf_counter() - t0, "ok": all(np.array_equal(g, w) for g, w in zip(got, want)),
+                       "overruns": emulator.counters()["overruns"] - before, "efficiency": ex.stats()["bound"]["efficiency"]}
+                if n not in out or rec["s"] < out[n]["s"]:
+                    out[n] = dict(rec, ok=rec["ok"] and out.get(n, rec)["ok"])
+        for ex in execs.values():
+            ex.close()
         print(json.dumps(out))
     """, FASTEXEC_EMU_FAST="0")
     one, four = res["1"], res["4"]
@@ -350,4 +356,18 @@ def test_four_devices_run_a_compute_bound_model_four_times_faster():
           f"(efficiency {one['efficiency']:.3f} / {four['efficiency']:.3f}, overruns {one['overruns']} / {four['overruns']})")
     assert one["ok"] and four["ok"]
     assert ratio >= 3.5
-    assert ratio <= 4 * 1.05, "faster than four devices' compute engines allow"
+    assert one["efficiency"] <= 1.05 and four["efficiency"] <= 1.05, "faster than the devices' compute engines allow"
+
+
+def test_device_fault_rules_are_checked():
+    """`API@D` takes a device id 0..63; anything else after '@' is refused with the reason."""
+    from test_executor import _emu, clear_faults
+
+    lib = _emu()
+    try:
+        assert lib.fxemuAddFault(b"task:aclmdlExecuteAsync@3:1:507011") == 0
+        for bad in (b"task:aclmdlExecuteAsync@:1:507011", b"task:aclmdlExecuteAsync@x:1:507011",
+                    b"task:aclmdlExecuteAsync@64:1:507011", b"task:aclmdlExecuteAsync@1x:1:507011"):
+            assert lib.fxemuAddFault(bad) == 100000, bad       # ACL_ERROR_INVALID_PARAM
+    finally:
+        clear_faults()
