@@ -17,7 +17,7 @@
  * Every function returns a fastexec_status and never raises; on failure fx->last_error()
  * gives this thread's message. A function called with the GIL held gives it up while it runs.
  * Batches are reused in order: a slot is free once the batch submitted depth x instances
- * before it has been released (FASTEXEC_ERR_BUSY until then). C batches belong to the handle
+ * (x devices) before it has been released (FASTEXEC_ERR_BUSY until then). C batches belong to the handle
  * that made them and may be in flight beside the executor's Python batches. Closing the
  * executor from Python waits until the handle's batches are released (submit and acquire then
  * fail with FASTEXEC_ERR_CLOSED; wait and release still work).
