@@ -83,9 +83,10 @@ cdef class Executor:
     batches over them, keeping output order; `devices` the device ids to run on (default: the
     Model's device, or 0), batch k on device devices[k % len(devices)], each device with its own
     instances (a given Model's device must be in the list; the other devices load the model
-    from the same path or bytes); `mode`: "overlap" puts copy-in, execute and copy-out of each instance on three
-    streams ordered by events, so the three stages of different batches run at once on the
-    device's copy and compute engines; "serial" runs them back to back on one stream.
+    from the same path or bytes); `mode`: "overlap" puts copy-in, execute and copy-out of each
+    instance on three streams ordered by events, so the three stages of different batches run
+    at once on the device's copy and compute engines; "serial" runs them back to back on one
+    stream.
 
     Ways in: ``run(inputs)`` (whole arrays, the loop in C with the GIL released),
     ``imap(batches)`` (ordered streaming), ``submit(inputs)`` / ``result(ticket)``, the zero-copy
