@@ -13,7 +13,9 @@ some, sets ``ASCEND_RT_VISIBLE_DEVICES`` to their ids before the actor starts
 (``ray.get_runtime_context().get_accelerator_ids()["NPU"]`` lists the same ids), so the ACL
 runtime in that process sees only them, numbered from 0. With
 ``RAY_EXPERIMENTAL_NOSET_ASCEND_RT_VISIBLE_DEVICES=1`` Ray leaves the variable alone and the
-ids are used as they are. docs/ray.md has a whole pipeline and how to size the pool.
+ids are used as they are. On the bundled emulator (no CANN), the actor's emulator is made to
+emulate enough devices for those ids (emulate_npus). docs/ray.md has a whole pipeline and how
+to size the pool.
 
 This module needs Ray Data (``pip install "fastexec[ray]"``); ``import fastexec`` never imports it.
 """
@@ -32,8 +34,9 @@ import fastexec
 from .errors import BatchError
 
 VISIBLE_DEVICES = "ASCEND_RT_VISIBLE_DEVICES"
+EMULATED_DEVICES = "FASTEXEC_EMU_DEVICES"
 
-__all__ = ["Predictor", "RowsFailed", "assigned_npus", "acl_devices"]
+__all__ = ["Predictor", "RowsFailed", "assigned_npus", "acl_devices", "emulate_npus"]
 
 
 def assigned_npus() -> list:
@@ -57,6 +60,16 @@ def acl_devices(npus) -> list:
         raise RuntimeError(f"fastexec.ray: Ray gave this worker NPU {', '.join(missing)}, but "
                            f"{VISIBLE_DEVICES}={visible!r} hides it from the ACL runtime")
     return [order.index(str(i)) for i in npus]
+
+
+def emulate_npus(npus) -> None:
+    """Where the bundled emulator stands in for CANN, it emulates one device unless told
+    otherwise, so an actor given NPU 3 would find no device 3 behind ASCEND_RT_VISIBLE_DEVICES=3.
+    Before the ACL runtime loads, make the emulator's device count (FASTEXEC_EMU_DEVICES, read
+    only by the emulator) cover the NPU ids, unless it is set. A CANN runtime ignores it."""
+    if EMULATED_DEVICES in os.environ or not npus or not all(str(i).isdigit() for i in npus):
+        return
+    os.environ[EMULATED_DEVICES] = str(max(int(i) for i in npus) + 1)
 
 
 class RowsFailed(BatchError):
@@ -109,6 +122,7 @@ class Predictor:
             raise ValueError(f"Predictor: cast must be a numpy casting rule (no, equiv, safe, same_kind, unsafe), got {cast!r}")
         self.npus = assigned_npus() if devices is None else []
         if devices is None:
+            emulate_npus(self.npus)
             devices = acl_devices(self.npus) if self.npus else [0]
         self.executor = fastexec.Executor(model, devices=devices, instances=instances, depth=depth, mode=mode)
         self.devices = self.executor.devices

@@ -25,7 +25,8 @@ from test_executor import FAULT_CODE, fault  # noqa: E402
 
 MODEL = emulator.sample_model("compute-bound")      # x float32 (16, 32) -> y = 0.5 x + 1
 ROWS = 1600
-WORKER_ENV = {"FASTEXEC_BACKEND": "emulator", "FASTEXEC_EMU_FAST": "1", "FASTEXEC_EMU_DEVICES": "2"}
+# No FASTEXEC_EMU_DEVICES: the predictor makes each actor's emulator cover its NPU id itself.
+WORKER_ENV = {"FASTEXEC_BACKEND": "emulator", "FASTEXEC_EMU_FAST": "1"}
 
 
 def rows_of(ids):
@@ -171,3 +172,20 @@ def test_predictor_in_process_formats_casts_and_errors(no_leaks):
         p.close()
     with pytest.raises(ValueError, match="not outputs of the model"):
         Predictor(MODEL, outputs={"logits": "score"})
+
+
+def test_ray_npu_ids_to_acl_devices(monkeypatch):
+    from fastexec.ray import acl_devices, emulate_npus
+
+    monkeypatch.setenv("ASCEND_RT_VISIBLE_DEVICES", "1,3")
+    assert acl_devices(["1", "3"]) == [0, 1] and acl_devices(["3"]) == [1]
+    with pytest.raises(RuntimeError, match="gave this worker NPU 2, but ASCEND_RT_VISIBLE_DEVICES='1,3' hides it"):
+        acl_devices(["2"])
+    monkeypatch.delenv("ASCEND_RT_VISIBLE_DEVICES")      # RAY_EXPERIMENTAL_NOSET_ASCEND_RT_VISIBLE_DEVICES=1
+    assert acl_devices(["1", "3"]) == [1, 3]
+    monkeypatch.setenv("FASTEXEC_EMU_DEVICES", "")      # (so that the test's own setting is undone after it)
+    monkeypatch.delenv("FASTEXEC_EMU_DEVICES")
+    emulate_npus(["0", "3"])
+    assert os.environ["FASTEXEC_EMU_DEVICES"] == "4"
+    emulate_npus(["7"])
+    assert os.environ["FASTEXEC_EMU_DEVICES"] == "4", "a count already set is kept"
