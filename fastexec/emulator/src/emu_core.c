@@ -803,7 +803,7 @@ static void context_free(emu_context *ctx)
 static aclError check_device(int32_t id, const char *api)
 {
     if (id < 0 || (uint32_t)id >= emu_profile.device_count)
-        return emu_fail(ACL_ERROR_RT_INVALID_DEVICEID, "%s: device %d does not exist (the emulator has %u device%s)", api, id,
+        return emu_fail(ACL_ERROR_RT_INVALID_DEVICEID, "%s: device %d does not exist (the emulator has %u device%s; FASTEXEC_EMU_DEVICES sets how many it emulates)", api, id,
                         emu_profile.device_count, emu_profile.device_count == 1 ? "" : "s");
     return ACL_SUCCESS;
 }
