@@ -81,7 +81,10 @@ cdef class Executor:
     cdef object source              # what further instances are loaded from (a path or bytes), or None
     cdef str label                  # the model's source, for repr()
     cdef readonly int depth
-    cdef int n_instances
+    cdef int n_instances            # in all: per_device x devices
+    cdef int per_device             # instances per device
+    cdef list device_ids            # the devices batches are spread over (instance i on device_ids[i % D])
+    cdef list used_devices          # their Device objects, each counting this executor as a user
     cdef readonly ExecConfig config
     cdef bint overlap
     cdef int n_in

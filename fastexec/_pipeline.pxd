@@ -124,6 +124,9 @@ cdef struct Inst:
     int n_streams                   # created so far
     uint32_t model_id
     Slot* slots
+    aclrtContext ctx                # the context of the instance's device: its streams, events,
+                                    # memory and model live there
+    int device                      # that device's id
 
 
 cdef struct Series:
@@ -175,7 +178,7 @@ cdef struct Pipeline:
     aclmdlExecConfigHandle* config  # NULL: aclmdlExecuteAsync
     double batch_timeout            # the exec config's stream-sync timeout (s), 0 for none
     bint sliced_sync                # the library has aclrtSynchronize{Event,Stream}WithTimeout
-    aclrtContext ctx
+    int n_devices                   # instance i runs on device i % n_devices of the executor's list
     long pid                        # the process that made it
     Inst* insts
     int64_t next_ticket

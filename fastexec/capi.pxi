@@ -61,6 +61,7 @@ cdef extern from "fastexec/fastexec.h":
         int (*release)(fastexec_executor*, int64_t) noexcept nogil
         int (*stats)(fastexec_executor*, fastexec_stats*) noexcept nogil
         const char* (*last_error)() noexcept nogil
+        int (*open_devices)(const char*, const int32_t*, size_t, int32_t, int32_t, fastexec_executor**) noexcept nogil
 
 cdef extern from *:
     """
@@ -197,18 +198,23 @@ cdef int _from_object(void* obj, fastexec_executor** out) noexcept:
 
 
 cdef int _open(const char* path, int32_t device, int32_t depth, int32_t instances, fastexec_executor** out) noexcept nogil:
+    return _open_devices(path, &device, 1, depth, instances, out)
+
+
+cdef int _open_devices(const char* path, const int32_t* devices, size_t n_devices, int32_t depth, int32_t instances,
+                       fastexec_executor** out) noexcept nogil:
+    """An executor of its own on `devices` (instances per device), closed with the handle."""
     cdef int status
-    if path == NULL or out == NULL:
+    cdef size_t i
+    if path == NULL or out == NULL or devices == NULL:
         return _fail_with(FASTEXEC_ERR_INVALID_ARGUMENT, "open: NULL argument")
+    if n_devices < 1 or n_devices > 64:
+        return _fail_with(FASTEXEC_ERR_INVALID_ARGUMENT, "open: n_devices must be from 1 to 64")
     with gil:
         try:
-            model = Model(path.decode(), device=device)
-            try:
-                ex = Executor(model, depth=depth if depth > 0 else None, instances=instances if instances > 0 else 1)
-            except BaseException:
-                model.close()
-                raise
-            (<Executor>ex).owns_models[0] = True
+            ids = [devices[i] for i in range(n_devices)]
+            ex = Executor(path.decode(), depth=depth if depth > 0 else None, instances=instances if instances > 0 else 1,
+                          devices=ids)
         except BaseException as exc:
             msg = f"open: {type(exc).__name__}: {exc}".encode(errors="replace")
             return _fail_with(FASTEXEC_ERR_PYTHON, msg)
@@ -417,6 +423,7 @@ cdef int _stats_impl(fastexec_executor* h, fastexec_stats* out) noexcept nogil:
     cdef Pipeline* p
     cdef Stats* t
     cdef double wall, hh, c, d, period
+    cdef int n_dev
     if st:
         return st
     if out == NULL:
@@ -446,16 +453,17 @@ cdef int _stats_impl(fastexec_executor* h, fastexec_stats* out) noexcept nogil:
         hh, c, d = t.cal_ms[0], t.cal_ms[1], t.cal_ms[2]
     else:
         hh, c, d = out.h2d_mean_ms, out.execute_mean_ms, out.d2h_mean_ms
+    n_dev = p.n_devices if p.n_devices > 0 else 1
     if t.cal_batches or t.batches:
-        period = bound_period_ms(hh, c, d, p.n_inst, p.plan.n_streams == N_STAGES)
+        period = bound_period_ms(hh, c, d, p.n_inst // n_dev, n_dev, p.plan.n_streams == N_STAGES)
         if period > 0:
             out.bound_period_ms = period
             out.bound_samples_per_s = p.batch_size * 1e3 / period
             out.efficiency = out.samples_per_s / out.bound_samples_per_s
         if c > 0:
-            out.compute_only_samples_per_s = p.batch_size * 1e3 / c
+            out.compute_only_samples_per_s = n_dev * p.batch_size * 1e3 / c
         if wall > 0:
-            out.device_utilization = t.batches * c / 1e3 / wall
+            out.device_utilization = t.batches * c / 1e3 / wall / n_dev
     pthread_mutex_unlock(&p.mu)
     return FASTEXEC_OK
 
@@ -524,5 +532,6 @@ _api.wait = _wait_batch
 _api.release = _release
 _api.stats = _stats
 _api.last_error = _last_error
+_api.open_devices = _open_devices
 
 _C_API = PyCapsule_New(&_api, b"fastexec._core._C_API", NULL)

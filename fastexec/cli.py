@@ -81,6 +81,14 @@ def _nonnegative_int(text):
     return value
 
 
+def _device_ids(text):
+    """--device: one id, or several separated by commas (distinct)."""
+    ids = [_nonnegative_int(part.strip()) for part in text.split(",")]
+    if len(set(ids)) != len(ids):
+        raise argparse.ArgumentTypeError(f"lists a device twice (got {text!r})")
+    return ids
+
+
 def _positive_float(text):
     try:
         value = float(text)
@@ -124,11 +132,14 @@ def build_parser() -> argparse.ArgumentParser:
                    help="batches run one at a time to measure the uncontended stage times the bound is built "
                         "from (default: 50; 0: build it from the run's own, possibly contended, times)")
     b.add_argument("--depth", type=_positive_int, help="slots per instance (default: 4 in overlap mode, 2 in serial)")
-    b.add_argument("--instances", type=_positive_int, default=1, help="model instances, one stream each (default: 1)")
+    b.add_argument("--instances", type=_positive_int, default=1,
+                   help="model instances per device, one stream each (default: 1)")
     b.add_argument("--mode", choices=["overlap", "serial"], default="overlap",
                    help="overlap (default): copy-in, execute and copy-out on three streams, so stages of "
                         "different batches overlap; serial: back to back on one stream")
-    b.add_argument("--device", type=_nonnegative_int, default=0, help="device id (default: 0)")
+    b.add_argument("--device", type=_device_ids, default=[0], metavar="ID[,ID...]",
+                   help="device id, or several separated by commas: one executor spreads the batches over them, "
+                        "each with its own engines and instances (default: 0)")
     b.add_argument("--stream-sync-timeout", type=_timeout, metavar="MS",
                    help="execute with aclmdlExecuteAsyncV2 and this ACL_MDL_STREAM_SYNC_TIMEOUT")
     b.add_argument("--event-sync-timeout", type=_timeout, metavar="MS",
@@ -176,9 +187,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="first remove what an earlier run's manifest in DIR lists (refused if DIR holds anything else)")
     r.add_argument("--limit", type=_positive_int, help="only the first N input files")
     r.add_argument("--depth", type=_positive_int, help="slots per instance (default: the mode's)")
-    r.add_argument("--instances", type=_positive_int, default=1, help="model instances (default: 1)")
+    r.add_argument("--instances", type=_positive_int, default=1, help="model instances per device (default: 1)")
     r.add_argument("--mode", choices=["overlap", "serial"], default="overlap", help="pipeline mode (default: overlap)")
-    r.add_argument("--device", type=_nonnegative_int, default=0, help="device id (default: 0)")
+    r.add_argument("--device", type=_device_ids, default=[0], metavar="ID[,ID...]",
+                   help="device id, or several separated by commas to spread the batches over (default: 0)")
     r.add_argument("--trace", metavar="FILE",
                    help="write every batch's timeline as Chrome trace event JSON (docs/executor.md)")
     _acl_json_option(r)
@@ -322,11 +334,12 @@ def bench(args) -> int:
     duration = args.duration if args.batches is None else None
     if args.batches is None and duration is None:
         duration = DEFAULT_DURATION_S
-    with fastexec.Device(args.device) as device, fastexec.Model(path, device=device) as model:
+    with fastexec.Device(args.device[0]) as device, fastexec.Model(path, device=device) as model:
         if options:
             config = fastexec.ExecConfig(**options)
         try:
-            with fastexec.Executor(model, depth=args.depth, config=config, instances=args.instances, mode=args.mode) as ex:
+            with fastexec.Executor(model, depth=args.depth, config=config, instances=args.instances, mode=args.mode,
+                                   devices=args.device) as ex:
                 result = _measure(ex, np, args, args.batches, duration, emu)
                 depth = ex.depth
         finally:
@@ -345,7 +358,8 @@ def bench(args) -> int:
                   "inputs": [_spec(s) for s in result.pop("inputs")], "outputs": [_spec(s) for s in result.pop("outputs")]},
         "backend": {"library": info["library"], "emulator": info["emulator"], "soc": info["soc"],
                     "device_count": info["device_count"]},
-        "settings": {"device": args.device, "depth": depth, "instances": args.instances, "mode": args.mode,
+        "settings": {"device": args.device[0], "devices": args.device, "depth": depth, "instances": args.instances,
+                     "mode": args.mode,
                      "warmup_batches": args.warmup, "calibration_batches": args.calibration_batches,
                      "batches": args.batches, "duration_s": duration,
                      "exec_config": options, "execute_api": "aclmdlExecuteAsyncV2" if options else "aclmdlExecuteAsync"},
@@ -444,7 +458,7 @@ def _measure(ex, np, args, batches, duration, emu) -> dict:
                                                                 "host_staging")},
         "calibration": calibration,
         "bound": {"period_ms": b["period_ms"], "samples_per_s": b["samples_per_s"], "efficiency": b["efficiency"],
-                  "source": b["source"], "engines": {"h2d": 1, "compute": 1, "d2h": 1}},
+                  "source": b["source"], "engines": {kind: len(ex.devices) for kind in ("h2d", "compute", "d2h")}},
         "stability": _stability(marks, B),
         "emulator_overruns": emu.counters()["overruns"] - overruns0 if emu is not None else None,
         "export_times": ({"path": os.path.abspath(args.export_times), "batches": exported, "dropped": dropped}
@@ -531,9 +545,11 @@ def _warnings(r) -> list:
     if stages:
         compute = stages["execute"]
         enq = lat["host_enqueue"]["mean"]
-        if enq is not None and compute and enq > 0.8 * compute:
+        n_dev = r["bound"]["engines"]["compute"]       # the host queues for every device in turn
+        if enq is not None and compute and enq > 0.8 * compute / n_dev:
+            per = f" per device ({n_dev} devices: {compute / n_dev:.4f} ms per batch)" if n_dev > 1 else ""
             w.append(f"enqueue-bound: the host takes {enq:.4f} ms to queue a batch, more than 80% of its "
-                     f"{compute:.4f} ms of compute; the host, not the device, sets the pace")
+                     f"{compute:.4f} ms of compute{per}; the host, not the device, sets the pace")
         slowest = max(stages, key=stages.get)
         if slowest != "execute":
             w.append(f"copy-bound: {slowest} ({stages[slowest]:.4f} ms) is the slowest stage, not execute "
@@ -590,7 +606,8 @@ def _print_summary(r: dict, out=sys.stdout) -> None:
     p(f"fastexec   {r['tool']['version']}, started {r['started_at']}")
     p(f"model      {m['path']}  (batch {m['batch_size']})")
     p(f"backend    {backend}, SoC {r['backend']['soc']}, {s['execute_api']}, depth {s['depth']}, "
-      f"instances {s['instances']}, mode {s['mode']}")
+      f"instances {s['instances']}, mode {s['mode']}"
+      + (f", devices {','.join(map(str, s['devices']))}" if len(s.get("devices", ())) > 1 else ""))
     p(f"measured   {r['batches']} batches ({r['samples']} samples) in {r['wall_s']:.3f} s"
       + ("  (interrupted)" if r["interrupted"] else ""))
     if not r["batches"]:
@@ -602,14 +619,19 @@ def _print_summary(r: dict, out=sys.stdout) -> None:
             p(f"calibrated {cal['batches']} batches one at a time: h2d {cal['h2d_ms']:.4f}, execute "
               f"{cal['execute_ms']:.4f}, d2h {cal['d2h_ms']:.4f} ms (uncontended)")
         what = "the slowest stage" if s["mode"] == "overlap" else "the slowest stage, or h2d + execute + d2h per instance"
+        n_dev = b["engines"]["compute"]
+        if n_dev > 1:
+            what += f", / {n_dev} devices"
+        engines = "one engine of each kind" + (" per device" if n_dev > 1 else "")
         if b["samples_per_s"] and b["efficiency"] is not None:
-            p(f"bound      {b['samples_per_s']:.1f} samples/s (period {b['period_ms']:.4f} ms = {what}, one engine of "
-              f"each kind, from the {b['source']}); reached {100 * b['efficiency']:.1f}%")
+            p(f"bound      {b['samples_per_s']:.1f} samples/s (period {b['period_ms']:.4f} ms = {what}, {engines}, "
+              f"from the {b['source']}); reached {100 * b['efficiency']:.1f}%")
         else:
             p("bound      none: the stage times are 0 (fast mode?)")
         if t["compute_only_samples_per_s"] and r["device_utilization"] is not None:
-            p(f"compute    {t['compute_only_samples_per_s']:.1f} samples/s compute only; compute engine busy "
-              f"{100 * r['device_utilization']:.1f}% of the run")
+            p(f"compute    {t['compute_only_samples_per_s']:.1f} samples/s compute only; compute engine"
+              f"{'s' if n_dev > 1 else ''} busy {100 * r['device_utilization']:.1f}% of the run"
+              + (" (mean over the devices)" if n_dev > 1 else ""))
         cols = ("mean", "min", "p50", "p90", "p95", "p99", "max")
         p(f"{'latency ms':<14}" + "".join(f"{c:>10}" for c in cols))
         for name in ("h2d", "execute", "d2h", "host_enqueue", "end_to_end"):
@@ -754,14 +776,15 @@ def run_files(args) -> int:
     batchfiles.prepare_output(args.output, args.force, MANIFEST)      # before any work
     _init_acl(args)
     path = _resolve_model(args.model)
-    with fastexec.Device(args.device) as device, fastexec.Model(path, device=device) as model:
+    with fastexec.Device(args.device[0]) as device, fastexec.Model(path, device=device) as model:
         units = batchfiles.plan(model.inputs, args.input, args.limit)      # all checks before device work
         out_dirs = batchfiles.output_dirs(args.output, model.outputs)
         manifest = {"schema": "fastexec.run/1", "tool": {"name": "fastexec", "version": fastexec.__version__},
                     "started_at": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
                     "argv": ["fastexec"] + list(args.argv), "model": os.path.abspath(path),
                     "options": {"inputs": list(args.input), "limit": args.limit, "depth": args.depth,
-                                "instances": args.instances, "mode": args.mode, "device": args.device},
+                                "instances": args.instances, "mode": args.mode,
+                                "device": args.device[0], "devices": args.device},
                     "complete": False,
                     "folders": sorted(os.path.relpath(d, args.output) for d in out_dirs),
                     "files": batchfiles.planned_files(args.output, units, out_dirs)}
@@ -771,7 +794,7 @@ def run_files(args) -> int:
         t0 = time.perf_counter()
         try:
             with fastexec.Executor(model, depth=args.depth, instances=args.instances, mode=args.mode,
-                                   trace=RUN_TRACE_RING if args.trace is not None else 0) as ex:
+                                   devices=args.device, trace=RUN_TRACE_RING if args.trace is not None else 0) as ex:
                 counts = batchfiles.run(ex, units, model.inputs, out_dirs, bar)
                 st = ex.stats()
                 if args.trace is not None:

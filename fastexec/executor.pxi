@@ -4,6 +4,8 @@
 # One stream plan per executor, one set of streams per model instance, `depth` slots per
 # instance, each with device and pinned host buffers per input and output, the datasets and
 # six events, all created once. Batch (ticket) k goes to instance k % K, slot (k // K) % depth.
+# With several devices, instance i runs on device i % D of the executor's list (its context,
+# streams, memory and model there), so consecutive batches go to different devices.
 # run(), imap(), submit()/result(), staged() and the C API (capi.pxi) all reserve, stage,
 # enqueue, wait and release through the same core calls.
 
@@ -37,6 +39,29 @@ cdef Plan _plan(bint overlap) noexcept:
     return plan
 
 
+def _device_list(devices, model_device):
+    """The executor's device ids: `devices` (an int or a sequence of distinct ints >= 0; None:
+    the given Model's device, or 0), checked to hold the Model's device when one is given."""
+    if devices is None:
+        return [model_device if model_device is not None else 0]
+    if isinstance(devices, int) and not isinstance(devices, bool):
+        devices = [devices]
+    try:
+        ids = list(devices)
+    except TypeError:
+        raise TypeError(f"Executor: devices must be a list of device ids (got {type(devices).__name__})") from None
+    if not ids or any(isinstance(d, bool) or not isinstance(d, (int, np.integer)) or d < 0 for d in ids):
+        raise ValueError(f"Executor: devices must be a non-empty list of device ids >= 0 (got {devices!r})")
+    ids = [int(d) for d in ids]
+    if len(set(ids)) != len(ids):
+        raise ValueError(f"Executor: devices lists a device twice (got {ids}); use instances= for several "
+                         "instances per device")
+    if model_device is not None and model_device not in ids:
+        raise ValueError(f"Executor: the Model is loaded on device {model_device}, which is not in devices={ids}; "
+                         f"add it, or pass the model's path or bytes to load it on those devices")
+    return ids
+
+
 cdef double _seconds(timeout, str what) except? -2:
     """A timeout argument in seconds (None: none) as the Waiter wants it (-1: none)."""
     if timeout is None:
@@ -50,14 +75,18 @@ cdef double _seconds(timeout, str what) except? -2:
 cdef class Executor:
     """Runs a model through a pipeline that keeps the device busy.
 
-    ``Executor(model, depth=None, config=None, instances=1, mode="overlap")``: `model` is a Model
-    (or a path or bytes, loaded on device 0); `depth` slots per instance (default 4 in overlap
-    mode, 2 in serial mode); `config` an ExecConfig to execute with aclmdlExecuteAsyncV2 (its
-    stream_sync_timeout_ms is then every batch's deadline, from the moment it is queued);
-    `instances` loads the model that many times and spreads batches over them, keeping output
-    order; `mode`: "overlap" puts copy-in, execute and copy-out of each instance on three
-    streams ordered by events, so the three stages of different batches run at once on the
-    device's copy and compute engines; "serial" runs them back to back on one stream.
+    ``Executor(model, depth=None, config=None, instances=1, mode="overlap", devices=None)``:
+    `model` is a Model (or a path or bytes, loaded on each device); `depth` slots per instance
+    (default 4 in overlap mode, 2 in serial mode); `config` an ExecConfig to execute with
+    aclmdlExecuteAsyncV2 (its stream_sync_timeout_ms is then every batch's deadline, from the
+    moment it is queued); `instances` loads the model that many times per device and spreads
+    batches over them, keeping output order; `devices` the device ids to run on (default: the
+    Model's device, or 0), batch k on device devices[k % len(devices)], each device with its own
+    instances (a given Model's device must be in the list; the other devices load the model
+    from the same path or bytes); `mode`: "overlap" puts copy-in, execute and copy-out of each
+    instance on three streams ordered by events, so the three stages of different batches run
+    at once on the device's copy and compute engines; "serial" runs them back to back on one
+    stream.
 
     Ways in: ``run(inputs)`` (whole arrays, the loop in C with the GIL released),
     ``imap(batches)`` (ordered streaming), ``submit(inputs)`` / ``result(ticket)``, the zero-copy
@@ -74,9 +103,12 @@ cdef class Executor:
         self.attached = False
         self.models = []
         self.owns_models = []
+        self.used_devices = []
+        self.device_ids = []
         self.done = {}
 
-    def __init__(self, model, depth=None, ExecConfig config=None, int instances=1, str mode="overlap", trace=0):
+    def __init__(self, model, depth=None, ExecConfig config=None, int instances=1, str mode="overlap", devices=None,
+                 trace=0):
         if mode not in MODES:
             raise ValueError(f"Executor: mode must be one of {', '.join(MODES)} (got {mode!r})")
         if depth is None:
@@ -86,6 +118,7 @@ cdef class Executor:
         if instances < 1 or instances > 64:
             raise ValueError(f"Executor: instances must be 1..64 (got {instances})")
         _trace_keep(trace, "Executor(trace=...)", allow_zero=True)
+        device_ids = _device_list(devices, model.device.id if isinstance(model, Model) else None)
         if config is not None:
             if config.handle == NULL:
                 raise ClosedError("Executor: the ExecConfig is closed")
@@ -98,18 +131,24 @@ cdef class Executor:
             if not first.is_open:
                 raise ClosedError("Executor: the Model is closed")
             self.source = first.origin
-            self.owns_models = [False]
+            owned = False
         else:
-            first = Model(model, device=0)
+            first = Model(model, device=device_ids[0])
             self.source = model
-            self.owns_models = [True]
-        self.models = [first]
+            owned = True
         self.label = first.source
         self.device = first.device
+        self.device_ids = device_ids
         self.depth = depth
         self.overlap = mode == "overlap"
-        self.n_instances = instances
+        self.per_device = instances
+        self.n_instances = instances * len(device_ids)
         self.config = config
+        # instance i on device device_ids[i % D]; the given (or first) model is its device's first instance
+        self.models = [None] * self.n_instances
+        self.owns_models = [True] * self.n_instances
+        self.models[device_ids.index(first.device.id)] = first
+        self.owns_models[device_ids.index(first.device.id)] = owned
         try:
             self._build(first)
             self.is_open = True
@@ -145,7 +184,6 @@ cdef class Executor:
             p.out_bytes[i] = self.out_specs[i].nbytes
         p.dynamic = first.dynamic_input_index >= 0
         p.plan = _plan(self.overlap)
-        p.ctx = self.device.ctx
         p.sliced_sync = (symbol_available(b"aclrtSynchronizeEventWithTimeout")
                          and symbol_available(b"aclrtSynchronizeStreamWithTimeout"))
         if self.config is not None:
@@ -153,20 +191,25 @@ cdef class Executor:
             timeout_ms = self.config.values.get("stream_sync_timeout_ms", -1)
             p.batch_timeout = timeout_ms / 1e3 if timeout_ms > 0 else 0
         first.users += 1
-        for i in range(1, self.n_instances):
+        n_dev = len(self.device_ids)
+        p.n_devices = n_dev
+        for i in range(self.n_instances):
+            if self.models[i] is not None:
+                continue
             if self.source is None:
-                raise ValueError("Executor: instances > 1 loads the model again, but this Model was loaded from bytes "
-                                 "and keeps no copy; pass the bytes (Executor(data, instances=...)) or a path")
-            m = Model(self.source, device=self.device)
-            self.models.append(m)
-            self.owns_models.append(True)
+                raise ValueError("Executor: instances > 1 or several devices load the model again, but this Model was "
+                                 "loaded from bytes and keeps no copy; pass the bytes (Executor(data, ...)) or a path")
+            on = self.models[i % n_dev]      # the device's first instance, loaded before (None: not yet)
+            m = Model(self.source, device=self.device_ids[i % n_dev] if on is None else (<Model>on).device)
+            self.models[i] = m
             m.users += 1
             check_same_model(first, m, i)
-        self.device.executors += 1
+        self.used_devices = [(<Model>self.models[i]).device for i in range(n_dev)]
+        for dev in self.used_devices:
+            (<Device>dev).executors += 1
         if self.config is not None:
             self.config.users += 1
         self.attached = True
-        self.device.activate()
         for i in range(self.n_instances):
             self._allocate(i)
 
@@ -177,6 +220,9 @@ cdef class Executor:
         cdef Slot* slot
         cdef int j, s
         cdef Model m = self.models[i]
+        m.device.activate()
+        inst.ctx = m.device.ctx
+        inst.device = m.device.id
         inst.model_id = m.model_id
         for j in range(self.p.plan.n_streams):
             check(aclrtCreateStream(&inst.streams[j]), "aclrtCreateStream")
@@ -241,7 +287,13 @@ cdef class Executor:
 
     @property
     def instances(self):
-        return self.n_instances
+        """Model instances per device."""
+        return self.per_device
+
+    @property
+    def devices(self):
+        """The device ids batches are spread over, in order (batch k on devices[k % len(devices)])."""
+        return list(self.device_ids)
 
     @property
     def mode(self):
@@ -589,10 +641,11 @@ cdef class Executor:
                 pthread_mutex_lock(&self.p.mu)
                 memcpy(snap, self.p.stats, sizeof(Stats))
                 pthread_mutex_unlock(&self.p.mu)
-            out = stats_report(snap, self.batch_size, self.n_instances, self.overlap)
+            out = stats_report(snap, self.batch_size, self.per_device, len(self.device_ids), self.overlap)
         finally:
             free(snap)
-        out.update({"batch_size": int(self.batch_size), "depth": self.depth, "instances": self.n_instances,
+        out.update({"batch_size": int(self.batch_size), "depth": self.depth, "instances": self.per_device,
+                    "devices": list(self.device_ids),
                     "mode": self.mode, "execute_api": "aclmdlExecuteAsyncV2" if self.config is not None
                     else "aclmdlExecuteAsync"})
         return out
@@ -786,11 +839,12 @@ cdef class Executor:
         cdef Model m
         if self.attached:
             self.attached = False
-            self.device.executors -= 1
+            for dev in self.used_devices:
+                (<Device>dev).executors -= 1
             if self.config is not None:
                 self.config.users -= 1
         for m in self.models:
-            if m.users > 0:
+            if m is not None and m.users > 0:
                 m.users -= 1
 
     cdef _detach(self):
@@ -800,8 +854,8 @@ cdef class Executor:
         models, owned = self.models, self.owns_models
         self.models, self.owns_models = [], []
         first = None
-        for m, own in reversed(list(zip(models, owned))):    # model 0 may own the device: last
-            if own:
+        for m, own in reversed(list(zip(models, owned))):    # a device's first model may own it: last
+            if own and m is not None:
                 try:
                     m.close()
                 except BaseException as exc:
@@ -817,8 +871,9 @@ cdef class Executor:
 
     def __repr__(self):
         state = "open" if self.is_open else ("closing" if self.p != NULL and self.p.insts != NULL else "closed")
-        return (f"<fastexec.Executor {self.label!r} mode={self.mode} depth={self.depth} instances={self.n_instances} "
-                f"batch={self.batch_size} {state}>")
+        where = f" devices={','.join(map(str, self.device_ids))}" if len(self.device_ids) > 1 else ""
+        return (f"<fastexec.Executor {self.label!r} mode={self.mode} depth={self.depth} instances={self.per_device}"
+                f"{where} batch={self.batch_size} {state}>")
 
     def __dealloc__(self):
         cdef Waiter w

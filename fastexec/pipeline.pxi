@@ -199,6 +199,9 @@ cdef int _wait_device(Pipeline* p, Slot* s, int64_t k, double deadline, Waiter* 
     cdef int i, r
     if s.recorded:
         return _wait_handle(p, s.ev[EV_D2H_END], True, deadline, w, rc)
+    rc[0] = pl_activate(inst)
+    if rc[0]:
+        return PL_OK
     for i in range(inst.n_streams):
         r = _wait_handle(p, inst.streams[i], False, deadline, w, rc)
         if r:
@@ -261,14 +264,16 @@ cdef inline void _changed(Pipeline* p) noexcept nogil:
     pthread_cond_broadcast(&p.changed)
 
 
-cdef inline aclError pl_activate(Pipeline* p) noexcept nogil:
-    """Make the pipeline's context current on this thread (a compare when it already is)."""
+cdef inline aclError pl_activate(Inst* inst) noexcept nogil:
+    """Make the context of the instance's device current on this thread (a compare when it
+    already is). Every call that needs a context (queueing, stream waits and queries, freeing)
+    makes its instance's current first: consecutive batches run on different devices."""
     cdef aclError rc
-    if fx_current_context != p.ctx:
-        rc = aclrtSetCurrentContext(p.ctx)
+    if fx_current_context != inst.ctx:
+        rc = aclrtSetCurrentContext(inst.ctx)
         if rc:
             return rc
-        fx_current_context_set(p.ctx)
+        fx_current_context_set(inst.ctx)
     return ACL_SUCCESS
 
 
@@ -325,6 +330,8 @@ cdef bint _device_done(Slot* s, int64_t k, Pipeline* p) noexcept nogil:
     if s.recorded:
         return aclrtQueryEventStatus(s.ev[EV_D2H_END], &est) == ACL_SUCCESS and est == ACL_EVENT_RECORDED_STATUS_COMPLETE
     inst = &p.insts[k % p.n_inst]
+    if pl_activate(inst):
+        return False
     for i in range(inst.n_streams):
         if aclrtStreamQuery(inst.streams[i], &sst) != ACL_SUCCESS or sst != ACL_STREAM_STATUS_COMPLETE:
             return False
@@ -451,7 +458,7 @@ cdef int pl_enqueue(Pipeline* p, int64_t k, Status* err) noexcept nogil:
     cdef int stage, here
     cdef double t0 = fx_now(), now
     s.recorded = False
-    rc = pl_activate(p)
+    rc = pl_activate(inst)
     if rc:
         status_set(err, rc, api, NULL)
         pl_unreserve(p, s)
@@ -785,14 +792,18 @@ cdef void pl_free_resources(Pipeline* p, Status* err) noexcept nogil:
     cdef int i, j, e
     cdef Inst* inst
     cdef Slot* s
+    cdef aclError rc
     if p.insts == NULL:
-        return
-    cdef aclError rc = pl_activate(p)
-    if rc:
-        status_set(err, rc, "aclrtSetCurrentContext", NULL)
         return
     for i in range(p.n_inst):
         inst = &p.insts[i]
+        if inst.ctx == NULL:
+            continue                  # (construction failed before this instance got a device)
+        rc = pl_activate(inst)
+        if rc:
+            if err.code == ACL_SUCCESS:
+                status_set(err, rc, "aclrtSetCurrentContext", NULL)
+            continue
         for j in range(p.depth if inst.slots != NULL else 0):
             s = &inst.slots[j]
             for e in range(s.n_events):

@@ -104,11 +104,16 @@ cdef double stats_wall(const Stats* t) noexcept nogil:
     return t.wall + (fx_now() - t.active_since if t.active_since != 0 else 0)
 
 
-cdef double bound_period_ms(double h, double c, double d, int instances, bint overlap) noexcept nogil:
+cdef double bound_period_ms(double h, double c, double d, int instances, int devices, bint overlap) noexcept nogil:
     """The steady-state period per batch that uncontended stage times h, c, d allow, with one
-    engine of each kind (H2D copy, compute, D2H copy) per device shared by the instances: each
-    batch occupies each engine for its stage; in serial mode also its instance's one stream for
-    all three."""
+    engine of each kind (H2D copy, compute, D2H copy) per device shared by that device's
+    `instances`: each batch occupies each engine of its device for its stage; in serial mode
+    also its instance's one stream for all three. Batches are spread evenly over `devices`
+    devices, each with engines of its own, so the period divides by their number."""
+    return _device_period_ms(h, c, d, instances, overlap) / (devices if devices > 1 else 1)
+
+
+cdef double _device_period_ms(double h, double c, double d, int instances, bint overlap) noexcept nogil:
     cdef double slowest = h
     if c > slowest:
         slowest = c
@@ -121,8 +126,8 @@ cdef double bound_period_ms(double h, double c, double d, int instances, bint ov
     return slowest
 
 
-cdef object stats_report(const Stats* t, uint64_t batch_size, int instances, bint overlap):
-    """The figures of Executor.stats() from a snapshot of the C state."""
+cdef object stats_report(const Stats* t, uint64_t batch_size, int instances, int devices, bint overlap):
+    """The figures of Executor.stats() from a snapshot of the C state (`instances` per device)."""
     wall = stats_wall(t)
     out = {"batches": int(t.batches), "wall_s": wall}
     for i in range(N_SERIES):
@@ -137,7 +142,7 @@ cdef object stats_report(const Stats* t, uint64_t batch_size, int instances, bin
         stage_ms = [out[n]["mean_ms"] for n in STAGE_NAMES]
         # Without a calibration, the run's own means: they include any wait for an engine that
         # another instance's batch held, so with instances > 1 they overstate the stages.
-        source = "run" if instances == 1 else "run (contended)"
+        source = "run" if instances == 1 else "run (contended)"   # (devices do not contend: engines of their own)
     else:
         stage_ms = None
         source = None
@@ -146,15 +151,16 @@ cdef object stats_report(const Stats* t, uint64_t batch_size, int instances, bin
     out["bound"] = {"period_ms": None, "samples_per_s": None, "efficiency": None, "source": source,
                     "compute_only_samples_per_s": None, "device_utilization": None}
     if stage_ms is not None:
-        period_ms = bound_period_ms(stage_ms[0], stage_ms[1], stage_ms[2], instances, overlap)
+        period_ms = bound_period_ms(stage_ms[0], stage_ms[1], stage_ms[2], instances, devices, overlap)
         bps = out["throughput"]["batches_per_s"]
         out["bound"].update({
             "period_ms": period_ms,
             "samples_per_s": batch_size * 1e3 / period_ms if period_ms > 0 else None,
             "efficiency": bps * period_ms / 1e3 if period_ms > 0 and bps is not None else None,
-            # one compute engine: the most samples/s it can give, from the uncontended time
-            "compute_only_samples_per_s": batch_size * 1e3 / stage_ms[1] if stage_ms[1] > 0 else None,
-            # the share of the measured wall time the compute engine spent on these batches
-            "device_utilization": b * stage_ms[1] / 1e3 / wall if wall > 0 and b else None,
+            # one compute engine per device: the most samples/s they can give, from the uncontended time
+            "compute_only_samples_per_s": devices * batch_size * 1e3 / stage_ms[1] if stage_ms[1] > 0 else None,
+            # the share of the measured wall time the compute engines spent on these batches
+            # (their mean over the devices)
+            "device_utilization": b * stage_ms[1] / 1e3 / wall / devices if wall > 0 and b else None,
         })
     return out

@@ -122,7 +122,7 @@ cdef tuple _clock_offset(Pipeline* p):
     cdef double t0, t1, best_err = -1, best = 0
     cdef int i
     cdef aclError rc
-    check(pl_activate(p), "aclrtSetCurrentContext")
+    check(pl_activate(&p.insts[0]), "aclrtSetCurrentContext")   # the first device's clock
     check(aclrtCreateStream(&st), "aclrtCreateStream")
     try:
         check(aclrtCreateEvent(&ev), "aclrtCreateEvent")

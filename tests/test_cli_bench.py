@@ -40,12 +40,17 @@ def check_consistent(r: dict, batches=None):
         assert r["bound"]["source"] == "calibration"
     else:
         h, c, d = lat["h2d"]["mean"], lat["execute"]["mean"], lat["d2h"]["mean"]
-    assert t["compute_only_samples_per_s"] == pytest.approx(1e3 * B / c)
-    assert r["device_utilization"] == pytest.approx(r["batches"] * c / 1e3 / r["wall_s"])
+    n_dev = len(r["settings"]["devices"])
+    assert r["settings"]["device"] == r["settings"]["devices"][0]
+    assert r["bound"]["engines"] == {"h2d": n_dev, "compute": n_dev, "d2h": n_dev}
+    assert t["compute_only_samples_per_s"] == pytest.approx(n_dev * 1e3 * B / c)
+    assert r["device_utilization"] == pytest.approx(r["batches"] * c / 1e3 / r["wall_s"] / n_dev)
     # one engine of each kind per device: overlap is bound by the slowest stage, serial by the
-    # sum (spread over the instances' streams, but never below the slowest stage)
+    # sum (spread over the instances' streams, but never below the slowest stage); batches are
+    # spread evenly over the devices
     k = r["settings"]["instances"]
     period = max(h, c, d) if r["settings"]["mode"] == "overlap" else max((h + c + d) / k, h, c, d)
+    period /= n_dev
     assert r["bound"]["period_ms"] == pytest.approx(period)
     assert r["bound"]["samples_per_s"] == pytest.approx(1e3 * B / period)
     assert r["bound"]["efficiency"] == pytest.approx(t["samples_per_s"] / r["bound"]["samples_per_s"])
@@ -97,6 +102,20 @@ def test_bench_duration_serial_mode(tmp_path):
     check_consistent(r)
     assert r["batches"] >= 50 and r["settings"]["duration_s"] == 0.3
     assert r["settings"]["mode"] == "serial" and r["settings"]["depth"] == 2
+
+
+@pytest.mark.parametrize("mode", ["overlap", "serial"])
+def test_bench_on_several_devices(tmp_path, mode):
+    """--device 1,3 spreads the batches over two of four emulated devices: the JSON records both,
+    the bound and the compute-only rate count one engine of each kind per device."""
+    out = tmp_path / "out.json"
+    proc = bench("multi-io", "--batches", "40", "--device", "1,3", "--instances", "2", "--mode", mode,
+                 "--json", str(out), env_extra={"FASTEXEC_EMU_FAST": "1", "FASTEXEC_EMU_DEVICES": "4"})
+    assert proc.returncode == 0, proc.stderr
+    r = json.loads(out.read_text())
+    check_consistent(r, batches=40)
+    assert r["settings"]["devices"] == [1, 3] and r["settings"]["instances"] == 2
+    assert "devices 1,3" in proc.stdout and "/ 2 devices, one engine of each kind per device" in proc.stdout
 
 
 def test_bench_model_path_and_v2_under_ipv350(tmp_path):
@@ -156,6 +175,9 @@ def test_v2_where_the_soc_lacks_it():
     (["--stream-sync-timeout", "-5"], "--stream-sync-timeout"),
     (["--instances", "x"], "--instances"),
     (["--compare", "everything"], "--compare"),
+    (["--device", "0,0"], "lists a device twice"),
+    (["--device", "0,x"], "--device"),
+    (["--device", "-1"], "--device"),
 ])
 def test_impossible_flags(flags, fragment):
     usage_error(bench(*flags), fragment)
@@ -252,10 +274,16 @@ def test_warnings_for_enqueue_copy_and_overruns():
     r = {"interrupted": False, "wall_s": 5.0, "batches": 1000, "emulator_overruns": 7, "export_times": None,
          "latency_ms": {k: dict(row) for k in ("h2d", "execute", "d2h", "end_to_end", "host_enqueue", "host_staging")},
          "calibration": {"batches": 50, "h2d_ms": 2.0, "execute_ms": 1.0, "d2h_ms": 0.1},
-         "stability": {"stable": True, "verdict": "stable"}}
+         "stability": {"stable": True, "verdict": "stable"}, "bound": {"engines": {"h2d": 1, "compute": 1, "d2h": 1}}}
     r["latency_ms"]["host_enqueue"]["mean"] = 0.9
     text = " | ".join(cli._warnings(r))
     assert "enqueue-bound" in text and "copy-bound: h2d" in text and "7 overruns" in text and "too short" not in text
+    # with 4 devices the host queues 4 batches per compute time: 0.3 ms of a 1 ms batch is too much
+    r["latency_ms"]["host_enqueue"]["mean"] = 0.3
+    assert not any("enqueue-bound" in w for w in cli._warnings(r))
+    r["bound"]["engines"] = {"h2d": 4, "compute": 4, "d2h": 4}
+    text = " | ".join(cli._warnings(r))
+    assert "enqueue-bound" in text and "per device (4 devices: 0.2500 ms per batch)" in text
 
 
 def test_multi_line_error_printed_whole():

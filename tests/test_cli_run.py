@@ -394,6 +394,19 @@ def test_pipeline_settings_give_the_same_outputs(flags, tmp_path, device):
     check_written(out, outs, stems, exp, rows)
 
 
+@pytest.mark.parametrize("flags", [["--device", "0,1,2"], ["--device", "3,1", "--instances", "2", "--mode", "serial"]])
+def test_several_devices_give_the_same_outputs(flags, tmp_path, device):
+    rows = [2, 3, 1, 4, 5, 1, 2, 2, 1]
+    outs, stems, a_parts, b_parts = _multi_io_folders(tmp_path, rows)
+    out = tmp_path / "out"
+    ok(run_cli("multi-io", [tmp_path / "A", tmp_path / "B"], out, *flags, env_extra={"FASTEXEC_EMU_DEVICES": "4"}))
+    exp = expected_outputs(device, "multi-io", [np.concatenate(a_parts), np.concatenate(b_parts)])
+    check_written(out, outs, stems, exp, rows)
+    manifest = json.loads((out / "fastexec-run.json").read_text())
+    devices = [int(d) for d in flags[1].split(",")]
+    assert manifest["options"]["devices"] == devices and manifest["options"]["device"] == devices[0]
+
+
 def test_output_names_follow_input_names(tmp_path, device):
     ins, outs, _ = specs_of("multi-io")
     stems = ["img_10", "img_2", "Zeta", "alpha", "v1.2.final", "0001", "b b"]

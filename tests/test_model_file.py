@@ -43,7 +43,7 @@ def np_dtype(name: str) -> np.dtype:
 # Samples
 # ==============================================================================================
 
-EXPECTED_SAMPLES = {"resnet50-int8", "balanced", "tiny", "dynamic-batch", "multi-io"}
+EXPECTED_SAMPLES = {"resnet50-int8", "balanced", "tiny", "dynamic-batch", "multi-io", "compute-bound"}
 
 
 def test_sample_set_is_exactly_the_documented_one():

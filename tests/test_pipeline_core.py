@@ -402,16 +402,17 @@ def test_c_calls_with_gil_held_race_python_methods(ext_dir):
     assert_live_zero(recs[-1], "after the GIL race")
 
 
-def test_c_api_version_is_3(ext_dir):
+def test_c_api_version_is_4(ext_dir):
     """Version 2: FASTEXEC_ERR_STATE is gone, Python and C batches share the pipeline; version 3:
-    fastexec_stats carries every series (min, max, percentiles), the calibration and the bound.
-    fastexec_import() hands out version 3."""
+    fastexec_stats carries every series (min, max, percentiles), the calibration and the bound;
+    version 4: open_devices, an executor over several devices. fastexec_import() hands out
+    version 4."""
     sys.path.insert(0, ext_dir)
     try:
         import race_ext
     finally:
         sys.path.remove(ext_dir)
-    assert race_ext.api_version() == 3
+    assert race_ext.api_version() == 4
 
 
 # ---------------------------------------------------------------- 3: lifetime

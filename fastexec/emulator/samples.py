@@ -76,6 +76,17 @@ SAMPLES: dict[str, ModelDef] = {
         bias=-1.0,
         compute_us=50.0,
     ),
+    # 5 ms of compute per batch of 16 and 2 KiB each way: compute-bound, so throughput scales
+    # with the number of devices (one compute engine each) and the host's cost is negligible.
+    "compute-bound": ModelDef(
+        name="compute-bound",
+        inputs=(TensorDef("x", "float32", "ND", (16, 32)),),
+        outputs=(TensorDef("y", "float32", "ND", (16, 32)),),
+        kernel="affine",
+        scale=0.5,
+        bias=1.0,
+        compute_us=5000.0,
+    ),
 }
 
 

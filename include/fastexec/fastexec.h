@@ -17,7 +17,7 @@
  * Every function returns a fastexec_status and never raises; on failure fx->last_error()
  * gives this thread's message. A function called with the GIL held gives it up while it runs.
  * Batches are reused in order: a slot is free once the batch submitted depth x instances
- * before it has been released (FASTEXEC_ERR_BUSY until then). C batches belong to the handle
+ * (x devices) before it has been released (FASTEXEC_ERR_BUSY until then). C batches belong to the handle
  * that made them and may be in flight beside the executor's Python batches. Closing the
  * executor from Python waits until the handle's batches are released (submit and acquire then
  * fail with FASTEXEC_ERR_CLOSED; wait and release still work).
@@ -35,7 +35,7 @@ extern "C" {
 /* Bumped whenever the table below changes; fastexec_import() refuses a mismatch. (Defining it
  * yourself before including this header only serves to test that refusal.) */
 #ifndef FASTEXEC_C_API_VERSION
-#define FASTEXEC_C_API_VERSION 3
+#define FASTEXEC_C_API_VERSION 4
 #endif
 #define FASTEXEC_C_API_CAPSULE "fastexec._core._C_API"
 
@@ -86,7 +86,7 @@ typedef struct {
     double bound_samples_per_s;
     double efficiency;               /* samples_per_s / bound_samples_per_s */
     double compute_only_samples_per_s;
-    double device_utilization;       /* batches x execute time / wall_s, one compute engine */
+    double device_utilization;       /* batches x execute time / wall_s / devices: one compute engine per device */
 } fastexec_stats;
 
 typedef struct fastexec_api {
@@ -114,6 +114,11 @@ typedef struct fastexec_api {
     int (*stats)(fastexec_executor *ex, fastexec_stats *out);
     /* This thread's message for its last failing call ("" if none). */
     const char *(*last_error)(void);
+    /* version 4: open on several devices (ids devices[0..n_devices-1], distinct), `instances`
+     * per device; batch k runs on devices[k % n_devices], outputs in ticket order as always.
+     * open(path, d, ...) is open_devices(path, &d, 1, ...). */
+    int (*open_devices)(const char *model_path, const int32_t *devices, size_t n_devices, int32_t depth,
+                        int32_t instances, fastexec_executor **out);
 } fastexec_api;
 
 #ifdef Py_PYTHON_H

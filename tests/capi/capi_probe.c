@@ -216,7 +216,71 @@ static PyObject *zero_copy(PyObject *self, PyObject *args)
     return result;
 }
 
+/* open_devices_run(path, devices, inputs (bytes, one per input, `rows` rows each), rows) ->
+ * (status, message, outputs (bytes, one per output) or None): an executor of its own through
+ * open_devices, every batch submitted in order (the oldest waited for and released whenever no
+ * slot is free), the outputs copied out in ticket order, the handle closed. */
+static PyObject *open_devices_run(PyObject *self, PyObject *args)
+{
+    (void)self;
+    const char *path;
+    PyObject *py_devices, *inputs;
+    unsigned long long rows;
+    if (!PyArg_ParseTuple(args, "sO!O!K", &path, &PyList_Type, &py_devices, &PyList_Type, &inputs, &rows)) return NULL;
+    int32_t devices[64];
+    size_t n_dev = (size_t)PyList_Size(py_devices);
+    for (size_t i = 0; i < n_dev && i < 64; i++) devices[i] = (int32_t)PyLong_AsLong(PyList_GetItem(py_devices, (Py_ssize_t)i));
+    fastexec_executor *ex;
+    int st = fx->open_devices(path, devices, n_dev, 0, 1, &ex);
+    if (st != FASTEXEC_OK) return Py_BuildValue("(isO)", st, fx->last_error(), Py_None);
+    size_t n_in, n_out;
+    uint64_t batch;
+    fx->num_tensors(ex, 0, &n_in);
+    fx->num_tensors(ex, 1, &n_out);
+    fx->batch_size(ex, &batch);
+    size_t in_row[64], out_row[64];
+    char *dst[64];
+    PyObject *outputs = PyList_New((Py_ssize_t)n_out);
+    for (size_t i = 0; i < n_in; i++) {
+        fastexec_tensor_info info;
+        fx->tensor_info(ex, 0, i, &info);
+        in_row[i] = info.nbytes / batch;
+    }
+    for (size_t i = 0; i < n_out; i++) {
+        fastexec_tensor_info info;
+        fx->tensor_info(ex, 1, i, &info);
+        out_row[i] = info.nbytes / batch;
+        PyObject *b = PyBytes_FromStringAndSize(NULL, (Py_ssize_t)(rows * out_row[i]));
+        PyList_SetItem(outputs, (Py_ssize_t)i, b);
+        dst[i] = PyBytes_AsString(b);
+    }
+    uint64_t n_batches = (rows + batch - 1) / batch, next = 0, oldest = 0;
+    int64_t tickets[4096];
+    while (st == FASTEXEC_OK && oldest < n_batches && n_batches <= 4096) {
+        if (next < n_batches) {
+            const void *in[64];
+            uint64_t r = rows - next * batch < batch ? rows - next * batch : batch;
+            for (size_t i = 0; i < n_in; i++) in[i] = PyBytes_AsString(PyList_GetItem(inputs, (Py_ssize_t)i)) + next * batch * in_row[i];
+            st = fx->submit(ex, in, r, &tickets[next]);
+            if (st == FASTEXEC_OK) { next++; continue; }
+            if (st != FASTEXEC_ERR_BUSY || next == oldest) break;
+        }
+        const void *const *out;
+        uint64_t got;
+        st = fx->wait(ex, tickets[oldest], &out, &got);
+        if (st != FASTEXEC_OK) break;
+        for (size_t i = 0; i < n_out; i++) memcpy(dst[i] + oldest * batch * out_row[i], out[i], got * out_row[i]);
+        st = fx->release(ex, tickets[oldest]);
+        oldest++;
+    }
+    PyObject *r = Py_BuildValue("(isO)", st, fx->last_error(), st == FASTEXEC_OK ? outputs : Py_None);
+    Py_DECREF(outputs);
+    fx->close(ex);
+    return r;
+}
+
 static PyMethodDef methods[] = {
+    {"open_devices_run", open_devices_run, METH_VARARGS, NULL},
     {"probe", probe, METH_VARARGS, NULL},
     {"zero_copy", zero_copy, METH_VARARGS, NULL},
     {"stats", stats, METH_VARARGS, NULL},

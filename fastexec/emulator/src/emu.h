@@ -43,8 +43,9 @@ void emu_alloc_cost(void);
 extern atomic_int emu_fault_rules;          /* number of active rules: fast path when 0 */
 /* Called at the top of every API: returns a code to fail with, or ACL_SUCCESS. */
 aclError emu_fault_call(const char *api);
-/* Called when an API enqueues a task: sets *fail_code / *stall_ms when a rule fires. */
-void emu_fault_task(const char *api, aclError *fail_code, uint32_t *stall_ms);
+/* Called when an API enqueues a task on a stream of (physical) device `device`: sets
+ * *fail_code / *stall_ms when a rule fires. */
+void emu_fault_task(const char *api, int32_t device, aclError *fail_code, uint32_t *stall_ms);
 
 #define EMU_ENTER(api)                                                   \
     do {                                                                 \

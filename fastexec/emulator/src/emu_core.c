@@ -283,6 +283,7 @@ typedef enum { FAULT_CALL, FAULT_TASK, FAULT_STALL } fault_kind;
 typedef struct {
     fault_kind kind;
     char api[64];
+    int32_t device;     /* API@D: only calls and tasks on emulated (physical) device D; -1: any */
     uint64_t nth, seen;
     int64_t value;
 } fault_rule;
@@ -300,7 +301,16 @@ static aclError add_fault(const char *rule)
     long long value;
     if (!rule || sscanf(rule, " %15[^:]:%63[^:]:%llu:%lld%7s", kind, api, &nth, &value, extra) != 4 || nth == 0)
         return emu_fail(ACL_ERROR_INVALID_PARAM, "fault rule '%s': expected KIND:API:N:VALUE with KIND call|task|stall and N >= 1", rule ? rule : "(null)");
-    fault_rule r = {.nth = nth, .value = value};
+    fault_rule r = {.nth = nth, .value = value, .device = -1};
+    char *at = strchr(api, '@');
+    if (at) {
+        char *end;
+        long dev = strtol(at + 1, &end, 10);
+        if (at[1] < '0' || at[1] > '9' || *end || dev >= 64)
+            return emu_fail(ACL_ERROR_INVALID_PARAM, "fault rule '%s': expected API@DEVICE with a device id 0..63 after '@'", rule);
+        *at = 0;
+        r.device = (int32_t)dev;
+    }
     if (strcmp(kind, "call") == 0) r.kind = FAULT_CALL;
     else if (strcmp(kind, "task") == 0) r.kind = FAULT_TASK;
     else if (strcmp(kind, "stall") == 0) r.kind = FAULT_STALL;
@@ -322,13 +332,15 @@ static aclError add_fault(const char *rule)
     return rc;
 }
 
-static int fault_fire(fault_kind kind, const char *api, int64_t *value)
+/* `device`: the physical id of the device the call or task is on, -1 when it has none. */
+static int fault_fire(fault_kind kind, const char *api, int32_t device, int64_t *value)
 {
     int fired = 0;
     pthread_mutex_lock(&fault_mu);
     for (int i = 0; i < n_faults; i++) {
         fault_rule *r = &faults[i];
         if (r->kind != kind || strcmp(r->api, api) != 0) continue;
+        if (r->device >= 0 && r->device != device) continue;
         if (++r->seen == r->nth && !fired) {
             *value = r->value;
             fired = 1;
@@ -341,17 +353,18 @@ static int fault_fire(fault_kind kind, const char *api, int64_t *value)
 aclError emu_fault_call(const char *api)
 {
     int64_t code;
-    if (fault_fire(FAULT_CALL, api, &code))
+    emu_context *ctx = emu_current_context();   /* a call is on the calling thread's current device */
+    if (fault_fire(FAULT_CALL, api, ctx ? ctx->dev->phys_id : -1, &code))
         return emu_fail((aclError)code, "%s: injected failure (fault rule call:%s)", api, api);
     return ACL_SUCCESS;
 }
 
-void emu_fault_task(const char *api, aclError *fail_code, uint32_t *stall_ms)
+void emu_fault_task(const char *api, int32_t device, aclError *fail_code, uint32_t *stall_ms)
 {
     if (!atomic_load_explicit(&emu_fault_rules, memory_order_relaxed)) return;
     int64_t v;
-    if (fault_fire(FAULT_TASK, api, &v)) *fail_code = (aclError)v;
-    if (fault_fire(FAULT_STALL, api, &v)) *stall_ms = (uint32_t)v;
+    if (fault_fire(FAULT_TASK, api, device, &v)) *fail_code = (aclError)v;
+    if (fault_fire(FAULT_STALL, api, device, &v)) *stall_ms = (uint32_t)v;
 }
 
 EMU_API aclError fxemuAddFault(const char *rule)
@@ -790,7 +803,7 @@ static void context_free(emu_context *ctx)
 static aclError check_device(int32_t id, const char *api)
 {
     if (id < 0 || (uint32_t)id >= emu_profile.device_count)
-        return emu_fail(ACL_ERROR_RT_INVALID_DEVICEID, "%s: device %d does not exist (the emulator has %u device%s)", api, id,
+        return emu_fail(ACL_ERROR_RT_INVALID_DEVICEID, "%s: device %d does not exist (the emulator has %u device%s; FASTEXEC_EMU_DEVICES sets how many it emulates)", api, id,
                         emu_profile.device_count, emu_profile.device_count == 1 ? "" : "s");
     return ACL_SUCCESS;
 }

@@ -288,7 +288,7 @@ emu_task *emu_task_new(emu_task_kind kind)
 
 void emu_stream_push(emu_stream *s, emu_task *t, const char *api)
 {
-    emu_fault_task(api, &t->fail_code, &t->stall_ms);
+    emu_fault_task(api, s->dev->phys_id, &t->fail_code, &t->stall_ms);
     for (int i = 0; i < t->n_holds; i++) emu_mem_hold(t->holds[i]);
     t->next = NULL;
     pthread_mutex_lock(&s->mu);
