@@ -7,6 +7,7 @@ owner and one copy:
 - ``_acl/errors.pxi``: ``check()``, the one error check every ACL call goes through;
 - ``_acl/loader.pxi``: finds the ACL library, resolves the table, ``backend_info()``;
 - ``runtime.pxi``: Device, Stream, Event, DeviceBuffer, PinnedBuffer, Model, ExecConfig;
+- ``aipp.pxi``: AippParams, an AippConfig as the runtime's dynamic AIPP parameter set;
 - ``stats.pxi``: the executor's figures;
 - ``pipeline.pxi``: the pipeline core, nogil over the C state of ``_pipeline.pxd``;
 - ``executor.pxi``: the Executor, its Python front ends over the core;
@@ -16,6 +17,7 @@ owner and one copy:
 include "_acl/errors.pxi"
 include "_acl/loader.pxi"
 include "runtime.pxi"
+include "aipp.pxi"
 include "stats.pxi"
 include "pipeline.pxi"
 include "executor.pxi"

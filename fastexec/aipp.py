@@ -204,21 +204,25 @@ class AippConfig:
             w, h = w + left + right, h + top + bottom
         return w, h
 
-    def check(self, batch: int, width: int, height: int, channels: int | None = None,
+    def check(self, batch: int, width: int | None = None, height: int | None = None, channels: int | None = None,
               max_src_image_size: int | None = None) -> list[dict]:
         """The rules aclmdlSetInputAIPP applies for a model whose AIPP output is `batch` x
-        `channels` x `height` x `width` (ACL_ERROR_INVALID_PARAM when broken); returns
-        entries(batch)."""
+        `channels` x `height` x `width` (ACL_ERROR_INVALID_PARAM when broken; what is None is
+        not checked); returns entries(batch)."""
         entries = self.entries(batch)
         if max_src_image_size is not None and self.image_bytes() * batch > max_src_image_size:
             raise AippError(f"AippConfig: the source images ({batch} x {self.image_bytes()} bytes, {self.input_format} "
                             f"{self.src_image_size[0]}x{self.src_image_size[1]}) exceed the model's max_src_image_size "
                             f"{max_src_image_size}")
         for b, e in enumerate(entries):
-            if self.output_size(e) != (width, height):
+            if width is not None and self.output_size(e) != (width, height):
                 ow, oh = self.output_size(e)
                 raise AippError(f"AippConfig: the AIPP output of image {b} is {ow}x{oh} (width x height) but the model "
                                 f"takes {width}x{height}")
+        sizes = {self.output_size(e) for e in entries}
+        if len(sizes) > 1:
+            raise AippError(f"AippConfig: every image of a batch must give the same AIPP output size, got "
+                            f"{', '.join(f'{w}x{h}' for w, h in sorted(sizes))}")
         if self.input_format not in _DYNAMIC_FORMATS:
             raise AippError(f"AippConfig: dynamic AIPP takes {', '.join(_DYNAMIC_FORMATS)}, got {self.input_format}")
         if channels is not None and _DYNAMIC_FORMATS[self.input_format] != channels:
