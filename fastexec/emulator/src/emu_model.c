@@ -1649,10 +1649,8 @@ EMU_API aclError aclmdlSetInputAIPP(uint32_t modelId, aclmdlDataset *dataset, si
         rc = emu_fail(ACL_ERROR_INVALID_PARAM, "%s: index[%zu] entered by the user is not dynamic aipp index[%d] ('%s')", api, index, m->aipp_node,
                       ACL_DYNAMIC_AIPP_NAME);
     else rc = check_aipp_set(def, (size_t)k, aippParmsSet, api);
-    if (!rc && m->inflight && emu_profile.checked)
-        rc = emu_finding(FXEMU_FINDING_BATCH_WHILE_RUNNING, FXEMU_ERR_BATCH_WHILE_RUNNING,
-                         "%s: model %u has %d execution(s) in flight; the AIPP parameters are copied synchronously, not stream-ordered", api, modelId,
-                         m->inflight);
+    /* The parameters go to this dataset's buffer (not model-wide, unlike the batch size): other
+     * executions in flight do not matter, only that this buffer is not in use. */
     pthread_mutex_unlock(&model_mu);
     if (rc) return rc;
     aclDataBuffer *buf = index < dataset->n ? dataset->bufs[index] : NULL;
