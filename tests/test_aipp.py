@@ -308,3 +308,62 @@ def test_parse_atc_aipp_config_errors(text, needle):
     with pytest.raises(AippError) as exc:
         parse_aipp_config(text, "x.cfg")
     assert needle in str(exc.value), str(exc.value)
+
+
+# ---------------------------------------------------------------- the command line
+
+
+def cli(*args):
+    import os
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FASTEXEC_")}
+    env.update({"FASTEXEC_BACKEND": "emulator", "FASTEXEC_EMU_FAST": "1"})
+    return subprocess.run([sys.executable, "-m", "fastexec.cli", *map(str, args)], capture_output=True, text=True,
+                          env=env, timeout=120)
+
+
+def test_inspect_shows_aipp():
+    import json
+
+    proc = cli("inspect", "aipp-static")
+    assert proc.returncode == 0, proc.stderr
+    line = next(l for l in proc.stdout.splitlines() if l.startswith("aipp "))
+    assert "static AIPP YUV420SP_U8 40x30; crop 32x20 at (4, 2); padding top 2 bottom 2" in line
+    assert line.endswith("-> float16 NCHW (2, 3, 24, 32)")
+    proc = cli("inspect", "aipp-dynamic", "--json")
+    assert json.loads(proc.stdout)["aipp"] == {"images": {"mode": "dynamic", "max_src_image_size": 7200,
+                                                          "parameters_input": 1}}
+    d = json.loads(cli("inspect", "aipp-static", "--json").stdout)["aipp"]["images"]
+    assert d["matrix"] == [256, 0, 359, 256, -88, -183, 256, 454, 0]
+    assert d["output"] == {"dims": [2, 3, 24, 32], "format": "NCHW", "dtype": "float16"}
+
+
+def test_run_and_bench_take_an_atc_aipp_config(tmp_path):
+    import json
+
+    cfg_path = tmp_path / "aipp.cfg"
+    cfg_path.write_text(ATC_CFG)
+    x = frames(DYNAMIC, 3, seed=5)
+    np.save(tmp_path / "frames.npy", x)
+    out = tmp_path / "out"
+    proc = cli("run", "aipp-dynamic", "--input", tmp_path / "frames.npy", "--output", out, "--no-progress",
+               "--aipp-config", cfg_path)
+    assert proc.returncode == 0, proc.stderr
+    (written,) = [p for p in out.rglob("*.npy")]
+    assert np.array_equal(bits(np.load(written)), bits(expected(DYNAMIC, x, parse_aipp_config(ATC_CFG))))
+    proc = cli("bench", "aipp-dynamic", "--aipp-config", cfg_path, "--batches", 30, "--warmup", 2,
+               "--calibration-batches", 2, "--no-progress", "--json", "-")
+    assert proc.returncode == 0, proc.stderr
+    r = json.loads(proc.stdout)
+    assert r["settings"]["aipp_config"] == str(cfg_path) and r["batches"] == 30
+    missing = cli("bench", "aipp-dynamic", "--batches", 5)
+    assert missing.returncode == 2 and "give its parameters with --aipp-config FILE" in missing.stderr
+    bad = tmp_path / "bad.cfg"
+    bad.write_text("aipp_op {\n input_format : YUV420SP_U8\n src_image_size_w : 40\n src_image_size_h : 30\n"
+                   " var_reci_chn_0 : 99999\n}\n")
+    proc = cli("run", "aipp-dynamic", "--input", tmp_path / "frames.npy", "--output", tmp_path / "o2", "--aipp-config", bad)
+    assert proc.returncode == 2 and "--aipp-config" in proc.stderr and "pixel_var_reci[0]" in proc.stderr
+    proc = cli("bench", "aipp-static", "--aipp-config", cfg_path, "--batches", 5)
+    assert proc.returncode == 2 and "has no dynamic AIPP input" in proc.stderr
