@@ -3,6 +3,7 @@
 from ._core import (Device as Device, DeviceBuffer as DeviceBuffer, Event as Event, ExecConfig as ExecConfig,
                     Executor as Executor, Model as Model, PinnedBuffer as PinnedBuffer, Stream as Stream,
                     TensorSpec as TensorSpec, backend_info as backend_info)
+from .aipp import AippConfig as AippConfig, AippError as AippError
 from .baseline import naive_run as naive_run
 from .errors import (AclError as AclError, AclFunctionNotFoundError as AclFunctionNotFoundError,
                      AclInvalidParamError as AclInvalidParamError, AclLibraryNotFoundError as AclLibraryNotFoundError,

@@ -12,10 +12,12 @@ cdef class AippParams:
     def __cinit__(self):
         self.handle = NULL
 
-    def __init__(self, config, uint64_t batch):
+    def __init__(self, config, batch):
         from fastexec.aipp import AippConfig
         if not isinstance(config, AippConfig):
             raise TypeError(f"AippParams: config must be a fastexec.AippConfig, got {type(config).__name__}")
+        if isinstance(batch, bool) or not isinstance(batch, int) or not 1 <= batch <= 127:
+            raise ValueError(f"AippParams: batch must be an int in 1..127, got {batch!r}")
         ensure_initialized()
         if not symbol_available(b"aclmdlCreateAIPP") or not symbol_available(b"aclmdlSetInputAIPP"):
             raise AclFunctionNotFoundError("aclmdlCreateAIPP", _library_info.get("library", "the ACL library"))
