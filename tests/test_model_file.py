@@ -484,6 +484,25 @@ VALIDATE_CASES = [
 ]
 
 
+AIPP_X = TensorDef("x", "float16", "NCHW", (2, 3, 4, 6))
+AIPP_Y = TensorDef("y", "float16", "NCHW", (2, 3, 4, 6))
+AIPP_OK = dict(aipp_mode="static", input_format="RGB888_U8", src_image_size_w=6, src_image_size_h=4)
+VALIDATE_CASES += [
+    ("aipp-not-aippdef", dict(aipp=[{"input": "x"}]), "aipp entries must be AippDef, got dict"),
+    ("aipp-unknown-input", dict(aipp=[mf.AippDef("z", **AIPP_OK)]), "aipp: no input named 'z'"),
+    ("aipp-twice", dict(inputs=[AIPP_X], outputs=[AIPP_Y], kernel="identity", scale=1.0, bias=0.0,
+                        aipp=[mf.AippDef("x", **AIPP_OK), mf.AippDef("x", **AIPP_OK)]), "input 'x' has two AippDef entries"),
+    ("aipp-mode-value", dict(inputs=[AIPP_X], outputs=[AIPP_Y], kernel="identity", scale=1.0, bias=0.0,
+                             aipp=[mf.AippDef("x", **{**AIPP_OK, "aipp_mode": "auto"})]), "aipp parameter 'aipp_mode' of input 'x' cannot be 'auto'"),
+    ("aipp-bool-value", dict(inputs=[AIPP_X], outputs=[AIPP_Y], kernel="identity", scale=1.0, bias=0.0,
+                             aipp=[mf.AippDef("x", **AIPP_OK, crop=1)]), "aipp parameter 'crop' of input 'x' cannot be 1"),
+    ("aipp-range", dict(inputs=[AIPP_X], outputs=[AIPP_Y], kernel="identity", scale=1.0, bias=0.0,
+                        aipp=[mf.AippDef("x", **AIPP_OK, mean_chn_0=300)]), "aipp parameter 'mean_chn_0' must be an integer in [0, 255], got '300'"),
+    ("aipp-model-rule", dict(inputs=[AIPP_X], outputs=[AIPP_Y], kernel="identity", scale=1.0, bias=0.0,
+                             aipp=[mf.AippDef("x", **{**AIPP_OK, "src_image_size_w": 8})]), "aipp for input 'x': the AIPP output is 8x4"),
+]
+
+
 @pytest.mark.parametrize("case_id,changes,needle", VALIDATE_CASES, ids=[c[0] for c in VALIDATE_CASES])
 def test_modeldef_validate_rejects(case_id, changes, needle):
     model = small_model(**changes)
