@@ -1816,6 +1816,47 @@ static int64_t floor_shift8(int64_t v)
     return v >= 0 ? v >> 8 : -((-v + 255) >> 8);
 }
 
+/* Every channel value reaching the normalisation is an integer 0..255 (raw, or clamped by the
+ * conversion), so the normalised and rounded value of each (channel, value) is computed once per
+ * image into a table: the same arithmetic, done 4 x 256 times instead of per pixel. */
+typedef struct {
+    unsigned char bytes[4][256][4];  /* the output dtype's encoding (2 or 4 bytes used) */
+    unsigned char pad[4];
+} aipp_lut;
+
+static void aipp_encode(unsigned char *dst, aclDataType dt, double v)
+{
+    if (dt == ACL_FLOAT16) {
+        uint16_t h = double_to_half(v);
+        memcpy(dst, &h, 2);
+    } else {
+        float f = (float)v;
+        memcpy(dst, &f, 4);
+    }
+}
+
+static void aipp_lut_fill(aipp_lut *l, const aipp_image *im, const emu_aipp_batch *b, aclDataType dt)
+{
+    for (int c = 0; c < 4; c++) {
+        double min_d = half_to_double(b->min_h[c]), var_d = half_to_double(b->var_reci_h[c]);
+        for (int v = 0; v < 256; v++) {
+            double d = (double)((int64_t)v - b->mean[c]) - min_d;
+            aipp_encode(l->bytes[c][v], dt, d * var_d);
+        }
+    }
+    aipp_encode(l->pad, dt, half_to_double(im->padding_value_h));
+}
+
+/* One 2- or 4-byte element (constant-size copies, which compilers turn into plain stores). */
+static inline void aipp_put(unsigned char *dst, const unsigned char *v, size_t es)
+{
+    if (es == 2) {
+        memcpy(dst, v, 2);
+    } else {
+        memcpy(dst, v, 4);
+    }
+}
+
 static void aipp_sample(const aipp_image *im, const emu_aipp_batch *b, const unsigned char *src, const emu_tensor_def *t,
                         unsigned char *dst)
 {
@@ -1826,66 +1867,55 @@ static void aipp_sample(const aipp_image *im, const emu_aipp_batch *b, const uns
     int64_t top = b->padding ? b->pad_top : 0, left = b->padding ? b->pad_left : 0;
     int64_t bottom = b->padding ? b->pad_bottom : 0, right = b->padding ? b->pad_right : 0;
     int64_t x0 = b->crop ? b->crop_x : 0, y0 = b->crop ? b->crop_y : 0;
-    double min_d[4], var_d[4];
-    for (int c = 0; c < 4; c++) {
-        min_d[c] = half_to_double(b->min_h[c]);
-        var_d[c] = half_to_double(b->var_reci_h[c]);
-    }
-    double pad = half_to_double(im->padding_value_h);
+    size_t es = t->elem_size;
+    /* element (c, i, j) of the output is at byte (c * cstride + (i * ow + j) * pstride) * es */
+    size_t cstride = nchw ? (size_t)(oh * ow) : 1, pstride = nchw ? 1 : (size_t)nc;
+    aipp_lut table;
+    aipp_lut *lut = &table;
+    aipp_lut_fill(lut, im, b, t->dtype);
     const unsigned char *uv = src + (size_t)(im->src_w * im->src_h);
+    bool csc = im->csc && nc == 3;
     for (int64_t i = 0; i < oh; i++) {
+        bool pad_row = i < top || i >= oh - bottom;
+        int64_t si = y0 + i - top;
         for (int64_t j = 0; j < ow; j++) {
-            double y[3];
-            if (i < top || i >= oh - bottom || j < left || j >= ow - right) {
-                y[0] = y[1] = y[2] = pad;
+            size_t at = (size_t)(i * ow + j) * pstride;
+            if (pad_row || j < left || j >= ow - right) {
+                for (int64_t c = 0; c < nc; c++) {
+                    aipp_put(dst + (at + (size_t)c * cstride) * es, lut->pad, es);
+                }
+                continue;
+            }
+            int64_t sj = x0 + j - left;
+            size_t p = (size_t)(si * im->src_w + sj);
+            int64_t x[3] = {0, 0, 0};
+            if (im->format == ACL_YUV420SP_U8) {
+                size_t q = (size_t)((si / 2) * im->src_w + (sj / 2) * 2);
+                x[0] = src[p];
+                x[1] = uv[q + (im->rbuv_swap ? 1 : 0)];
+                x[2] = uv[q + (im->rbuv_swap ? 0 : 1)];
+            } else if (im->format == ACL_RGB888_U8) {
+                x[0] = src[3 * p + (im->rbuv_swap ? 2 : 0)];
+                x[1] = src[3 * p + 1];
+                x[2] = src[3 * p + (im->rbuv_swap ? 0 : 2)];
             } else {
-                int64_t si = y0 + i - top, sj = x0 + j - left;
-                int64_t x[3] = {0, 0, 0};
-                size_t p = (size_t)(si * im->src_w + sj);
-                if (im->format == ACL_YUV420SP_U8) {
-                    size_t q = (size_t)((si / 2) * im->src_w + (sj / 2) * 2);
-                    x[0] = src[p];
-                    x[1] = uv[q];
-                    x[2] = uv[q + 1];
-                    if (im->rbuv_swap) {
-                        int64_t s = x[1];
-                        x[1] = x[2];
-                        x[2] = s;
-                    }
-                } else if (im->format == ACL_RGB888_U8) {
-                    x[0] = src[3 * p];
-                    x[1] = src[3 * p + 1];
-                    x[2] = src[3 * p + 2];
-                    if (im->rbuv_swap) {
-                        int64_t s = x[0];
-                        x[0] = x[2];
-                        x[2] = s;
-                    }
-                } else {
-                    x[0] = src[p];
+                x[0] = src[p];
+            }
+            if (csc) {
+                int64_t r[3];
+                for (int o = 0; o < 3; o++) {
+                    int64_t acc = im->matrix[3 * o] * (x[0] - im->input_bias[0]) +
+                                  im->matrix[3 * o + 1] * (x[1] - im->input_bias[1]) +
+                                  im->matrix[3 * o + 2] * (x[2] - im->input_bias[2]);
+                    acc = floor_shift8(acc) + im->output_bias[o];
+                    r[o] = acc < 0 ? 0 : acc > 255 ? 255 : acc;
                 }
-                if (im->csc && nc == 3) {
-                    int64_t r[3];
-                    for (int o = 0; o < 3; o++) {
-                        int64_t acc = 0;
-                        for (int c = 0; c < 3; c++) {
-                            acc += im->matrix[3 * o + c] * (x[c] - im->input_bias[c]);
-                        }
-                        acc = floor_shift8(acc) + im->output_bias[o];
-                        r[o] = acc < 0 ? 0 : acc > 255 ? 255 : acc;
-                    }
-                    x[0] = r[0];
-                    x[1] = r[1];
-                    x[2] = r[2];
-                }
-                for (int c = 0; c < nc; c++) {
-                    double d = (double)(x[c] - b->mean[c]) - min_d[c];
-                    y[c] = d * var_d[c];
-                }
+                x[0] = r[0];
+                x[1] = r[1];
+                x[2] = r[2];
             }
             for (int64_t c = 0; c < nc; c++) {
-                size_t at = nchw ? (size_t)((c * oh + i) * ow + j) : (size_t)((i * ow + j) * nc + c);
-                store_double(dst, t->dtype, at, y[c]);
+                aipp_put(dst + (at + (size_t)c * cstride) * es, lut->bytes[c][x[c]], es);
             }
         }
     }
