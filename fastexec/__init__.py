@@ -8,6 +8,7 @@ API is ``include/fastexec/fastexec.h``, under :func:`get_include`.
 
 __version__ = "0.1.0"
 
+from .aipp import AippConfig, AippError
 from .errors import (AclError, AclFunctionNotFoundError, AclInvalidParamError, AclLibraryNotFoundError,
                      AclMemoryError, AclNotAvailableError, AclTimeoutError, BatchError, ClosedError, FastexecError,
                      InUseError, Interrupted, WaitTimeout)
@@ -15,7 +16,7 @@ from .errors import (AclError, AclFunctionNotFoundError, AclInvalidParamError, A
 _CORE_NAMES = ("Device", "DeviceBuffer", "Event", "ExecConfig", "Executor", "Model", "PinnedBuffer", "Stream",
                "TensorSpec", "acl_config", "backend_info", "init")
 
-__all__ = ["AclError", "AclFunctionNotFoundError", "AclInvalidParamError", "AclLibraryNotFoundError", "AclMemoryError",
+__all__ = ["AippConfig", "AippError", "AclError", "AclFunctionNotFoundError", "AclInvalidParamError", "AclLibraryNotFoundError", "AclMemoryError",
            "AclNotAvailableError", "AclTimeoutError", "BatchError", "ClosedError", "FastexecError", "InUseError",
            "Interrupted", "WaitTimeout", "get_include", "naive_run", *_CORE_NAMES]
 

@@ -4,6 +4,7 @@ from ._core import (Device as Device, DeviceBuffer as DeviceBuffer, Event as Eve
                     Executor as Executor, Model as Model, PinnedBuffer as PinnedBuffer, Stream as Stream,
                     TensorSpec as TensorSpec, acl_config as acl_config, backend_info as backend_info,
                     init as init)
+from .aipp import AippConfig as AippConfig, AippError as AippError
 from .baseline import naive_run as naive_run
 from .errors import (AclError as AclError, AclFunctionNotFoundError as AclFunctionNotFoundError,
                      AclInvalidParamError as AclInvalidParamError, AclLibraryNotFoundError as AclLibraryNotFoundError,

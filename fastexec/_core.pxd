@@ -64,8 +64,18 @@ cdef class Model(DeviceChild):
     cdef readonly list outputs
     cdef readonly tuple dynamic_batch
     cdef readonly long dynamic_input_index
+    cdef readonly long aipp_input_index   # the dynamic AIPP parameter input (ACL_DYNAMIC_AIPP_NAME), or -1
+    cdef readonly dict aipp               # per input name: its AIPP (Model.aipp)
     cdef readonly long batch_size
     cdef _describe(self)
+    cdef _describe_aipp(self)
+
+
+cdef class AippParams:
+    cdef aclmdlAIPP* handle
+    cdef readonly object config
+    cdef readonly uint64_t batch
+    cdef _fill(self, config, list entries)
 
 
 # ---------------------------------------------------------------- executor (executor.pxi)
@@ -93,10 +103,13 @@ cdef class Executor:
     cdef list in_specs
     cdef list out_specs
     cdef dict done                  # finished Python batches moved out of their slots, by ticket
+    cdef readonly object aipp       # the AippConfig of a dynamic AIPP model (None otherwise)
+    cdef AippParams aipp_params     # it, as the aclmdlAIPP every slot's AIPP input starts with
     cdef bint is_open               # taking new batches
     cdef bint attached              # counted as a user of its device and models
 
     cdef _build(self, Model first)
+    cdef _setup_aipp(self, Model first)
     cdef _allocate(self, int i)
     cdef int _check_process(self) except -1
     cdef int _usable(self) except -1

@@ -7,6 +7,7 @@ owner and one copy:
 - ``_acl/errors.pxi``: ``check()``, the one error check every ACL call goes through;
 - ``_acl/loader.pxi``: finds the ACL library, resolves the table, ``backend_info()``;
 - ``runtime.pxi``: Device, Stream, Event, DeviceBuffer, PinnedBuffer, Model, ExecConfig;
+- ``aipp.pxi``: AippParams, an AippConfig as the runtime's dynamic AIPP parameter set;
 - ``stats.pxi``: the executor's figures;
 - ``trace.pxi``: the pipeline's trace (per-batch device and host times, a bounded ring);
 - ``pipeline.pxi``: the pipeline core, nogil over the C state of ``_pipeline.pxd``;
@@ -17,6 +18,7 @@ owner and one copy:
 include "_acl/errors.pxi"
 include "_acl/loader.pxi"
 include "runtime.pxi"
+include "aipp.pxi"
 include "stats.pxi"
 include "trace.pxi"
 include "pipeline.pxi"

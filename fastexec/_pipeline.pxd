@@ -5,7 +5,7 @@ from cpython.ref cimport PyObject
 from libc.stdint cimport int64_t, intptr_t, uint32_t, uint64_t
 
 from fastexec._acl.acl_base cimport aclError, aclrtContext, aclrtEvent, aclrtStream, aclDataBuffer
-from fastexec._acl.acl_mdl cimport aclmdlDataset, aclmdlExecConfigHandle
+from fastexec._acl.acl_mdl cimport aclmdlAIPP, aclmdlDataset, aclmdlExecConfigHandle
 
 
 cdef extern from "<pthread.h>" nogil:
@@ -85,6 +85,10 @@ cdef struct Slot:
     void** out_hosts
     void* dyn_dev                   # the dynamic-batch tensor (dynamic models)
     aclDataBuffer* dyn_buf
+    void* aipp_dev                  # the dynamic AIPP parameter input (ACL_DYNAMIC_AIPP_NAME)
+    aclDataBuffer* aipp_buf
+    const aclmdlAIPP* aipp_next     # the reserved batch's own AIPP parameters (NULL: the executor's)
+    bint aipp_own                   # aipp_dev holds a batch's own parameters, not the executor's
     aclmdlDataset* in_ds
     aclmdlDataset* out_ds
     aclrtEvent ev[N_EVENTS]
@@ -174,6 +178,8 @@ cdef struct Pipeline:
     size_t in_bytes[MAX_IO]         # bytes of one full batch, as the model reports them
     size_t out_bytes[MAX_IO]
     bint dynamic                    # the model has a dynamic-batch input
+    int aipp_index                  # its dynamic AIPP parameter input, or -1
+    const aclmdlAIPP* aipp          # the executor's dynamic AIPP parameters (every slot's default)
     Plan plan
     aclmdlExecConfigHandle* config  # NULL: aclmdlExecuteAsync
     double batch_timeout            # the exec config's stream-sync timeout (s), 0 for none

@@ -159,6 +159,8 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--plot-batches", type=_positive_int, default=16, metavar="N",
                    help="batches in the --plot window: the N consecutive ones that took the least time (default: 16)")
     _acl_json_option(b)
+    b.add_argument("--aipp-config", metavar="FILE", help="the dynamic AIPP parameters of a model with a dynamic AIPP input: an ATC AIPP config file "
+                        "(aipp_op { key : value ... }, as ais_bench's --aipp_config and ATC's --insert_op_conf take)")
     b.add_argument("--no-progress", action="store_true", help="no progress bar")
 
     inf = sub.add_parser("info", help="the ACL runtime in use: backend, library, SoC, devices, memory",
@@ -194,6 +196,8 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--trace", metavar="FILE",
                    help="write every batch's timeline as Chrome trace event JSON (docs/executor.md)")
     _acl_json_option(r)
+    r.add_argument("--aipp-config", metavar="FILE", help="the dynamic AIPP parameters of a model with a dynamic AIPP input: an ATC AIPP config file "
+                        "(aipp_op { key : value ... }, as ais_bench's --aipp_config and ATC's --insert_op_conf take)")
     r.add_argument("--no-progress", action="store_true", help="no progress bar")
     return parser
 
@@ -290,6 +294,33 @@ def _refuse_binary_on_emulator(path: str) -> None:
                          "the CANN runtime and an Ascend card (FASTEXEC_BACKEND=ascend).")
 
 
+def _aipp_config(path):
+    """The AippConfig of --aipp-config FILE (None without it); a bad file is a usage error."""
+    if path is None:
+        return None
+    from .aipp import AippError, parse_aipp_config
+
+    try:
+        with open(path, encoding="utf-8") as f:
+            text = f.read()
+    except OSError as exc:
+        raise UsageError(f"--aipp-config: cannot read {path}: {exc.strerror or exc}") from None
+    try:
+        return parse_aipp_config(text, path)
+    except AippError as exc:
+        raise UsageError(f"--aipp-config: {exc}") from None
+
+
+def _check_aipp(model, cfg, compare=()):
+    """Usage errors for --aipp-config and the model's AIPP, before any device work."""
+    if model.aipp_input_index >= 0 and cfg is None:
+        raise UsageError(f"{model.source} has a dynamic AIPP input: give its parameters with --aipp-config FILE")
+    if model.aipp_input_index < 0 and cfg is not None:
+        raise UsageError(f"--aipp-config: {model.source} has no dynamic AIPP input")
+    if cfg is not None and "naive" in compare:
+        raise UsageError("--compare naive runs Model.execute, which does not drive dynamic AIPP")
+
+
 def _stats_row(series: dict) -> dict:
     keys = ("mean", "min", "p50", "p90", "p95", "p99", "max")
     return {k: series.get(f"{k}_ms") for k in keys}
@@ -334,12 +365,14 @@ def bench(args) -> int:
     duration = args.duration if args.batches is None else None
     if args.batches is None and duration is None:
         duration = DEFAULT_DURATION_S
+    aipp = _aipp_config(args.aipp_config)
     with fastexec.Device(args.device[0]) as device, fastexec.Model(path, device=device) as model:
+        _check_aipp(model, aipp, args.compare)
         if options:
             config = fastexec.ExecConfig(**options)
         try:
             with fastexec.Executor(model, depth=args.depth, config=config, instances=args.instances, mode=args.mode,
-                                   devices=args.device) as ex:
+                                   devices=args.device, aipp=aipp) as ex:
                 result = _measure(ex, np, args, args.batches, duration, emu)
                 depth = ex.depth
         finally:
@@ -362,7 +395,8 @@ def bench(args) -> int:
                      "mode": args.mode,
                      "warmup_batches": args.warmup, "calibration_batches": args.calibration_batches,
                      "batches": args.batches, "duration_s": duration,
-                     "exec_config": options, "execute_api": "aclmdlExecuteAsyncV2" if options else "aclmdlExecuteAsync"},
+                     "exec_config": options, "execute_api": "aclmdlExecuteAsyncV2" if options else "aclmdlExecuteAsync",
+                     "aipp_config": os.path.abspath(args.aipp_config) if args.aipp_config else None},
     })
     if emu is not None:
         prof = emu.profile()
@@ -750,7 +784,8 @@ def inspect(args) -> int:
     with fastexec.Model(path) as model:
         desc = {"model": os.path.abspath(path), "batch_size": model.batch_size,
                 "dynamic_batch": list(model.dynamic_batch),
-                "inputs": [_spec(s) for s in model.inputs], "outputs": [_spec(s) for s in model.outputs]}
+                "inputs": [_spec(s) for s in model.inputs], "outputs": [_spec(s) for s in model.outputs],
+                "aipp": {name: _aipp_json(a) for name, a in model.aipp.items()}}
     if args.json:
         print(json.dumps(desc, indent=2))
         return 0
@@ -763,7 +798,39 @@ def inspect(args) -> int:
     widths = [max(len(r[i]) for r in rows + [head]) for i in range(len(head))]
     for r in [head] + rows:
         print("  ".join(c.ljust(w) if i < 5 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths))).rstrip())
+    for name, a in desc["aipp"].items():
+        print(f"aipp   {name}: {_aipp_line(a)}")
     return 0
+
+
+def _aipp_json(a: dict) -> dict:
+    out = dict(a)
+    if "output" in out:
+        out["output"] = dict(out["output"], dims=list(out["output"]["dims"]), dtype=str(out["output"]["dtype"]))
+    return {k: list(v) if isinstance(v, tuple) else v for k, v in out.items()}
+
+
+def _aipp_line(a: dict) -> str:
+    """One input's AIPP in a line of `fastexec inspect`."""
+    if a["mode"] == "dynamic":
+        return (f"dynamic AIPP (parameters set at run time: --aipp-config), raw input up to "
+                f"{a['max_src_image_size']} bytes per batch")
+    parts = [f"static AIPP {a['input_format']} {a['src_image_size_w']}x{a['src_image_size_h']}"]
+    if a["crop"]:
+        parts.append(f"crop {a['crop_size_w']}x{a['crop_size_h']} at ({a['load_start_pos_w']}, {a['load_start_pos_h']})")
+    if a["padding"]:
+        parts.append(f"padding top {a['top_padding_size']} bottom {a['bottom_padding_size']} left "
+                     f"{a['left_padding_size']} right {a['right_padding_size']}")
+    if a["csc_switch"]:
+        parts.append("csc " + ",".join(map(str, a["matrix"])) + f" in-bias {','.join(map(str, a['input_bias']))}"
+                     f" out-bias {','.join(map(str, a['output_bias']))}")
+    if a["rbuv_swap_switch"]:
+        parts.append("rbuv swap")
+    parts.append(f"mean {','.join(map(str, a['mean_chn']))} min {','.join(f'{v:g}' for v in a['min_chn'])} "
+                 f"var_reci {','.join(f'{v:g}' for v in a['var_reci_chn'])}")
+    out = a["output"]
+    parts.append(f"-> {out['dtype']} {out['format']} ({', '.join(map(str, out['dims']))})")
+    return "; ".join(parts)
 
 
 def run_files(args) -> int:
@@ -776,7 +843,9 @@ def run_files(args) -> int:
     batchfiles.prepare_output(args.output, args.force, MANIFEST)      # before any work
     _init_acl(args)
     path = _resolve_model(args.model)
+    aipp = _aipp_config(args.aipp_config)
     with fastexec.Device(args.device[0]) as device, fastexec.Model(path, device=device) as model:
+        _check_aipp(model, aipp)
         units = batchfiles.plan(model.inputs, args.input, args.limit)      # all checks before device work
         out_dirs = batchfiles.output_dirs(args.output, model.outputs)
         manifest = {"schema": "fastexec.run/1", "tool": {"name": "fastexec", "version": fastexec.__version__},
@@ -784,7 +853,8 @@ def run_files(args) -> int:
                     "argv": ["fastexec"] + list(args.argv), "model": os.path.abspath(path),
                     "options": {"inputs": list(args.input), "limit": args.limit, "depth": args.depth,
                                 "instances": args.instances, "mode": args.mode,
-                                "device": args.device[0], "devices": args.device},
+                                "device": args.device[0], "devices": args.device,
+                                "aipp_config": os.path.abspath(args.aipp_config) if args.aipp_config else None},
                     "complete": False,
                     "folders": sorted(os.path.relpath(d, args.output) for d in out_dirs),
                     "files": batchfiles.planned_files(args.output, units, out_dirs)}
@@ -794,7 +864,8 @@ def run_files(args) -> int:
         t0 = time.perf_counter()
         try:
             with fastexec.Executor(model, depth=args.depth, instances=args.instances, mode=args.mode,
-                                   devices=args.device, trace=RUN_TRACE_RING if args.trace is not None else 0) as ex:
+                                   devices=args.device, trace=RUN_TRACE_RING if args.trace is not None else 0,
+                                   aipp=aipp) as ex:
                 counts = batchfiles.run(ex, units, model.inputs, out_dirs, bar)
                 st = ex.stats()
                 if args.trace is not None:

@@ -75,8 +75,8 @@ cdef double _seconds(timeout, str what) except? -2:
 cdef class Executor:
     """Runs a model through a pipeline that keeps the device busy.
 
-    ``Executor(model, depth=None, config=None, instances=1, mode="overlap", devices=None)``:
-    `model` is a Model (or a path or bytes, loaded on each device); `depth` slots per instance
+    ``Executor(model, depth=None, config=None, instances=1, mode="overlap", devices=None, trace=0,
+    aipp=None)``: `model` is a Model (or a path or bytes, loaded on each device); `depth` slots per instance
     (default 4 in overlap mode, 2 in serial mode); `config` an ExecConfig to execute with
     aclmdlExecuteAsyncV2 (its stream_sync_timeout_ms is then every batch's deadline, from the
     moment it is queued); `instances` loads the model that many times per device and spreads
@@ -86,7 +86,9 @@ cdef class Executor:
     from the same path or bytes); `mode`: "overlap" puts copy-in, execute and copy-out of each
     instance on three streams ordered by events, so the three stages of different batches run
     at once on the device's copy and compute engines; "serial" runs them back to back on one
-    stream.
+    stream. `aipp`: the :class:`fastexec.AippConfig` of a model with dynamic AIPP (required for
+    one, refused otherwise), set once in every slot; ``submit(..., aipp=...)`` gives one batch its
+    own. A model with static AIPP needs nothing: its input is the raw image.
 
     Ways in: ``run(inputs)`` (whole arrays, the loop in C with the GIL released),
     ``imap(batches)`` (ordered streaming), ``submit(inputs)`` / ``result(ticket)``, the zero-copy
@@ -108,7 +110,7 @@ cdef class Executor:
         self.done = {}
 
     def __init__(self, model, depth=None, ExecConfig config=None, int instances=1, str mode="overlap", devices=None,
-                 trace=0):
+                 trace=0, aipp=None):
         if mode not in MODES:
             raise ValueError(f"Executor: mode must be one of {', '.join(MODES)} (got {mode!r})")
         if depth is None:
@@ -149,6 +151,7 @@ cdef class Executor:
         self.owns_models = [True] * self.n_instances
         self.models[device_ids.index(first.device.id)] = first
         self.owns_models[device_ids.index(first.device.id)] = owned
+        self.aipp = aipp
         try:
             self._build(first)
             self.is_open = True
@@ -183,6 +186,7 @@ cdef class Executor:
             p.out_row[i] = out_rows[i]
             p.out_bytes[i] = self.out_specs[i].nbytes
         p.dynamic = first.dynamic_input_index >= 0
+        self._setup_aipp(first)
         p.plan = _plan(self.overlap)
         p.sliced_sync = (symbol_available(b"aclrtSynchronizeEventWithTimeout")
                          and symbol_available(b"aclrtSynchronizeStreamWithTimeout"))
@@ -212,6 +216,35 @@ cdef class Executor:
         self.attached = True
         for i in range(self.n_instances):
             self._allocate(i)
+
+    cdef _setup_aipp(self, Model first):
+        """A dynamic AIPP model: its parameter input, and the executor's parameters checked and
+        made (every slot starts with them)."""
+        if first.aipp_input_index < 0:
+            if self.aipp is not None:
+                raise ValueError(f"Executor: aipp= is for models with dynamic AIPP; {first.source!r} has none "
+                                 f"({'its AIPP is static' if first.aipp else 'no AIPP'})")
+            return
+        if self.aipp is None:
+            raise ValueError(f"Executor: {first.source!r} has a dynamic AIPP input: pass its parameters as "
+                             "aipp=fastexec.AippConfig(...)")
+        if first.aipp_input_index != self.n_in + (1 if self.p.dynamic else 0):
+            raise FastexecError(f"Executor: the dynamic AIPP parameter input is input {first.aipp_input_index}; the "
+                                "executor supports it after the data inputs (and the dynamic-batch input)")
+        self.aipp_params = self._aipp_params(self.aipp, "Executor")
+        self.p.aipp_index = first.aipp_input_index
+        self.p.aipp = self.aipp_params.handle
+
+    def _aipp_params(self, cfg, what):
+        """AippParams of `cfg` for this model, after the checks that need no device (ranges were
+        checked when the AippConfig was made; the output size aclmdlSetInputAIPP checks)."""
+        from fastexec.aipp import AippConfig
+        if not isinstance(cfg, AippConfig):
+            raise TypeError(f"{what}: aipp must be a fastexec.AippConfig, got {type(cfg).__name__}")
+        first = <Model>self.models[0]
+        info = next(v for v in first.aipp.values() if v["mode"] == "dynamic")
+        cfg.check(self.batch_size, max_src_image_size=info["max_src_image_size"])
+        return AippParams(cfg, self.batch_size)
 
     cdef _allocate(self, int i):
         """Instance i: its streams and slots (every pointer stored as soon as it exists, so a
@@ -255,6 +288,16 @@ cdef class Executor:
                 check(aclmdlAddDatasetBuffer(slot.in_ds, slot.dyn_buf), "aclmdlAddDatasetBuffer")
                 check(aclmdlSetDynamicBatchSize(inst.model_id, slot.in_ds, aclmdlGetDatasetNumBuffers(slot.in_ds) - 1,
                                                 self.batch_size), "aclmdlSetDynamicBatchSize")
+            if self.p.aipp_index >= 0:
+                # The dynamic AIPP parameters: the executor's, set once; a batch with its own sets them
+                # in the core (pl_enqueue), and the next batch without puts the executor's back.
+                size = aclmdlGetInputSizeByIndex(m.desc, self.p.aipp_index)
+                check(aclrtMalloc(&slot.aipp_dev, size, ACL_MEM_MALLOC_HUGE_FIRST), "aclrtMalloc")
+                slot.aipp_buf = aclCreateDataBuffer(slot.aipp_dev, size)
+                if slot.aipp_buf == NULL:
+                    raise AclError(500000, "aclCreateDataBuffer", "the runtime returned no data buffer")
+                check(aclmdlAddDatasetBuffer(slot.in_ds, slot.aipp_buf), "aclmdlAddDatasetBuffer")
+                check(aclmdlSetInputAIPP(inst.model_id, slot.in_ds, self.p.aipp_index, self.p.aipp), "aclmdlSetInputAIPP")
             for j in range(self.n_out):
                 _alloc_io(&slot.outs[j], self.p.out_bytes[j])
                 slot.out_hosts[j] = slot.outs[j].host
@@ -396,10 +439,17 @@ cdef class Executor:
 
     # ------------------------------------------------------------ one batch: submit / result / staged
 
-    def submit(self, inputs):
-        """Queue one batch (at most batch_size rows); returns a ticket for result()."""
+    def submit(self, inputs, aipp=None):
+        """Queue one batch (at most batch_size rows); returns a ticket for result(). `aipp`: this
+        batch's own AippConfig (a dynamic AIPP model; the executor's otherwise), refused before
+        anything is queued when the runtime refuses it."""
         self._usable()
         arrays = order_inputs(self.in_specs, inputs, self.batch_size, False)
+        cdef AippParams own = None
+        if aipp is not None:
+            if self.p.aipp_index < 0:
+                raise ValueError("submit(): aipp= is for models with dynamic AIPP; this one has none")
+            own = self._aipp_params(aipp, "submit()")
         cdef const char* src[MAX_IO]
         cdef int i
         cdef uint64_t rows = arrays[0].shape[0]
@@ -410,6 +460,8 @@ cdef class Executor:
         cdef int64_t k = self._reserve(OWNER_PYTHON, &w, "submit()")
         with nogil:
             pl_stage(self.p, pl_slot(self.p, k), src, rows)
+        if own is not None:
+            pl_slot(self.p, k).aipp_next = own.handle     # used (copied) by pl_enqueue, in this call
         self._enqueue(k)
         return k
 
@@ -817,6 +869,8 @@ cdef class Executor:
         if err.code:
             raise status_error(&err)
         self.done = {}
+        if self.aipp_params is not None:
+            self.aipp_params.close()
         self._detach()
 
     cdef _teardown(self):

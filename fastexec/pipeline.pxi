@@ -367,6 +367,7 @@ cdef int pl_reserve(Pipeline* p, intptr_t owner, bint try_only, Waiter* w, int64
             s.t_held = 0
             s.trace_at = -1
             s.t_reserved = fx_now() if trace_on(p) else 0
+            s.aipp_next = NULL
             status_clear(&s.status)
             p.next_ticket = k + 1
             ticket[0] = k
@@ -447,6 +448,26 @@ cdef aclError _queue_stage(Pipeline* p, Inst* inst, Slot* s, int stage, aclrtStr
     return rc
 
 
+cdef aclError _apply_aipp(Pipeline* p, Inst* inst, Slot* s, const char** api) noexcept nogil:
+    """Put the reserved batch's dynamic AIPP parameters (its own, else the executor's) in its slot's
+    AIPP input. aclmdlSetInputAIPP validates, then copies synchronously: the slot's previous batch
+    is done with that memory, and a refused set leaves it as it was."""
+    cdef const aclmdlAIPP* want = s.aipp_next
+    cdef aclError rc
+    s.aipp_next = NULL
+    if p.aipp_index < 0:
+        return ACL_SUCCESS
+    if want == NULL:
+        if not s.aipp_own:
+            return ACL_SUCCESS         # it holds the executor's parameters already
+        want = p.aipp
+    api[0] = "aclmdlSetInputAIPP"
+    rc = aclmdlSetInputAIPP(inst.model_id, s.in_ds, p.aipp_index, want)
+    if rc == ACL_SUCCESS:
+        s.aipp_own = want != p.aipp
+    return rc
+
+
 cdef int pl_enqueue(Pipeline* p, int64_t k, Status* err) noexcept nogil:
     """Queue the reserved batch k by the stream plan: PL_OK (QUEUED), or PL_FAILED with `err`
     set and the slot given back (retired once the device is done with what was queued)."""
@@ -459,6 +480,8 @@ cdef int pl_enqueue(Pipeline* p, int64_t k, Status* err) noexcept nogil:
     cdef double t0 = fx_now(), now
     s.recorded = False
     rc = pl_activate(inst)
+    if rc == ACL_SUCCESS:
+        rc = _apply_aipp(p, inst, s, &api)
     if rc:
         status_set(err, rc, api, NULL)
         pl_unreserve(p, s)
@@ -760,6 +783,7 @@ cdef int pl_create(Pipeline** out, int n_inst, int depth, int n_in, int n_out) n
     p.window = n_inst * depth
     p.n_in = n_in
     p.n_out = n_out
+    p.aipp_index = -1
     p.pid = fx_pid()
     for i in range(n_inst):
         p.insts[i].slots = <Slot*>calloc(depth, sizeof(Slot))
@@ -823,6 +847,10 @@ cdef void pl_free_resources(Pipeline* p, Status* err) noexcept nogil:
                 s.dyn_buf = NULL
             if s.dyn_dev != NULL and _freed(aclrtFree(s.dyn_dev), "aclrtFree", err):
                 s.dyn_dev = NULL
+            if s.aipp_buf != NULL and aclDestroyDataBuffer(s.aipp_buf) == ACL_SUCCESS:
+                s.aipp_buf = NULL
+            if s.aipp_dev != NULL and _freed(aclrtFree(s.aipp_dev), "aclrtFree", err):
+                s.aipp_dev = NULL
         for e in range(inst.n_streams - 1, -1, -1):
             if inst.streams[e] != NULL and _freed(aclrtDestroyStream(inst.streams[e]), "aclrtDestroyStream", err):
                 inst.streams[e] = NULL

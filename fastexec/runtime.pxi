@@ -18,6 +18,7 @@ import numpy as np
 
 from cpython.buffer cimport PyBUF_WRITABLE, PyBuffer_FillInfo
 from libc.stdint cimport int32_t, uint32_t, uint64_t
+from libc.stdlib cimport calloc, free
 from libc.string cimport memcpy
 
 cnp.import_array()
@@ -560,7 +561,9 @@ cdef class Model(DeviceChild):
     device id (then the model opens and closes its own Device).
 
     ``inputs`` / ``outputs``: lists of TensorSpec; ``dynamic_batch``: the batch gears (empty for
-    a static model); ``batch_size``: the static batch (or the largest gear).
+    a static model); ``batch_size``: the static batch (or the largest gear); ``aipp``: per input
+    name, its AIPP (a static input shows its raw image: uint8 NHWC in the byte layout of
+    aclmdlGetInputDimsV2, e.g. n,h*3/2,w,1 for YUV420SP_U8 frames).
     """
 
     def __init__(self, source, device=0):
@@ -609,13 +612,19 @@ cdef class Model(DeviceChild):
         check(aclmdlGetDynamicBatch(self.desc, &batch), "aclmdlGetDynamicBatch")
         self.dynamic_batch = tuple(batch.batch[i] for i in range(batch.batchCount))
         self.dynamic_input_index = -1
+        self._describe_aipp()
         inputs = []
         for i in range(aclmdlGetNumInputs(self.desc)):
             name = aclmdlGetInputNameByIndex(self.desc, i).decode()
             if self.dynamic_batch and name == ACL_DYNAMIC_TENSOR_NAME.decode():
                 self.dynamic_input_index = i
                 continue
-            check(aclmdlGetInputDims(self.desc, i, &dims), "aclmdlGetInputDims")
+            if i == self.aipp_input_index:
+                continue
+            if self.aipp.get(name, {}).get("mode") == "static":   # the raw image's byte layout
+                check(aclmdlGetInputDimsV2(self.desc, i, &dims), "aclmdlGetInputDimsV2")
+            else:
+                check(aclmdlGetInputDims(self.desc, i, &dims), "aclmdlGetInputDims")
             inputs.append(TensorSpec(name, tuple(dims.dims[d] for d in range(dims.dimCount)),
                                      _dtype_of(aclmdlGetInputDataType(self.desc, i)),
                                      _FORMATS.get(aclmdlGetInputFormat(self.desc, i), "UNDEFINED"),
@@ -633,6 +642,34 @@ cdef class Model(DeviceChild):
         first = inputs[0].shape[0] if inputs and inputs[0].shape else 1
         self.batch_size = max(self.dynamic_batch) if self.dynamic_batch else first
 
+    cdef _describe_aipp(self):
+        """self.aipp: {input name: {"mode": "static", ...aclmdlGetFirstAippInfo's parameters} or
+        {"mode": "dynamic", "max_src_image_size": bytes}}, and the dynamic AIPP parameter input."""
+        cdef aclmdlInputAippType kind
+        cdef size_t attached
+        cdef aclAippInfo* info
+        self.aipp = {}
+        self.aipp_input_index = -1
+        if not symbol_available(b"aclmdlGetAippType"):
+            return
+        for i in range(aclmdlGetNumInputs(self.desc)):
+            check(aclmdlGetAippType(self.model_id, i, &kind, &attached), "aclmdlGetAippType")
+            name = aclmdlGetInputNameByIndex(self.desc, i).decode()
+            if kind == ACL_DYNAMIC_AIPP_NODE:
+                self.aipp_input_index = i
+            elif kind == ACL_DATA_WITH_DYNAMIC_AIPP:
+                self.aipp[name] = {"mode": "dynamic", "max_src_image_size": aclmdlGetInputSizeByIndex(self.desc, i),
+                                   "parameters_input": attached}
+            elif kind == ACL_DATA_WITH_STATIC_AIPP:
+                info = <aclAippInfo*>calloc(1, sizeof(aclAippInfo))
+                if info == NULL:
+                    raise MemoryError()
+                try:
+                    check(aclmdlGetFirstAippInfo(self.model_id, i, info), "aclmdlGetFirstAippInfo")
+                    self.aipp[name] = _static_aipp_info(info)
+                finally:
+                    free(info)
+
     @property
     def id(self):
         return self.model_id
@@ -643,6 +680,8 @@ cdef class Model(DeviceChild):
         dynamic-batch model runs at its largest gear). Waits with the GIL released. Not for a
         model an Executor runs (ACL forbids mixing synchronous and asynchronous execution)."""
         self.ensure_open()
+        if self.aipp_input_index >= 0:
+            raise FastexecError("Model.execute: this model has dynamic AIPP; run it with Executor(model, aipp=AippConfig(...))")
         inputs, outputs = list(inputs), list(outputs)
         for kind, bufs, specs in (("inputs", inputs, self.inputs), ("outputs", outputs, self.outputs)):
             if len(bufs) != len(specs):
@@ -730,6 +769,33 @@ cdef void _destroy_dataset(aclmdlDataset* ds) noexcept:
     for j in range(aclmdlGetDatasetNumBuffers(ds)):
         aclDestroyDataBuffer(aclmdlGetDatasetBuffer(ds, j))
     aclmdlDestroyDataset(ds)
+
+
+cdef dict _static_aipp_info(const aclAippInfo* a):
+    """aclmdlGetFirstAippInfo's parameters, named as ATC's aipp_op names them."""
+    from fastexec.aipp import INPUT_FORMATS
+    names = {v: k for k, v in INPUT_FORMATS.items()}
+    out = {"mode": "static", "input_format": names.get(<int>a.inputFormat, str(<int>a.inputFormat)),
+           "src_image_size_w": a.srcImageSizeW, "src_image_size_h": a.srcImageSizeH, "crop": bool(a.cropSwitch)}
+    if a.cropSwitch:
+        out.update(load_start_pos_w=a.loadStartPosW, load_start_pos_h=a.loadStartPosH, crop_size_w=a.cropSizeW,
+                   crop_size_h=a.cropSizeH)
+    out["padding"] = bool(a.paddingSwitch)
+    if a.paddingSwitch:
+        out.update(left_padding_size=a.leftPaddingSize, right_padding_size=a.rightPaddingSize,
+                   top_padding_size=a.topPaddingSize, bottom_padding_size=a.bottomPaddingSize)
+    out.update(csc_switch=bool(a.cscSwitch), rbuv_swap_switch=bool(a.rbuvSwapSwitch), ax_swap_switch=bool(a.axSwapSwitch))
+    if a.cscSwitch:
+        out["matrix"] = (a.matrixR0C0, a.matrixR0C1, a.matrixR0C2, a.matrixR1C0, a.matrixR1C1, a.matrixR1C2,
+                         a.matrixR2C0, a.matrixR2C1, a.matrixR2C2)
+        out["output_bias"] = (a.outputBias0, a.outputBias1, a.outputBias2)
+        out["input_bias"] = (a.inputBias0, a.inputBias1, a.inputBias2)
+    out["mean_chn"] = (a.meanChn0, a.meanChn1, a.meanChn2, a.meanChn3)
+    out["min_chn"] = (a.minChn0, a.minChn1, a.minChn2, a.minChn3)
+    out["var_reci_chn"] = (a.varReciChn0, a.varReciChn1, a.varReciChn2, a.varReciChn3)
+    out["output"] = {"dims": tuple(a.outDims[0].aippOutdims.dims[d] for d in range(a.outDims[0].aippOutdims.dimCount)),
+                     "format": _FORMATS.get(a.srcFormat, "UNDEFINED"), "dtype": _DTYPES.get(a.srcDatatype)}
+    return out
 
 
 cdef object _dtype_of(aclDataType t):

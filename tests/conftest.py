@@ -9,7 +9,7 @@ os.environ.setdefault("FASTEXEC_BACKEND", "emulator")
 os.environ.setdefault("FASTEXEC_EMU_FAST", "1")
 
 LIVE_COUNTERS = ("device_allocations", "host_allocations", "registered_ranges", "streams", "events", "contexts",
-                 "devices_set", "models", "datasets", "data_buffers", "model_descs", "exec_configs")
+                 "devices_set", "models", "datasets", "data_buffers", "model_descs", "exec_configs", "aipp_sets")
 
 
 @pytest.fixture

@@ -199,6 +199,7 @@ def test_inspect_json(name, tmp_path):
                         "bytes": s.nbytes} for s in m.inputs],
             "outputs": [{"name": s.name, "shape": list(s.shape), "dtype": str(s.dtype), "format": s.format,
                          "bytes": s.nbytes} for s in m.outputs],
+            "aipp": {},
         }
     assert d == want
     assert d["dynamic_batch"] == ([1, 2, 4, 8] if name == "dynamic-batch" else [])

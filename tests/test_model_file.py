@@ -43,7 +43,8 @@ def np_dtype(name: str) -> np.dtype:
 # Samples
 # ==============================================================================================
 
-EXPECTED_SAMPLES = {"resnet50-int8", "balanced", "tiny", "dynamic-batch", "multi-io", "compute-bound"}
+EXPECTED_SAMPLES = {"resnet50-int8", "balanced", "tiny", "dynamic-batch", "multi-io", "compute-bound",
+                    "aipp-static", "aipp-dynamic"}
 
 
 def test_sample_set_is_exactly_the_documented_one():
@@ -331,6 +332,62 @@ REJECT_CASES = [
     ("nul-in-key", with_lines({7: "compute_us 1\0"}), 7, "NUL byte"),
 ]
 
+# AIPP lines (docs/model-format.md, "AIPP"): a static RGB888 6x4 base, the cases change one thing.
+AIPP_TENSORS = {4: "input x float16 NCHW 2,3,4,6", 5: "output y float16 NCHW 2,3,4,6", 6: "kernel identity"}
+AIPP_LINES = ["aipp x aipp_mode static", "aipp x input_format RGB888_U8", "aipp x src_image_size_w 6",
+              "aipp x src_image_size_h 4"]  # lines 8 to 11
+
+
+def aipp_text(tensors=None, lines=None, append=()):
+    """The AIPP base with tensor lines (4..6) and aipp lines (8..11, None deletes) replaced."""
+    aipp = list(AIPP_LINES)
+    for n, text in (lines or {}).items():
+        aipp[n - 8] = "# removed" if text is None else text
+    return with_lines({**AIPP_TENSORS, **(tensors or {})}, aipp + list(append))
+
+
+YUV_6x4 = {9: "aipp x input_format YUV420SP_U8"}
+DYN_AIPP = {8: "aipp x aipp_mode dynamic", 9: "aipp x max_src_image_size 144", 10: None, 11: None}
+
+AIPP_REJECT_CASES = [
+    ("aipp-arity", aipp_text(append=["aipp x crop"]), 12, "'aipp' takes 3 fields (INPUT PARAM VALUE), got 2"),
+    ("aipp-unknown-input", aipp_text(append=["aipp z crop true"]), 12, "aipp: no input named 'z' is declared above this line"),
+    ("aipp-before-input", with_lines({4: "aipp x aipp_mode static", 5: "input x float16 NCHW 2,3,4,6", 6: "kernel identity"}, ["output y float16 NCHW 2,3,4,6"]), 4, "aipp: no input named 'x'"),
+    ("aipp-unknown-param", aipp_text(append=["aipp x resize true"]), 12, "unknown aipp parameter 'resize': expected an ATC aipp_op parameter"),
+    ("aipp-duplicate", aipp_text(append=["aipp x crop false", "aipp x crop true"]), 13, "duplicate aipp parameter 'crop' for input 'x': already given on line 12"),
+    ("aipp-mode-bad", aipp_text(lines={8: "aipp x aipp_mode auto"}), 8, "aipp parameter 'aipp_mode' takes static or dynamic, got 'auto'"),
+    ("aipp-format-bad", aipp_text(lines={9: "aipp x input_format XRGB8888_U8"}), 9, "takes YUV420SP_U8, RGB888_U8 or YUV400_U8 (the formats the emulator runs), got 'XRGB8888_U8'"),
+    ("aipp-bool-bad", aipp_text(append=["aipp x crop 1"]), 12, "aipp parameter 'crop' takes true or false, got '1'"),
+    ("aipp-int-range", aipp_text(append=["aipp x crop_size_w 0"]), 12, "aipp parameter 'crop_size_w' must be an integer in [1, 4096], got '0'"),
+    ("aipp-int-syntax", aipp_text(append=["aipp x matrix_r0c0 1.5"]), 12, "'matrix_r0c0' must be an integer in [-32677, 32676], got '1.5'"),
+    ("aipp-padding-range", aipp_text(append=["aipp x left_padding_size 33"]), 12, "must be an integer in [0, 32], got '33'"),
+    ("aipp-dec-range", aipp_text(append=["aipp x var_reci_chn_0 70000"]), 12, "'var_reci_chn_0' must be a decimal number in [-65504, 65504], got '70000'"),
+    ("aipp-dec-syntax", aipp_text(append=["aipp x min_chn_1 nan"]), 12, "'min_chn_1' must be a decimal number in [0, 255], got 'nan'"),
+    ("aipp-reserved-name", with_lines({4: "input ascend_dynamic_aipp_data float32 ND 2,8"}), 4, "is reserved for the runtime's dynamic AIPP input"),
+    ("aipp-mode-missing", aipp_text(lines={8: None}), 9, "aipp for input 'x': aipp_mode is missing: expected static or dynamic"),
+    ("aipp-dynamic-batch", aipp_text({4: "input x float16 NCHW -1,3,4,6", 5: "output y float16 NCHW -1,3,4,6"}, append=["dynamic_batch 1,2"]), 8, "AIPP and dynamic_batch cannot be combined"),
+    ("aipp-not-4d", aipp_text({4: "input x float16 ND 2,72", 5: "output y float16 ND 2,72"}), 8, "the AIPP output must be a 4-dim NCHW or NHWC tensor, got 2 dims in format ND"),
+    ("aipp-dtype", aipp_text({4: "input x uint8 NCHW 2,3,4,6", 5: "output y uint8 NCHW 2,3,4,6"}), 8, "the AIPP output must be float16 or float32, got uint8"),
+    ("aipp-no-format", aipp_text(lines={9: None}), 8, "static AIPP needs input_format"),
+    ("aipp-no-size", aipp_text(lines={10: None}), 8, "static AIPP needs src_image_size_w and src_image_size_h"),
+    ("aipp-static-max", aipp_text(append=["aipp x max_src_image_size 100"]), 8, "max_src_image_size is for dynamic AIPP only"),
+    ("aipp-channels", aipp_text(lines={9: "aipp x input_format YUV400_U8"}), 8, "input_format YUV400_U8 gives 1 channel(s) but the input has 3"),
+    ("aipp-yuv400-csc", aipp_text({4: "input x float16 NCHW 2,1,4,6", 5: "output y float16 NCHW 2,1,4,6"}, {9: "aipp x input_format YUV400_U8"}, ["aipp x csc_switch true"]), 8, "YUV400_U8 takes no colour-space conversion (csc_switch)"),
+    ("aipp-yuv-odd", aipp_text({4: "input x float16 NCHW 2,3,5,6", 5: "output y float16 NCHW 2,3,5,6"}, {**YUV_6x4, 11: "aipp x src_image_size_h 5"}), 8, "YUV420SP_U8 needs an even src_image_size_w and src_image_size_h, got 6x5"),
+    ("aipp-crop-fit", aipp_text(append=["aipp x crop true", "aipp x load_start_pos_w 2", "aipp x crop_size_w 6", "aipp x crop_size_h 4"]), 8, "the crop window (load_start_pos 2,0, crop_size 6x4) does not fit in the 6x4 source image"),
+    ("aipp-crop-odd", aipp_text(lines={**YUV_6x4, 10: "aipp x src_image_size_w 8"}, append=["aipp x crop true", "aipp x load_start_pos_w 1", "aipp x crop_size_w 6", "aipp x crop_size_h 4"]), 8, "YUV420SP_U8 needs an even load_start_pos_w and load_start_pos_h, got 1,0"),
+    ("aipp-output-size", aipp_text(lines={10: "aipp x src_image_size_w 8"}), 8, "the AIPP output is 8x4 (width x height) but the input is 6x4"),
+    ("aipp-padded-size", aipp_text(append=["aipp x padding true", "aipp x top_padding_size 1"]), 8, "the AIPP output is 6x5 (width x height) but the input is 6x4"),
+    ("aipp-dynamic-no-max", aipp_text(lines={**DYN_AIPP, 9: None}), 8, "dynamic AIPP needs max_src_image_size"),
+    ("aipp-dynamic-max-multiple", aipp_text(lines={**DYN_AIPP, 9: "aipp x max_src_image_size 7"}), 8, "max_src_image_size 7 is not a multiple of the batch 2"),
+    ("aipp-dynamic-static-param", aipp_text(lines=DYN_AIPP, append=["aipp x crop true"]), 8, "dynamic AIPP takes 'crop' at run time (aclmdlSetAIPP*), not from the model file"),
+    ("aipp-dynamic-var-reci", aipp_text(lines=DYN_AIPP, append=["aipp x var_reci_chn_3 2"]), 8, "dynamic AIPP takes 'var_reci_chn_3' at run time"),
+    ("aipp-dynamic-channels", aipp_text({4: "input x float16 NCHW 2,2,4,6", 5: "output y float16 NCHW 2,2,4,6"}, DYN_AIPP), 8, "dynamic AIPP needs 1 or 3 channels, the input has 2"),
+    ("aipp-two-dynamic", aipp_text({5: "input w float16 NCHW 2,3,4,6"}, DYN_AIPP, ["output y float16 NCHW 2,3,4,6", "output z float16 NCHW 2,3,4,6", "aipp w aipp_mode dynamic", "aipp w max_src_image_size 144"]), 14, "only one input may have dynamic AIPP (input 'x' has it already)"),
+]
+REJECT_CASES += AIPP_REJECT_CASES
+
+
 ACCEPT_CASES = [
     ("base", BASE),
     ("no-trailing-newline", BASE.rstrip("\n")),
@@ -348,6 +405,10 @@ ACCEPT_CASES = [
     ("output-name-equals-input-name", with_lines({5: "output x float32 ND 2,8"})),
     ("tensor-name-punctuation", with_lines({4: "input in:0/a.b[1]=x float32 ND 2,8"})),
     ("dynamic", with_lines(DYN, ["dynamic_batch 1,2,4,8", "per_sample_us 0.25"])),
+    ("aipp-rgb", aipp_text()),
+    ("aipp-yuv-crop-pad-nhwc-f32", aipp_text({4: "input x float32 NHWC 2,4,6,3", 5: "output y float32 NHWC 2,4,6,3"}, {**YUV_6x4, 10: "aipp x src_image_size_w 8"}, ["aipp x crop true", "aipp x load_start_pos_w 2", "aipp x crop_size_w 6", "aipp x crop_size_h 2", "aipp x padding true", "aipp x top_padding_size 1", "aipp x bottom_padding_size 1", "aipp x padding_value -0.5", "aipp x csc_switch false", "aipp x var_reci_chn_3 -65504"])),
+    ("aipp-dynamic", aipp_text(lines=DYN_AIPP)),
+    ("aipp-yuv400", aipp_text({4: "input x float16 NCHW 2,1,4,6", 5: "output y float16 NCHW 2,1,4,6"}, {9: "aipp x input_format YUV400_U8"})),
 ]
 
 
@@ -421,6 +482,25 @@ VALIDATE_CASES = [
     ("affine-dtype", dict(outputs=[TensorDef("y", "float16", "ND", (2, 8))]), "needs the same dtype"),
     ("segment-grows", dict(kernel="segment_sum", outputs=[TensorDef("y", "float32", "ND", (2, 9))]), "needs 1 <= output sample elements"),
     ("affine-int-scale", dict(inputs=[TensorDef("x", "int16", "ND", (2, 8))], outputs=[TensorDef("y", "int16", "ND", (2, 8))], scale=0.5), "needs an integer scale within the int64 range, got 0.5"),
+]
+
+
+AIPP_X = TensorDef("x", "float16", "NCHW", (2, 3, 4, 6))
+AIPP_Y = TensorDef("y", "float16", "NCHW", (2, 3, 4, 6))
+AIPP_OK = dict(aipp_mode="static", input_format="RGB888_U8", src_image_size_w=6, src_image_size_h=4)
+VALIDATE_CASES += [
+    ("aipp-not-aippdef", dict(aipp=[{"input": "x"}]), "aipp entries must be AippDef, got dict"),
+    ("aipp-unknown-input", dict(aipp=[mf.AippDef("z", **AIPP_OK)]), "aipp: no input named 'z'"),
+    ("aipp-twice", dict(inputs=[AIPP_X], outputs=[AIPP_Y], kernel="identity", scale=1.0, bias=0.0,
+                        aipp=[mf.AippDef("x", **AIPP_OK), mf.AippDef("x", **AIPP_OK)]), "input 'x' has two AippDef entries"),
+    ("aipp-mode-value", dict(inputs=[AIPP_X], outputs=[AIPP_Y], kernel="identity", scale=1.0, bias=0.0,
+                             aipp=[mf.AippDef("x", **{**AIPP_OK, "aipp_mode": "auto"})]), "aipp parameter 'aipp_mode' of input 'x' cannot be 'auto'"),
+    ("aipp-bool-value", dict(inputs=[AIPP_X], outputs=[AIPP_Y], kernel="identity", scale=1.0, bias=0.0,
+                             aipp=[mf.AippDef("x", **AIPP_OK, crop=1)]), "aipp parameter 'crop' of input 'x' cannot be 1"),
+    ("aipp-range", dict(inputs=[AIPP_X], outputs=[AIPP_Y], kernel="identity", scale=1.0, bias=0.0,
+                        aipp=[mf.AippDef("x", **AIPP_OK, mean_chn_0=300)]), "aipp parameter 'mean_chn_0' must be an integer in [0, 255], got '300'"),
+    ("aipp-model-rule", dict(inputs=[AIPP_X], outputs=[AIPP_Y], kernel="identity", scale=1.0, bias=0.0,
+                             aipp=[mf.AippDef("x", **{**AIPP_OK, "src_image_size_w": 8})]), "aipp for input 'x': the AIPP output is 8x4"),
 ]
 
 
@@ -877,7 +957,9 @@ def test_c_parser_nul_byte_file(c_driver, tmp_path):
 # ---- kernels: C output == numpy reference, bit for bit ----------------------------------------
 
 
-def run_c_kernel(c_driver: CDriver, tmp_path: Path, model: ModelDef, inputs: list[np.ndarray], batch: int):
+def run_c_kernel(c_driver: CDriver, tmp_path: Path, model: ModelDef, inputs: list[np.ndarray], batch: int,
+                 aipp=None):
+    """The C model run (AIPP, then the kernel); `aipp`: an AippConfig for the dynamic AIPP input."""
     model_path = mf.write_model(tmp_path / "k.om", model)
     in_paths, out_paths = [], []
     for k, x in enumerate(inputs):
@@ -885,7 +967,11 @@ def run_c_kernel(c_driver: CDriver, tmp_path: Path, model: ModelDef, inputs: lis
         p.write_bytes(np.ascontiguousarray(x).tobytes())
         in_paths.append(p)
     out_paths = [tmp_path / f"out{k}.bin" for k in range(len(model.outputs))]
-    res = c_driver.run(["--run", model_path, batch, *in_paths, *out_paths], checked=False)
+    extra = []
+    if aipp is not None:
+        extra = [tmp_path / "aipp.bin"]
+        extra[0].write_bytes(encode_aipp(aipp, batch))
+    res = c_driver.run(["--run", model_path, batch, *in_paths, *out_paths, *extra], checked=False)
     assert res.returncode == 0, res.stderr
     return [np.fromfile(p, dtype=np_dtype(t.dtype)).reshape((batch,) + t.dims[1:])
             for p, t in zip(out_paths, model.outputs)]
@@ -992,10 +1078,12 @@ def test_c_kernels_on_samples(c_driver, tmp_path, name):
     model = SAMPLES[name]
     rng = np.random.default_rng(len(name))
     batches = model.dynamic_batch or (model.max_batch,)
+    shown = [mf.visible_input(model, k) for k in range(len(model.inputs))]
+    aipp = SAMPLE_AIPP.get(name)
     for batch in batches:
-        xs = [random_tensor(t.dtype, (batch,) + t.dims[1:], rng) for t in model.inputs]
-        want = mf.reference_outputs(model, xs, batch=batch)
-        got = run_c_kernel(c_driver, tmp_path, model, xs, batch)
+        xs = [random_tensor(t.dtype, (batch,) + t.dims[1:], rng) for t in shown]
+        want = mf.reference_outputs(model, xs, batch=batch, aipp=aipp)
+        got = run_c_kernel(c_driver, tmp_path, model, xs, batch, aipp)
         for t, g, w in zip(model.outputs, got, want):
             assert_bit_equal(g, w, f"{name} batch {batch} {t.name}")
 
@@ -1006,3 +1094,161 @@ def test_c_resnet_segment_sum_is_fast(c_driver):
     min_us = float(res.stdout.split("min_us ")[1].split()[0])
     # Measured about 0.15 ms on one core; 5 ms only catches a pathological regression.
     assert min_us < 5000, res.stdout
+
+
+# ==============================================================================================
+# AIPP: the C pre-processing against the numpy reference, bit for bit
+# ==============================================================================================
+
+from fastexec.aipp import CSC_YUV420SP_TO_RGB_JPEG, AippConfig  # noqa: E402
+
+AippDef = mf.AippDef
+CCE_FORMAT = {"YUV420SP_U8": 1, "RGB888_U8": 5, "YUV400_U8": 10}  # the format byte aclmdlSetInputAIPP writes
+SAMPLE_AIPP = {"aipp-dynamic": AippConfig(input_format="YUV420SP_U8", src_image_size=(40, 30),
+                                          csc=CSC_YUV420SP_TO_RGB_JPEG, crop=(4, 2, 32, 24),
+                                          dtc_pixel_mean=(124, 117, 104), pixel_var_reci=(0.0171, 0.0175, 0.0174))}
+
+
+def half_bits(v: float) -> int:
+    return int(np.float16(np.float32(v)).view(np.uint16))
+
+
+def encode_aipp(cfg: AippConfig, batch: int) -> bytes:
+    """The dynamic AIPP tensor as docs/model-format.md lays it out (64-byte header, 96 per image)."""
+    csc = cfg.csc
+    head = struct.pack("<Bbbbb3xii9h6x6B2x16x", CCE_FORMAT[cfg.input_format], csc is not None,
+                       cfg.rbuv_swap_switch, cfg.ax_swap_switch, batch, *cfg.src_image_size,
+                       *(csc["matrix"] if csc else (0,) * 9), *(csc["output_bias"] if csc else (0,) * 3),
+                       *(csc["input_bias"] if csc else (0,) * 3))
+    assert len(head) == 64
+    out = [head]
+    for e in cfg.entries(batch):
+        crop = e["crop"] or (0, 0, 0, 0)
+        pad = e["padding"] or (0, 0, 0, 0)
+        entry = struct.pack("<bbbb4x4i4x4x4x4x4i4h4H4H16x", e["crop"] is not None, 0, e["padding"] is not None, 0,
+                            *crop, *pad, *e["dtc_pixel_mean"], *(half_bits(v) for v in e["dtc_pixel_min"]),
+                            *(half_bits(v) for v in e["pixel_var_reci"]))
+        assert len(entry) == 96
+        out.append(entry)
+    return b"".join(out)
+
+
+def aipp_model(tensor: TensorDef, aipp: AippDef) -> ModelDef:
+    out = TensorDef("y", tensor.dtype, tensor.format, tensor.dims)
+    return ModelDef("aipp", [tensor], [out], kernel="identity", compute_us=1, aipp=[aipp])
+
+
+def raw_images(model: ModelDef, rng: np.random.Generator) -> np.ndarray:
+    shown = mf.visible_input(model, 0)
+    return rng.integers(0, 256, shown.dims, dtype=np.uint8)
+
+
+YUV_CSC = dict(csc_switch=True, matrix_r0c0=298, matrix_r0c1=0, matrix_r0c2=409, matrix_r1c0=298, matrix_r1c1=-100,
+               matrix_r1c2=-208, matrix_r2c0=298, matrix_r2c1=516, matrix_r2c2=0, input_bias_0=16, input_bias_1=128,
+               input_bias_2=128)
+RGB_TO_YUV = dict(csc_switch=True, matrix_r0c0=66, matrix_r0c1=129, matrix_r0c2=25, matrix_r1c0=-38, matrix_r1c1=-74,
+                  matrix_r1c2=112, matrix_r2c0=112, matrix_r2c1=-94, matrix_r2c2=-18, output_bias_0=16,
+                  output_bias_1=128, output_bias_2=128)
+# (tensor, base AippDef parameters): each format, both layouts, both dtypes.
+AIPP_BASES = {
+    "yuv-nchw-f16": (TensorDef("x", "float16", "NCHW", (3, 3, 8, 10)),
+                     dict(input_format="YUV420SP_U8", src_image_size_w=14, src_image_size_h=12, **YUV_CSC)),
+    "yuv-nhwc-f32": (TensorDef("x", "float32", "NHWC", (2, 8, 10, 3)),
+                     dict(input_format="YUV420SP_U8", src_image_size_w=14, src_image_size_h=12)),
+    "rgb-nchw-f16": (TensorDef("x", "float16", "NCHW", (2, 3, 8, 10)),
+                     dict(input_format="RGB888_U8", src_image_size_w=13, src_image_size_h=11, **RGB_TO_YUV)),
+    "gray-nhwc-f16": (TensorDef("x", "float16", "NHWC", (2, 8, 10, 1)),
+                      dict(input_format="YUV400_U8", src_image_size_w=13, src_image_size_h=11)),
+}
+CROP = dict(crop=True, load_start_pos_w=2, load_start_pos_h=2, crop_size_w=10, crop_size_h=8)
+# Each parameter's effect: a change of the base that must change the output.
+AIPP_VARIANTS = {
+    "crop": CROP,
+    "crop-pad": dict(CROP, crop_size_w=6, crop_size_h=6, padding=True, left_padding_size=1, right_padding_size=3,
+                     top_padding_size=2, bottom_padding_size=0, padding_value=-1.5),
+    "rbuv": dict(CROP, rbuv_swap_switch=True),
+    "mean": dict(CROP, mean_chn_0=104, mean_chn_1=117, mean_chn_2=123),
+    "min": dict(CROP, min_chn_0=123.675, min_chn_1=116.28, min_chn_2=103.53),
+    "var": dict(CROP, var_reci_chn_0=0.0171247538, var_reci_chn_1=-3.7, var_reci_chn_2=300.1),
+    "all": dict(CROP, mean_chn_0=100, mean_chn_1=3, mean_chn_2=255, min_chn_0=0.3, min_chn_1=17.77, min_chn_2=1e-6,
+                var_reci_chn_0=0.5, var_reci_chn_1=65504, var_reci_chn_2=-6e-8),
+}
+
+
+@pytest.mark.parametrize("variant", sorted(AIPP_VARIANTS))
+@pytest.mark.parametrize("base", sorted(AIPP_BASES))
+def test_c_static_aipp_matches_reference(c_driver, tmp_path, base, variant):
+    tensor, params = AIPP_BASES[base]
+    if base.startswith("gray") and variant == "rbuv":
+        pytest.skip("rbuv_swap has no channel to swap in YUV400")
+    model = aipp_model(tensor, AippDef("x", aipp_mode="static", **params, **AIPP_VARIANTS[variant]))
+    plain = aipp_model(tensor, AippDef("x", aipp_mode="static", **params, **CROP))
+    rng = np.random.default_rng(hash((base, variant)) % (1 << 32))
+    x = raw_images(model, rng)
+    want = mf.reference_outputs(model, [x])[0]
+    got = run_c_kernel(c_driver, tmp_path, model, [x], tensor.dims[0])[0]
+    assert_bit_equal(got, want, f"{base} {variant}")
+    if variant != "crop":
+        before = mf.reference_outputs(plain, [x])[0]
+        assert not np.array_equal(before.view(np.uint8), want.view(np.uint8)), f"{variant} has no effect on {base}"
+
+
+def test_static_aipp_reference_by_hand():
+    """One pixel of the aipp-static sample worked out from the documented formulas."""
+    model = SAMPLES["aipp-static"]
+    x = np.zeros((2, 45, 40, 1), np.uint8)
+    y, u, v = 200, 90, 160
+    x[:, :30, :, 0] = y
+    x[:, 30:, 0::2, 0] = u
+    x[:, 30:, 1::2, 0] = v
+    out = mf.reference_outputs(model, [x])[0]
+    r = min(255, max(0, (256 * y + 359 * (v - 128)) >> 8))
+    g = min(255, max(0, (256 * y - 88 * (u - 128) - 183 * (v - 128)) >> 8))
+    b = min(255, max(0, (256 * y + 454 * (u - 128)) >> 8))
+    for c, (val, lo, var) in enumerate([(r, 123.675, 0.0171247538), (g, 116.28, 0.0175070028), (b, 103.53, 0.0174291939)]):
+        want = np.float16((val - float(np.float16(np.float32(lo)))) * float(np.float16(np.float32(var))))
+        assert out[0, c, 5, 7] == want
+        assert out[1, c, 0, 0] == 0 and out[1, c, 23, 31] == 0   # the padding rows
+    assert out.dtype == np.float16 and out.shape == (2, 3, 24, 32)
+
+
+DYNAMIC_CONFIGS = {
+    "yuv-crop-mean-var": SAMPLE_AIPP["aipp-dynamic"],
+    "rgb-pad-each": AippConfig(input_format="RGB888_U8", src_image_size=(30, 22), rbuv_swap_switch=True,
+                               crop=[(0, 0, 30, 20), (1, 2, 28, 20)], padding=[(2, 2, 1, 1), (2, 2, 2, 2)],
+                               dtc_pixel_mean=[(1, 2, 3), (200, 100, 50)], dtc_pixel_min=(0.5, 1.5, 2.5),
+                               pixel_var_reci=[(1, 2, 3), (-1, 0.25, 1e-3)]),
+    "yuv-full-csc-off": AippConfig(input_format="YUV420SP_U8", src_image_size=(32, 24)),
+}
+
+
+@pytest.mark.parametrize("name", sorted(DYNAMIC_CONFIGS))
+def test_c_dynamic_aipp_matches_reference(c_driver, tmp_path, name):
+    model = SAMPLES["aipp-dynamic"]
+    cfg = DYNAMIC_CONFIGS[name]
+    rng = np.random.default_rng(len(name))
+    x = raw_images(model, rng)
+    want = mf.reference_outputs(model, [x], aipp=cfg)[0]
+    got = run_c_kernel(c_driver, tmp_path, model, [x], 2, cfg)[0]
+    assert_bit_equal(got, want, name)
+
+
+def test_c_dynamic_aipp_without_parameters_fails(c_driver, tmp_path):
+    model = SAMPLES["aipp-dynamic"]
+    x = raw_images(model, np.random.default_rng(0))
+    mf.write_model(tmp_path / "k.om", model)
+    (tmp_path / "in.bin").write_bytes(x.tobytes())
+    (tmp_path / "zero.bin").write_bytes(bytes(mf.aipp_data_size(2)))
+    res = c_driver.run(["--run", tmp_path / "k.om", 2, tmp_path / "in.bin", tmp_path / "out.bin", tmp_path / "zero.bin"],
+                       checked=False)
+    assert res.returncode == 1 and "input format 0" in res.stderr and "aclmdlSetInputAIPP" in res.stderr, res.stderr
+    with pytest.raises(ValueError, match="pass its parameters as aipp=AippConfig"):
+        mf.reference_outputs(model, [x])
+
+
+def test_aipp_visible_inputs_and_sizes():
+    static, dynamic = SAMPLES["aipp-static"], SAMPLES["aipp-dynamic"]
+    assert mf.visible_input(static, 0) == TensorDef("images", "uint8", "NHWC", (2, 45, 40, 1))
+    assert mf.visible_input(static, 0, v1=True) == TensorDef("images", "uint8", "NHWC", (2, 30, 40, 3))
+    assert mf.visible_input(dynamic, 0) == TensorDef("images", "uint8", "ND", (2, 3600))
+    assert mf.aipp_data_size(2) == 64 + 2 * 96

@@ -26,7 +26,7 @@ import pytest
 
 import fastexec
 from fastexec import emulator
-from fastexec.emulator.model_file import FORMATS, ModelDef, TensorDef, write_model
+from fastexec.emulator.model_file import FORMATS, ModelDef, TensorDef, visible_input, write_model
 from fastexec.emulator.samples import SAMPLES
 
 LIVE = ("device_allocations", "host_allocations", "registered_ranges", "streams", "events", "contexts",
@@ -844,7 +844,8 @@ def _tensor_spec(t: TensorDef, max_batch: int):
 
 
 def _check_model_matches(model, md: ModelDef):
-    assert model.inputs == [_tensor_spec(t, md.max_batch) for t in md.inputs]
+    shown = [visible_input(md, k) for k in range(len(md.inputs))]   # an AIPP input shows its raw image
+    assert model.inputs == [_tensor_spec(t, md.max_batch) for t in shown]
     assert model.outputs == [_tensor_spec(t, md.max_batch) for t in md.outputs]
     for spec in model.inputs + model.outputs:
         assert isinstance(spec, fastexec.TensorSpec)

@@ -13,7 +13,7 @@ from fastexec import _core
 
 PKG = Path(fastexec.__file__).parent
 STUB = ast.parse((PKG / "_core.pyi").read_text())
-SOURCES = "\n".join(p.read_text() for p in [PKG / "runtime.pxi", PKG / "executor.pxi"])
+SOURCES = "\n".join(p.read_text() for p in [PKG / "runtime.pxi", PKG / "aipp.pxi", PKG / "executor.pxi"])
 
 
 def stub_classes():

@@ -7,7 +7,7 @@
 #include <string.h>
 
 fx_acl_table fx_acl;
-static char missing_optional[1024];
+static char missing_optional[2048];
 
 /* Stubs for optional symbols: they report the symbol as missing instead of being called as NULL. */
 static const char *stub_aclrtGetSocName(void) { return NULL; }
@@ -40,6 +40,51 @@ static aclError stub_aclrtEventGetTimestamp(aclrtEvent e, uint64_t *t) { (void)e
 static aclError stub_aclmdlInitDump(void) { return FX_ACL_SYMBOL_MISSING; }
 static aclError stub_aclmdlSetDump(const char *p) { (void)p; return FX_ACL_SYMBOL_MISSING; }
 static aclError stub_aclmdlFinalizeDump(void) { return FX_ACL_SYMBOL_MISSING; }
+
+/* AIPP (absent from runtimes built without the model API's AIPP part). */
+static aclError stub_aclmdlGetInputDimsV2(const aclmdlDesc *d, size_t i, aclmdlIODims *o) { (void)d; (void)i; (void)o; return FX_ACL_SYMBOL_MISSING; }
+static aclError stub_aclmdlGetAippType(uint32_t m, size_t i, aclmdlInputAippType *t, size_t *a) { (void)m; (void)i; (void)t; (void)a; return FX_ACL_SYMBOL_MISSING; }
+static aclError stub_aclmdlGetFirstAippInfo(uint32_t m, size_t i, aclAippInfo *o) { (void)m; (void)i; (void)o; return FX_ACL_SYMBOL_MISSING; }
+static aclmdlAIPP *stub_aclmdlCreateAIPP(uint64_t b) { (void)b; return NULL; }
+static aclError stub_aclmdlDestroyAIPP(const aclmdlAIPP *a) { (void)a; return FX_ACL_SYMBOL_MISSING; }
+static aclError stub_aclmdlGetAippDataSize(uint64_t b, size_t *n) { (void)b; (void)n; return FX_ACL_SYMBOL_MISSING; }
+static aclError stub_aclmdlSetAIPPInputFormat(aclmdlAIPP *a, aclAippInputFormat f) { (void)a; (void)f; return FX_ACL_SYMBOL_MISSING; }
+static aclError stub_aclmdlSetAIPPCscParams(aclmdlAIPP *a, int8_t s, int16_t m0, int16_t m1, int16_t m2, int16_t m3, int16_t m4, int16_t m5,
+                                            int16_t m6, int16_t m7, int16_t m8, uint8_t o0, uint8_t o1, uint8_t o2, uint8_t i0, uint8_t i1, uint8_t i2)
+{
+    (void)a; (void)s; (void)m0; (void)m1; (void)m2; (void)m3; (void)m4; (void)m5; (void)m6; (void)m7; (void)m8;
+    (void)o0; (void)o1; (void)o2; (void)i0; (void)i1; (void)i2;
+    return FX_ACL_SYMBOL_MISSING;
+}
+static aclError stub_aclmdlSetAIPPRbuvSwapSwitch(aclmdlAIPP *a, int8_t s) { (void)a; (void)s; return FX_ACL_SYMBOL_MISSING; }
+static aclError stub_aclmdlSetAIPPAxSwapSwitch(aclmdlAIPP *a, int8_t s) { (void)a; (void)s; return FX_ACL_SYMBOL_MISSING; }
+static aclError stub_aclmdlSetAIPPSrcImageSize(aclmdlAIPP *a, int32_t w, int32_t h) { (void)a; (void)w; (void)h; return FX_ACL_SYMBOL_MISSING; }
+static aclError stub_aclmdlSetAIPPCropParams(aclmdlAIPP *a, int8_t s, int32_t x, int32_t y, int32_t w, int32_t h, uint64_t b)
+{
+    (void)a; (void)s; (void)x; (void)y; (void)w; (void)h; (void)b;
+    return FX_ACL_SYMBOL_MISSING;
+}
+static aclError stub_aclmdlSetAIPPPaddingParams(aclmdlAIPP *a, int8_t s, int32_t t, int32_t bo, int32_t l, int32_t r, uint64_t b)
+{
+    (void)a; (void)s; (void)t; (void)bo; (void)l; (void)r; (void)b;
+    return FX_ACL_SYMBOL_MISSING;
+}
+static aclError stub_aclmdlSetAIPPDtcPixelMean(aclmdlAIPP *a, int16_t c0, int16_t c1, int16_t c2, int16_t c3, uint64_t b)
+{
+    (void)a; (void)c0; (void)c1; (void)c2; (void)c3; (void)b;
+    return FX_ACL_SYMBOL_MISSING;
+}
+static aclError stub_aclmdlSetAIPPDtcPixelMin(aclmdlAIPP *a, float c0, float c1, float c2, float c3, uint64_t b)
+{
+    (void)a; (void)c0; (void)c1; (void)c2; (void)c3; (void)b;
+    return FX_ACL_SYMBOL_MISSING;
+}
+static aclError stub_aclmdlSetAIPPPixelVarReci(aclmdlAIPP *a, float c0, float c1, float c2, float c3, uint64_t b)
+{
+    (void)a; (void)c0; (void)c1; (void)c2; (void)c3; (void)b;
+    return FX_ACL_SYMBOL_MISSING;
+}
+static aclError stub_aclmdlSetInputAIPP(uint32_t m, aclmdlDataset *d, size_t i, const aclmdlAIPP *a) { (void)m; (void)d; (void)i; (void)a; return FX_ACL_SYMBOL_MISSING; }
 
 static void *find(void *const *handles, int n, const char *name)
 {

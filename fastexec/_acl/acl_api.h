@@ -44,7 +44,12 @@
     X(aclrtCreateStreamWithConfig) X(aclrtMallocAlign32) X(aclrtHostRegister) X(aclrtHostUnregister)           \
     X(aclrtLaunchHostFunc) X(aclmdlQuerySize) X(aclmdlExecuteV2) X(aclmdlExecuteAsyncV2)                       \
     X(aclmdlCreateExecConfigHandle) X(aclmdlSetExecConfigOpt) X(aclmdlDestroyExecConfigHandle)                  \
-    X(aclrtEventGetTimestamp) X(aclmdlInitDump) X(aclmdlSetDump) X(aclmdlFinalizeDump)
+    X(aclrtEventGetTimestamp) X(aclmdlInitDump) X(aclmdlSetDump) X(aclmdlFinalizeDump)                                    \
+    X(aclmdlGetInputDimsV2) X(aclmdlGetAippType) X(aclmdlGetFirstAippInfo) X(aclmdlCreateAIPP)                  \
+    X(aclmdlDestroyAIPP) X(aclmdlGetAippDataSize) X(aclmdlSetAIPPInputFormat) X(aclmdlSetAIPPCscParams)         \
+    X(aclmdlSetAIPPRbuvSwapSwitch) X(aclmdlSetAIPPAxSwapSwitch) X(aclmdlSetAIPPSrcImageSize)                    \
+    X(aclmdlSetAIPPCropParams) X(aclmdlSetAIPPPaddingParams) X(aclmdlSetAIPPDtcPixelMean)                        \
+    X(aclmdlSetAIPPDtcPixelMin) X(aclmdlSetAIPPPixelVarReci) X(aclmdlSetInputAIPP)
 
 #define FX_ACL_FIELD(name) __typeof__(&name) name;
 typedef struct {

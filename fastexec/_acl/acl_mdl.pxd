@@ -1,5 +1,5 @@
 # Declarations of <acl/acl_mdl.h>: models, descriptions, datasets, execution, exec configs.
-from libc.stdint cimport int64_t, uint32_t, uint64_t
+from libc.stdint cimport int8_t, int16_t, int32_t, int64_t, uint8_t, uint32_t, uint64_t
 from fastexec._acl.acl_base cimport aclError, aclrtStream, aclDataBuffer, aclDataType, aclFormat
 
 cdef extern from "acl/acl.h" nogil:
@@ -26,6 +26,39 @@ cdef extern from "acl/acl.h" nogil:
         ACL_MDL_AICOST_SIZET
         ACL_MDL_MEC_TIMETHR_SIZET
     const char* ACL_DYNAMIC_TENSOR_NAME
+    const char* ACL_DYNAMIC_AIPP_NAME
+    ctypedef struct aclmdlAIPP:
+        pass
+    ctypedef enum aclmdlInputAippType:
+        ACL_DATA_WITHOUT_AIPP
+        ACL_DATA_WITH_STATIC_AIPP
+        ACL_DATA_WITH_DYNAMIC_AIPP
+        ACL_DYNAMIC_AIPP_NODE
+    ctypedef enum aclAippInputFormat:
+        ACL_YUV420SP_U8
+    ctypedef struct aclAippDims:
+        aclmdlIODims srcDims
+        size_t srcSize
+        aclmdlIODims aippOutdims
+        size_t aippOutSize
+    ctypedef struct aclAippInfo:
+        aclAippInputFormat inputFormat
+        int32_t srcImageSizeW, srcImageSizeH
+        int8_t cropSwitch
+        int32_t loadStartPosW, loadStartPosH, cropSizeW, cropSizeH
+        int8_t paddingSwitch
+        int32_t leftPaddingSize, rightPaddingSize, topPaddingSize, bottomPaddingSize
+        int8_t cscSwitch, rbuvSwapSwitch, axSwapSwitch
+        int32_t matrixR0C0, matrixR0C1, matrixR0C2, matrixR1C0, matrixR1C1, matrixR1C2, matrixR2C0, matrixR2C1, matrixR2C2
+        int32_t outputBias0, outputBias1, outputBias2, inputBias0, inputBias1, inputBias2
+        int32_t meanChn0, meanChn1, meanChn2, meanChn3
+        float minChn0, minChn1, minChn2, minChn3
+        float varReciChn0, varReciChn1, varReciChn2, varReciChn3
+        aclFormat srcFormat
+        aclDataType srcDatatype
+        size_t srcDimNum
+        size_t shapeCount
+        aclAippDims outDims[128]
 
 cdef extern from "acl_api.h" nogil:
     aclError aclmdlLoadFromFile "fx_acl.aclmdlLoadFromFile"(const char* modelPath, uint32_t* modelId)
@@ -69,3 +102,22 @@ cdef extern from "acl_api.h" nogil:
     aclmdlExecConfigHandle* aclmdlCreateExecConfigHandle "fx_acl.aclmdlCreateExecConfigHandle"()
     aclError aclmdlSetExecConfigOpt "fx_acl.aclmdlSetExecConfigOpt"(aclmdlExecConfigHandle* handle, aclmdlExecConfigAttr attr, const void* attrValue, size_t valueSize)
     aclError aclmdlDestroyExecConfigHandle "fx_acl.aclmdlDestroyExecConfigHandle"(const aclmdlExecConfigHandle* handle)
+
+    # AIPP (optional symbols)
+    aclError aclmdlGetInputDimsV2 "fx_acl.aclmdlGetInputDimsV2"(const aclmdlDesc* modelDesc, size_t index, aclmdlIODims* dims)
+    aclError aclmdlGetAippType "fx_acl.aclmdlGetAippType"(uint32_t modelId, size_t index, aclmdlInputAippType* type, size_t* dynamicAttachedDataIndex)
+    aclError aclmdlGetFirstAippInfo "fx_acl.aclmdlGetFirstAippInfo"(uint32_t modelId, size_t index, aclAippInfo* aippInfo)
+    aclmdlAIPP* aclmdlCreateAIPP "fx_acl.aclmdlCreateAIPP"(uint64_t batchSize)
+    aclError aclmdlDestroyAIPP "fx_acl.aclmdlDestroyAIPP"(const aclmdlAIPP* aippParmsSet)
+    aclError aclmdlGetAippDataSize "fx_acl.aclmdlGetAippDataSize"(uint64_t batchSize, size_t* size)
+    aclError aclmdlSetAIPPInputFormat "fx_acl.aclmdlSetAIPPInputFormat"(aclmdlAIPP* aippParmsSet, aclAippInputFormat inputFormat)
+    aclError aclmdlSetAIPPCscParams "fx_acl.aclmdlSetAIPPCscParams"(aclmdlAIPP* aippParmsSet, int8_t cscSwitch, int16_t m00, int16_t m01, int16_t m02, int16_t m10, int16_t m11, int16_t m12, int16_t m20, int16_t m21, int16_t m22, uint8_t ob0, uint8_t ob1, uint8_t ob2, uint8_t ib0, uint8_t ib1, uint8_t ib2)
+    aclError aclmdlSetAIPPRbuvSwapSwitch "fx_acl.aclmdlSetAIPPRbuvSwapSwitch"(aclmdlAIPP* aippParmsSet, int8_t rbuvSwapSwitch)
+    aclError aclmdlSetAIPPAxSwapSwitch "fx_acl.aclmdlSetAIPPAxSwapSwitch"(aclmdlAIPP* aippParmsSet, int8_t axSwapSwitch)
+    aclError aclmdlSetAIPPSrcImageSize "fx_acl.aclmdlSetAIPPSrcImageSize"(aclmdlAIPP* aippParmsSet, int32_t srcImageSizeW, int32_t srcImageSizeH)
+    aclError aclmdlSetAIPPCropParams "fx_acl.aclmdlSetAIPPCropParams"(aclmdlAIPP* aippParmsSet, int8_t cropSwitch, int32_t cropStartPosW, int32_t cropStartPosH, int32_t cropSizeW, int32_t cropSizeH, uint64_t batchIndex)
+    aclError aclmdlSetAIPPPaddingParams "fx_acl.aclmdlSetAIPPPaddingParams"(aclmdlAIPP* aippParmsSet, int8_t paddingSwitch, int32_t top, int32_t bottom, int32_t left, int32_t right, uint64_t batchIndex)
+    aclError aclmdlSetAIPPDtcPixelMean "fx_acl.aclmdlSetAIPPDtcPixelMean"(aclmdlAIPP* aippParmsSet, int16_t c0, int16_t c1, int16_t c2, int16_t c3, uint64_t batchIndex)
+    aclError aclmdlSetAIPPDtcPixelMin "fx_acl.aclmdlSetAIPPDtcPixelMin"(aclmdlAIPP* aippParmsSet, float c0, float c1, float c2, float c3, uint64_t batchIndex)
+    aclError aclmdlSetAIPPPixelVarReci "fx_acl.aclmdlSetAIPPPixelVarReci"(aclmdlAIPP* aippParmsSet, float c0, float c1, float c2, float c3, uint64_t batchIndex)
+    aclError aclmdlSetInputAIPP "fx_acl.aclmdlSetInputAIPP"(uint32_t modelId, aclmdlDataset* dataset, size_t index, const aclmdlAIPP* aippParmsSet)

@@ -102,7 +102,7 @@ class _Counters(ctypes.Structure):
             "overruns", "findings",
         )
     ] + [("findings_by_kind", ctypes.c_uint64 * _FINDING_KINDS)] + [
-        (name, ctypes.c_uint64) for name in ("tensor_descs", "load_configs")
+        (name, ctypes.c_uint64) for name in ("tensor_descs", "load_configs", "aipp_sets")
     ]
 
 

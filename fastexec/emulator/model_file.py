@@ -20,6 +20,8 @@ import re
 from typing import Any, NamedTuple, Sequence
 
 __all__ = [
+    "AIPP_PARAMS",
+    "AippDef",
     "DTYPES",
     "FORMATS",
     "FORMAT_VERSION",
@@ -27,10 +29,12 @@ __all__ = [
     "MAGIC",
     "ModelDef",
     "TensorDef",
+    "aipp_data_size",
     "parse_model",
     "read_model",
     "reference_outputs",
     "to_text",
+    "visible_input",
     "write_model",
 ]
 
@@ -43,6 +47,9 @@ MAX_NAME_LEN = 127
 MAX_LINE_BYTES = 4096
 TENSOR_BYTES_LIMIT = 1 << 40
 RESERVED_TENSOR_NAME = "ascend_mbatch_shape_data"
+RESERVED_AIPP_NAME = "ascend_dynamic_aipp_data"
+AIPP_HEADER_BYTES = 64
+AIPP_BATCH_BYTES = 96
 
 _INT64_MIN = -(1 << 63)
 _INT64_MAX = (1 << 63) - 1
@@ -101,6 +108,7 @@ _KEYS = (
     "dynamic_batch",
     "workspace_bytes",
     "weight_bytes",
+    "aipp",
 )
 
 _INT_RE = re.compile(r"-?[0-9]+")
@@ -162,6 +170,58 @@ class TensorDef:
         return batch * self.sample_elems * self.elem_size
 
 
+class AippParam(NamedTuple):
+    name: str  # the ATC aipp_op name, and the AippDef field
+    kind: str  # 'mode', 'format', 'bool', 'int', 'dec'
+    lo: float
+    hi: float
+    range: str  # as messages show it
+    default: Any
+
+
+def _aipp_params() -> tuple[AippParam, ...]:
+    out = [AippParam("aipp_mode", "mode", 0, 0, "", None), AippParam("input_format", "format", 0, 0, "", None),
+           AippParam("src_image_size_w", "int", 1, 4096, "[1, 4096]", 0),
+           AippParam("src_image_size_h", "int", 1, 4096, "[1, 4096]", 0),
+           AippParam("crop", "bool", 0, 1, "", False),
+           AippParam("load_start_pos_w", "int", 0, 4095, "[0, 4095]", 0),
+           AippParam("load_start_pos_h", "int", 0, 4095, "[0, 4095]", 0),
+           AippParam("crop_size_w", "int", 1, 4096, "[1, 4096]", 0),
+           AippParam("crop_size_h", "int", 1, 4096, "[1, 4096]", 0),
+           AippParam("padding", "bool", 0, 1, "", False)]
+    out += [AippParam(f"{side}_padding_size", "int", 0, 32, "[0, 32]", 0) for side in ("left", "right", "top", "bottom")]
+    out += [AippParam("padding_value", "dec", -65504, 65504, "[-65504, 65504]", 0.0)]
+    out += [AippParam(n, "bool", 0, 1, "", False) for n in ("csc_switch", "rbuv_swap_switch", "ax_swap_switch")]
+    out += [AippParam(f"matrix_r{r}c{c}", "int", -32677, 32676, "[-32677, 32676]", 0) for r in range(3) for c in range(3)]
+    out += [AippParam(f"{p}_{i}", "int", 0, 255, "[0, 255]", 0) for p in ("output_bias", "input_bias") for i in range(3)]
+    out += [AippParam(f"mean_chn_{i}", "int", 0, 255, "[0, 255]", 0) for i in range(4)]
+    out += [AippParam(f"min_chn_{i}", "dec", 0, 255, "[0, 255]", 0.0) for i in range(4)]
+    out += [AippParam(f"var_reci_chn_{i}", "dec", -65504, 65504, "[-65504, 65504]", 1.0) for i in range(4)]
+    out += [AippParam("max_src_image_size", "int", 1, TENSOR_BYTES_LIMIT, f"[1, {TENSOR_BYTES_LIMIT}]", 0)]
+    return tuple(out)
+
+
+# The `aipp` parameters, in the order the C parser's table lists them.
+AIPP_PARAMS: tuple[AippParam, ...] = _aipp_params()
+# Input formats the emulator runs: name -> (aclAippInputFormat, channels after AIPP).
+AIPP_FORMATS: dict[str, tuple[int, int]] = {"YUV420SP_U8": (1, 3), "RGB888_U8": (3, 3), "YUV400_U8": (4, 1)}
+
+
+def _aipp_field_defaults():
+    return {p.name: p.default for p in AIPP_PARAMS}
+
+
+AippDef = dataclasses.make_dataclass(
+    "AippDef",
+    [("input", str)] + [(p.name, Any, dataclasses.field(default=p.default)) for p in AIPP_PARAMS],
+    frozen=True,
+    namespace={"__doc__": "The AIPP of one model input (its `aipp` lines): `input` names the input, every other "
+                          "field is the ATC aipp_op parameter of the same name (defaults as ATC's)."},
+)
+AippDef.__module__ = __name__
+_AIPP_BY_NAME = {p.name: p for p in AIPP_PARAMS}
+
+
 @dataclasses.dataclass(frozen=True)
 class ModelDef:
     """A model of format version 1. Sequences are stored as tuples, numbers as floats."""
@@ -177,8 +237,10 @@ class ModelDef:
     dynamic_batch: tuple[int, ...] = ()
     workspace_bytes: int = 0
     weight_bytes: int = 0
+    aipp: tuple = ()  # AippDef, one per AIPP input
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "aipp", _as_tuple(self.aipp))
         object.__setattr__(self, "inputs", _as_tuple(self.inputs))
         object.__setattr__(self, "outputs", _as_tuple(self.outputs))
         object.__setattr__(self, "dynamic_batch", _as_tuple(self.dynamic_batch, _as_int))
@@ -206,8 +268,13 @@ class ModelDef:
             _check_gears(self.dynamic_batch, p)
         _check_bytes("workspace_bytes", self.workspace_bytes, None, p)
         _check_bytes("weight_bytes", self.weight_bytes, None, p)
+        _check_aipp_defs(self, p)
         _check_model(self, where)
         return self
+
+    def aipp_of(self, name: str):
+        """The AippDef of input `name`, or None."""
+        return next((a for a in self.aipp if a.input == name), None)
 
     @property
     def is_dynamic(self) -> bool:
@@ -338,6 +405,8 @@ def _check_tensor_name(kind: str, k: int, name: Any, earlier: Sequence[TensorDef
         raise ValueError(f"{p}bad {kind} name {shown}: expected 1 to 127 printable ASCII characters{hint}")
     if name == RESERVED_TENSOR_NAME:
         raise ValueError(f"{p}{kind} name '{RESERVED_TENSOR_NAME}' is reserved for the runtime's dynamic-batch input")
+    if name == RESERVED_AIPP_NAME:
+        raise ValueError(f"{p}{kind} name '{RESERVED_AIPP_NAME}' is reserved for the runtime's dynamic AIPP input")
     for j, other in enumerate(earlier):
         if other.name == name:
             how = f"on {where.ref(kind, j)}" if where.lines is not None else f"by {kind} {j}"
@@ -437,6 +506,141 @@ def _check_gear(i: int, g: Any, previous: int | None, token: str, p: str) -> Non
         raise ValueError(f"{p}dynamic_batch gears must be strictly ascending: gear {i} ({g}) follows {previous}")
 
 
+def _aipp_text(pp: AippParam, v: Any) -> str:
+    """A parameter value as the model file writes it."""
+    if pp.kind == "bool":
+        return "true" if v else "false"
+    if pp.kind == "dec":
+        return _fmt_float(v)
+    return str(v)
+
+
+def _parse_aipp_value(pp: AippParam, tok: str, p: str) -> Any:
+    """The value of one `aipp` line, checked as model_file.c's handle_aipp() checks it."""
+    if pp.kind == "mode":
+        if tok not in ("static", "dynamic"):
+            raise ValueError(f"{p}aipp parameter 'aipp_mode' takes static or dynamic, got {_quote(tok)}")
+        return tok
+    if pp.kind == "format":
+        if tok not in AIPP_FORMATS:
+            raise ValueError(f"{p}aipp parameter 'input_format' takes YUV420SP_U8, RGB888_U8 or YUV400_U8 (the formats "
+                             f"the emulator runs), got {_quote(tok)}")
+        return tok
+    if pp.kind == "bool":
+        if tok not in ("true", "false"):
+            raise ValueError(f"{p}aipp parameter '{pp.name}' takes true or false, got {_quote(tok)}")
+        return tok == "true"
+    if pp.kind == "int":
+        v = int(tok) if _INT_RE.fullmatch(tok) else None
+        if v is None or not pp.lo <= v <= pp.hi:
+            raise ValueError(f"{p}aipp parameter '{pp.name}' must be an integer in {pp.range}, got {_quote(tok)}")
+        return v
+    v = _parse_decimal(tok)
+    if v is None or not pp.lo <= v <= pp.hi:
+        raise ValueError(f"{p}aipp parameter '{pp.name}' must be a decimal number in {pp.range}, got {_quote(tok)}")
+    return v
+
+
+def _check_aipp_defs(m: "ModelDef", p: str) -> None:
+    """ModelDef.validate(): each AippDef names an input once and holds values a file could."""
+    names = [t.name for t in m.inputs] if isinstance(m.inputs, tuple) else []
+    seen: set[str] = set()
+    for a in m.aipp:
+        if not isinstance(a, AippDef):
+            raise ValueError(f"{p}aipp entries must be AippDef, got {type(a).__name__}")
+        if a.input not in names:
+            raise ValueError(f"{p}aipp: no input named {_quote(str(a.input))}")
+        if a.input in seen:
+            raise ValueError(f"{p}aipp: input '{a.input}' has two AippDef entries")
+        seen.add(a.input)
+        for pp in AIPP_PARAMS:
+            v = getattr(a, pp.name)
+            if v == pp.default and type(v) is type(pp.default):
+                continue
+            ok = {"mode": v in ("static", "dynamic"), "format": v in AIPP_FORMATS, "bool": isinstance(v, bool),
+                  "int": _is_int(v), "dec": _is_real(v) and math.isfinite(v)}[pp.kind]
+            if not ok:
+                raise ValueError(f"{p}aipp parameter '{pp.name}' of input '{a.input}' cannot be {v!r}")
+            if pp.kind in ("int", "dec"):
+                _parse_aipp_value(pp, _aipp_text(pp, v), p)
+
+
+def _check_aipp_model(m: "ModelDef", where: _Where) -> None:
+    """Whole-model AIPP rules (model_file.c's finish_aipp()), input by input."""
+    dynamic_input = None
+    for t in m.inputs:
+        a = m.aipp_of(t.name)
+        if a is None:
+            continue
+        if where.lines is None:
+            p = "model: "
+        else:
+            seen = where.lines["aipp"][t.name]
+            p = f"line {seen.get('aipp_mode', seen['first'])}: "
+        n = t.name
+        if a.aipp_mode is None:
+            raise ValueError(f"{p}aipp for input '{n}': aipp_mode is missing: expected static or dynamic")
+        if m.dynamic_batch:
+            raise ValueError(f"{p}aipp for input '{n}': AIPP and dynamic_batch cannot be combined in the emulator")
+        nchw = t.format == "NCHW"
+        if len(t.dims) != 4 or t.format not in ("NCHW", "NHWC"):
+            raise ValueError(f"{p}aipp for input '{n}': the AIPP output must be a 4-dim NCHW or NHWC tensor, got "
+                             f"{len(t.dims)} dims in format {t.format}")
+        if t.dtype not in ("float16", "float32"):
+            raise ValueError(f"{p}aipp for input '{n}': the AIPP output must be float16 or float32, got {t.dtype}")
+        c, h, w = (t.dims[1], t.dims[2], t.dims[3]) if nchw else (t.dims[3], t.dims[1], t.dims[2])
+        if a.aipp_mode == "dynamic":
+            if a.max_src_image_size == 0:
+                raise ValueError(f"{p}aipp for input '{n}': dynamic AIPP needs max_src_image_size")
+            if a.max_src_image_size % t.dims[0]:
+                raise ValueError(f"{p}aipp for input '{n}': max_src_image_size {a.max_src_image_size} is not a multiple "
+                                 f"of the batch {t.dims[0]}")
+            for pp in AIPP_PARAMS[1:]:
+                if pp.name != "max_src_image_size" and getattr(a, pp.name) != pp.default:
+                    raise ValueError(f"{p}aipp for input '{n}': dynamic AIPP takes '{pp.name}' at run time "
+                                     "(aclmdlSetAIPP*), not from the model file")
+            if c not in (1, 3):
+                raise ValueError(f"{p}aipp for input '{n}': dynamic AIPP needs 1 or 3 channels, the input has {c}")
+            if dynamic_input is not None:
+                raise ValueError(f"{p}aipp for input '{n}': only one input may have dynamic AIPP (input "
+                                 f"'{dynamic_input}' has it already)")
+            dynamic_input = n
+            continue
+        if a.input_format is None:
+            raise ValueError(f"{p}aipp for input '{n}': static AIPP needs input_format")
+        if a.src_image_size_w == 0 or a.src_image_size_h == 0:
+            raise ValueError(f"{p}aipp for input '{n}': static AIPP needs src_image_size_w and src_image_size_h")
+        if a.max_src_image_size != 0:
+            raise ValueError(f"{p}aipp for input '{n}': max_src_image_size is for dynamic AIPP only")
+        channels = AIPP_FORMATS[a.input_format][1]
+        if channels != c:
+            raise ValueError(f"{p}aipp for input '{n}': input_format {a.input_format} gives {channels} channel(s) but "
+                             f"the input has {c}")
+        yuv420 = a.input_format == "YUV420SP_U8"
+        if a.input_format == "YUV400_U8" and a.csc_switch:
+            raise ValueError(f"{p}aipp for input '{n}': YUV400_U8 takes no colour-space conversion (csc_switch)")
+        sw, sh = a.src_image_size_w, a.src_image_size_h
+        if yuv420 and (sw % 2 or sh % 2):
+            raise ValueError(f"{p}aipp for input '{n}': YUV420SP_U8 needs an even src_image_size_w and "
+                             f"src_image_size_h, got {sw}x{sh}")
+        ow, oh = sw, sh
+        if a.crop:
+            x, y, cw, ch = a.load_start_pos_w, a.load_start_pos_h, a.crop_size_w, a.crop_size_h
+            if x + cw > sw or y + ch > sh:
+                raise ValueError(f"{p}aipp for input '{n}': the crop window (load_start_pos {x},{y}, crop_size "
+                                 f"{cw}x{ch}) does not fit in the {sw}x{sh} source image")
+            if yuv420 and (x % 2 or y % 2):
+                raise ValueError(f"{p}aipp for input '{n}': YUV420SP_U8 needs an even load_start_pos_w and "
+                                 f"load_start_pos_h, got {x},{y}")
+            ow, oh = cw, ch
+        if a.padding:
+            ow += a.left_padding_size + a.right_padding_size
+            oh += a.top_padding_size + a.bottom_padding_size
+        if (ow, oh) != (w, h):
+            raise ValueError(f"{p}aipp for input '{n}': the AIPP output is {ow}x{oh} (width x height) but the input "
+                             f"is {w}x{h}")
+
+
 def _integral_in_i64(v: float) -> bool:
     return -(2.0**63) <= v < 2.0**63 and float(v).is_integer()
 
@@ -511,6 +715,7 @@ def _check_model(m: ModelDef, where: _Where) -> None:
                         f"{kp}kernel 'affine' on {ti.dtype} tensors (input '{ti.name}') needs an integer "
                         f"{pname} within the int64 range, got {v:.17g}"
                     )
+    _check_aipp_model(m, where)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -529,6 +734,11 @@ def to_text(model: ModelDef) -> str:
     for kind, tensors in (("input", model.inputs), ("output", model.outputs)):
         for td in tensors:
             out.append(f"{kind} {td.name} {td.dtype} {td.format} {','.join(str(d) for d in td.dims)}")
+    for a in model.aipp:
+        for pp in AIPP_PARAMS:
+            v = getattr(a, pp.name)
+            if pp.name == "aipp_mode" or v != pp.default:
+                out.append(f"aipp {a.input} {pp.name} {_aipp_text(pp, v)}")
     if model.kernel == "identity":
         out.append("kernel identity")
     else:
@@ -610,7 +820,8 @@ def parse_model(text: str | bytes) -> ModelDef:
     """
     if isinstance(text, (bytes, bytearray, memoryview)):
         text = bytes(text).decode("utf-8", "surrogateescape")
-    lines: dict[str, Any] = {"input": [], "output": []}
+    lines: dict[str, Any] = {"input": [], "output": [], "aipp": {}}
+    aipp_values: dict[str, dict[str, Any]] = {}
     where = _Where(lines)
     have_header = False
     name: str | None = None
@@ -658,6 +869,24 @@ def parse_model(text: str | bytes) -> ModelDef:
             _check_tensor_dims(key, td, p)
             target.append(td)
             lines[key].append(lineno)
+            continue
+        if key == "aipp":
+            if len(args) != 3:
+                raise ValueError(f"{p}'aipp' takes 3 fields (INPUT PARAM VALUE), got {len(args)}")
+            iname, pname, tok = args
+            if iname not in [t.name for t in inputs]:
+                raise ValueError(f"{p}aipp: no input named {_quote(iname)} is declared above this line")
+            pp = _AIPP_BY_NAME.get(pname)
+            if pp is None:
+                raise ValueError(f"{p}unknown aipp parameter {_quote(pname)}: expected an ATC aipp_op parameter the "
+                                 "emulator runs (see docs/model-format.md, AIPP)")
+            seen = lines["aipp"].setdefault(iname, {})
+            if pname in seen:
+                raise ValueError(f"{p}duplicate aipp parameter '{pname}' for input '{iname}': already given on line "
+                                 f"{seen[pname]}")
+            aipp_values.setdefault(iname, {})[pname] = _parse_aipp_value(pp, tok, p)
+            seen[pname] = lineno
+            seen.setdefault("first", lineno)
             continue
         if key not in _KEYS:
             if key == MAGIC:
@@ -738,6 +967,7 @@ def parse_model(text: str | bytes) -> ModelDef:
         kernel=kernel,
         scale=scale,
         bias=bias,
+        aipp=tuple(AippDef(input=t.name, **aipp_values[t.name]) for t in inputs if t.name in aipp_values),
         **values,
     )
     _check_model(model, where)
@@ -807,13 +1037,15 @@ def _segment_sums(xd: Any, m: int) -> Any:
     return out
 
 
-def reference_outputs(model: ModelDef, inputs: Sequence[Any], batch: int | None = None) -> list[Any]:
+def reference_outputs(model: ModelDef, inputs: Sequence[Any], batch: int | None = None, aipp: Any = None) -> list[Any]:
     """The model's outputs for ``inputs`` (one array per model input, of the input's dtype,
     holding ``batch`` samples), bit-exact with the C kernels.
 
     ``batch`` defaults to dims[0] for a static model and to the sample count of ``inputs[0]``
     for a dynamic one; it must be dims[0] (static) or one of the gears (dynamic). Outputs have
-    shape ``(batch, *dims[1:])``.
+    shape ``(batch, *dims[1:])``. An AIPP input takes the raw images the runtime shows
+    (:func:`visible_input`); ``aipp`` is the :class:`fastexec.AippConfig` of the model's dynamic
+    AIPP input (required when it has one).
     """
     import numpy as np
 
@@ -835,14 +1067,19 @@ def reference_outputs(model: ModelDef, inputs: Sequence[Any], batch: int | None 
         raise ValueError(f"model '{model.name}' is static with batch {model.inputs[0].dims[0]}, got batch {batch}")
 
     rows = []
-    for td, x in zip(model.inputs, arrays):
-        if x.dtype != _np_dtype(td.dtype):
-            raise ValueError(f"input '{td.name}' must be {td.dtype}, got {x.dtype}")
-        if x.size != batch * td.sample_elems:
+    for k, (td, x) in enumerate(zip(model.inputs, arrays)):
+        shown = visible_input(model, k)
+        if x.dtype != _np_dtype(shown.dtype):
+            raise ValueError(f"input '{td.name}' must be {shown.dtype}, got {x.dtype}")
+        if x.size != batch * shown.sample_elems:
             raise ValueError(
-                f"input '{td.name}' must hold {batch * td.sample_elems} elements (batch {batch}), got {x.size}"
+                f"input '{td.name}' must hold {batch * shown.sample_elems} elements (batch {batch}), got {x.size}"
             )
-        rows.append(np.ascontiguousarray(x).reshape(batch, td.sample_elems))
+        x = np.ascontiguousarray(x).reshape(batch, shown.sample_elems)
+        a = model.aipp_of(td.name)
+        if a is not None:
+            x = _run_aipp(a, td, x, aipp, batch)
+        rows.append(x.reshape(batch, td.sample_elems))
 
     outs = []
     for ti, to, x in zip(model.inputs, model.outputs, rows):
@@ -857,6 +1094,115 @@ def reference_outputs(model: ModelDef, inputs: Sequence[Any], batch: int | None 
             y = _from_float64(v, to.dtype)
         outs.append(y.reshape((batch,) + tuple(to.dims[1:])))
     return outs
+
+
+def visible_input(model: ModelDef, k: int, v1: bool = False) -> TensorDef:
+    """Input k as the runtime shows it (emu_input_visible): the raw image of an AIPP input
+    (uint8 NHWC n,h*3/2,w,1 / n,h,w,3 / n,h,w,1, or ND n,max_src_image_size/n for dynamic AIPP;
+    ``v1``: aclmdlGetInputDims's n,h,w,c), otherwise the TensorDef itself."""
+    td = model.inputs[k]
+    a = model.aipp_of(td.name)
+    if a is None:
+        return td
+    n = td.dims[0]
+    if a.aipp_mode == "dynamic":
+        return TensorDef(td.name, "uint8", "ND", (n, a.max_src_image_size // n))
+    c = AIPP_FORMATS[a.input_format][1]
+    h, w = a.src_image_size_h, a.src_image_size_w
+    if a.input_format == "YUV420SP_U8" and not v1:
+        return TensorDef(td.name, "uint8", "NHWC", (n, h * 3 // 2, w, 1))
+    return TensorDef(td.name, "uint8", "NHWC", (n, h, w, c))
+
+
+def aipp_data_size(batch: int) -> int:
+    """Bytes of the dynamic AIPP parameter tensor for `batch` images (aclmdlGetAippDataSize)."""
+    return AIPP_HEADER_BYTES + AIPP_BATCH_BYTES * batch
+
+
+def _half(v: float) -> Any:
+    """A float parameter as the AIPP stores it: rounded to float32 (the setters' C type), then to binary16."""
+    import numpy as np
+
+    return np.float16(np.float32(v))
+
+
+def _run_aipp(a: Any, td: TensorDef, raw: Any, config: Any, batch: int) -> Any:
+    """The AIPP output (the kernel's input, of td's dtype and layout) for raw images, one row each."""
+    import numpy as np
+
+    if a.aipp_mode == "dynamic":
+        if config is None:
+            raise ValueError(f"input '{td.name}' has dynamic AIPP: pass its parameters as aipp=AippConfig(...)")
+        nchw = td.format == "NCHW"
+        c, h, w = (td.dims[1], td.dims[2], td.dims[3]) if nchw else (td.dims[3], td.dims[1], td.dims[2])
+        entries = config.check(batch, w, h, c, a.max_src_image_size)
+        fmt = config.input_format
+        if fmt not in AIPP_FORMATS:
+            raise ValueError(f"the emulator runs no {fmt} AIPP")
+        sw, sh = config.src_image_size
+        csc = config.csc
+        image = dict(format=fmt, w=sw, h=sh, rbuv=config.rbuv_swap_switch, csc=csc is not None,
+                     matrix=csc["matrix"] if csc else (0,) * 9, ob=csc["output_bias"] if csc else (0,) * 3,
+                     ib=csc["input_bias"] if csc else (0,) * 3, pad=np.float16(0))
+        per = [dict(crop=e["crop"], padding=e["padding"], mean=e["dtc_pixel_mean"],
+                    min=[_half(v) for v in e["dtc_pixel_min"]], var=[_half(v) for v in e["pixel_var_reci"]])
+               for e in entries]
+    else:
+        image = dict(format=a.input_format, w=a.src_image_size_w, h=a.src_image_size_h, rbuv=a.rbuv_swap_switch,
+                     csc=a.csc_switch, matrix=[getattr(a, f"matrix_r{r}c{c}") for r in range(3) for c in range(3)],
+                     ob=[a.output_bias_0, a.output_bias_1, a.output_bias_2],
+                     ib=[a.input_bias_0, a.input_bias_1, a.input_bias_2], pad=_half(a.padding_value))
+        one = dict(crop=(a.load_start_pos_w, a.load_start_pos_h, a.crop_size_w, a.crop_size_h) if a.crop else None,
+                   padding=(a.top_padding_size, a.bottom_padding_size, a.left_padding_size, a.right_padding_size)
+                   if a.padding else None,
+                   mean=[getattr(a, f"mean_chn_{i}") for i in range(4)],
+                   min=[_half(getattr(a, f"min_chn_{i}")) for i in range(4)],
+                   var=[_half(getattr(a, f"var_reci_chn_{i}")) for i in range(4)])
+        per = [one] * batch
+    return np.stack([_aipp_image(image, per[b], raw[b], td) for b in range(batch)])
+
+
+def _aipp_image(im: dict, e: dict, raw: Any, td: TensorDef) -> Any:
+    """One image through the AIPP (docs/model-format.md, "AIPP arithmetic"), bit-exact with
+    model_file.c's aipp_sample()."""
+    import numpy as np
+
+    w, h, fmt = im["w"], im["h"], im["format"]
+    raw = raw.astype(np.int64)
+    if fmt == "YUV420SP_U8":
+        y = raw[: h * w].reshape(h, w)
+        uv = raw[h * w : h * w * 3 // 2].reshape(h // 2, w)
+        u = np.repeat(np.repeat(uv[:, 0::2], 2, axis=0), 2, axis=1)
+        v = np.repeat(np.repeat(uv[:, 1::2], 2, axis=0), 2, axis=1)
+        ch = np.stack([y, v, u] if im["rbuv"] else [y, u, v])
+    elif fmt == "RGB888_U8":
+        ch = raw[: h * w * 3].reshape(h, w, 3).transpose(2, 0, 1)
+        if im["rbuv"]:
+            ch = ch[::-1]
+    else:
+        ch = raw[: h * w].reshape(1, h, w)
+    if e["crop"] is not None:
+        x0, y0, cw, chh = e["crop"]
+        ch = ch[:, y0 : y0 + chh, x0 : x0 + cw]
+    nc = ch.shape[0]
+    if im["csc"] and nc == 3:
+        m = np.array(im["matrix"], dtype=np.int64).reshape(3, 3)
+        ib = np.array(im["ib"], dtype=np.int64).reshape(3, 1, 1)
+        ob = np.array(im["ob"], dtype=np.int64).reshape(3, 1, 1)
+        acc = np.tensordot(m, ch - ib, axes=(1, 0))
+        ch = np.clip(np.right_shift(acc, 8) + ob, 0, 255)
+    mean = np.array(e["mean"][:nc], dtype=np.int64).reshape(nc, 1, 1)
+    mins = np.array(e["min"][:nc], dtype=np.float64).reshape(nc, 1, 1)
+    var = np.array(e["var"][:nc], dtype=np.float64).reshape(nc, 1, 1)
+    vals = ((ch - mean).astype(np.float64) - mins) * var
+    top = left = bottom = right = 0
+    if e["padding"] is not None:
+        top, bottom, left, right = e["padding"]
+    out = np.full((nc, vals.shape[1] + top + bottom, vals.shape[2] + left + right), np.float64(im["pad"]))
+    out[:, top : top + vals.shape[1], left : left + vals.shape[2]] = vals
+    with np.errstate(over="ignore"):
+        out = out.astype(_np_dtype(td.dtype))
+    return out if td.format == "NCHW" else out.transpose(1, 2, 0)
 
 
 def _affine(x: Any, dtype: str, scale: float, bias: float) -> Any:

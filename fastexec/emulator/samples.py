@@ -12,7 +12,7 @@ import argparse
 import pathlib
 import sys
 
-from .model_file import ModelDef, TensorDef, to_text, write_model
+from .model_file import AippDef, ModelDef, TensorDef, to_text, write_model
 
 SAMPLES_DIR = pathlib.Path(__file__).resolve().parent / "samples"
 
@@ -86,6 +86,37 @@ SAMPLES: dict[str, ModelDef] = {
         scale=0.5,
         bias=1.0,
         compute_us=5000.0,
+    ),
+    # Static AIPP: NV12 (YUV420SP_U8) 40x30 camera frames in; the card crops 32x20 at (4, 2), pads
+    # 2 rows above and below, converts to RGB (the JPEG matrix) and normalises each channel with
+    # the ImageNet mean and 1/std. The kernel is the identity, so the output is the float16
+    # tensor the AIPP hands to the model, every pixel of it.
+    "aipp-static": ModelDef(
+        name="aipp-static",
+        inputs=(TensorDef("images", "float16", "NCHW", (2, 3, 24, 32)),),
+        outputs=(TensorDef("pixels", "float16", "NCHW", (2, 3, 24, 32)),),
+        kernel="identity",
+        compute_us=150.0,
+        aipp=(AippDef(
+            "images", aipp_mode="static", input_format="YUV420SP_U8", src_image_size_w=40, src_image_size_h=30,
+            crop=True, load_start_pos_w=4, load_start_pos_h=2, crop_size_w=32, crop_size_h=20,
+            padding=True, top_padding_size=2, bottom_padding_size=2,
+            csc_switch=True, matrix_r0c0=256, matrix_r0c1=0, matrix_r0c2=359, matrix_r1c0=256, matrix_r1c1=-88,
+            matrix_r1c2=-183, matrix_r2c0=256, matrix_r2c1=454, matrix_r2c2=0, input_bias_1=128, input_bias_2=128,
+            min_chn_0=123.675, min_chn_1=116.28, min_chn_2=103.53,
+            var_reci_chn_0=0.0171247538, var_reci_chn_1=0.0175070028, var_reci_chn_2=0.0174291939,
+        ),),
+    ),
+    # Dynamic AIPP: the same float16 tensor to the kernel, the parameters set at run time
+    # (aclmdlSetInputAIPP through the hidden ascend_dynamic_aipp_data input). Each of the 2
+    # images may be up to 3600 bytes (RGB888 40x30).
+    "aipp-dynamic": ModelDef(
+        name="aipp-dynamic",
+        inputs=(TensorDef("images", "float16", "NCHW", (2, 3, 24, 32)),),
+        outputs=(TensorDef("pixels", "float16", "NCHW", (2, 3, 24, 32)),),
+        kernel="identity",
+        compute_us=150.0,
+        aipp=(AippDef("images", aipp_mode="dynamic", max_src_image_size=7200),),
     ),
 }
 

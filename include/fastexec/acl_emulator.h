@@ -75,6 +75,7 @@ typedef struct {
     uint64_t findings_by_kind[FXEMU_FINDING_KINDS];
     uint64_t tensor_descs;         /* aclCreateTensorDesc / aclmdlCreateAndGetOpDesc arrays not yet destroyed */
     uint64_t load_configs;         /* aclmdlCreateConfigHandle handles */
+    uint64_t aipp_sets;            /* aclmdlCreateAIPP parameter sets not yet destroyed */
 } fxemuCounters;
 
 /* Emulated device description in force. */

@@ -160,7 +160,7 @@ static inline int check_released(void)
     }
     LIVE(device_allocations) LIVE(host_allocations) LIVE(registered_ranges) LIVE(streams) LIVE(events) LIVE(contexts)
     LIVE(devices_set) LIVE(models) LIVE(datasets) LIVE(data_buffers) LIVE(model_descs) LIVE(exec_configs)
-    LIVE(tensor_descs) LIVE(load_configs)
+    LIVE(tensor_descs) LIVE(load_configs) LIVE(aipp_sets)
 #undef LIVE
     if (c.findings != expected_findings) {
         char last[1024];

@@ -4,8 +4,9 @@
  *   model_file_driver --info MODEL          parse and print the parsed fields, one per line
  *   model_file_driver --each FILE...        parse each file; one result line per file
  *   model_file_driver --prefixes FILE       parse every prefix (0..size bytes) of FILE
- *   model_file_driver --run MODEL BATCH IN_0 .. IN_k OUT_0 .. OUT_k
- *                                           run the kernel over raw input files, write raw outputs
+ *   model_file_driver --run MODEL BATCH IN_0 .. IN_k OUT_0 .. OUT_k [AIPP]
+ *                                           run the model (AIPP, then the kernel) over raw input
+ *                                           files, write raw outputs; AIPP: the dynamic AIPP tensor
  *   model_file_driver --bench MODEL ITERS   time emu_kernel_run at the largest batch
  *
  * Buffers are malloc'ed with their exact size, so a sanitizer build catches any overread.
@@ -131,7 +132,8 @@ static int cmd_run(int argc, char **argv)
 {
     emu_model_def *m = load_model(argv[2]);
     unsigned long long batch = strtoull(argv[3], NULL, 10);
-    if ((size_t)argc != 4 + m->num_inputs + m->num_outputs) {
+    size_t nio = 4 + m->num_inputs + m->num_outputs;
+    if ((size_t)argc != nio && (size_t)argc != nio + 1) {
         fprintf(stderr, "--run needs %zu input and %zu output paths\n", m->num_inputs, m->num_outputs);
         return 2;
     }
@@ -139,13 +141,16 @@ static int cmd_run(int argc, char **argv)
     void *outs[EMU_MAX_IO];
     for (size_t k = 0; k < m->num_inputs; k++) {
         size_t len;
+        emu_tensor_def raw;
+        emu_input_visible(m, k, 0, &raw);
         ins[k] = read_file(argv[4 + k], &len);
-        if (len != emu_tensor_bytes(&m->inputs[k], batch)) {
-            fprintf(stderr, "input %zu: %zu bytes, expected %zu\n", k, len,
-                    emu_tensor_bytes(&m->inputs[k], batch));
+        if (len != emu_tensor_bytes(&raw, batch)) {
+            fprintf(stderr, "input %zu: %zu bytes, expected %zu\n", k, len, emu_tensor_bytes(&raw, batch));
             return 2;
         }
     }
+    size_t aipp_len = 0;
+    unsigned char *aipp = (size_t)argc == nio + 1 ? read_file(argv[nio], &aipp_len) : NULL;
     for (size_t k = 0; k < m->num_outputs; k++) {
         size_t len = emu_tensor_bytes(&m->outputs[k], batch);
         outs[k] = malloc(len > 0 ? len : 1);
@@ -154,7 +159,12 @@ static int cmd_run(int argc, char **argv)
         }
         memset(outs[k], 0xa5, len);
     }
-    emu_kernel_run(m, batch, ins, outs);
+    char err[512];
+    if (emu_model_run(m, batch, ins, outs, aipp, aipp_len, err, sizeof err) != 0) {
+        fprintf(stderr, "run failed: %s\n", err);
+        return 1;
+    }
+    free(aipp);
     for (size_t k = 0; k < m->num_outputs; k++) {
         const char *path = argv[4 + m->num_inputs + k];
         FILE *f = fopen(path, "wb");

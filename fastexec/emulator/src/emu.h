@@ -67,6 +67,7 @@ typedef enum {
     EMU_H_EXECCFG,
     EMU_H_TENSORDESC,
     EMU_H_LOADCFG,
+    EMU_H_AIPP,
 } emu_handle_kind;
 
 /* Registers a live handle; returns its generation (unique per registration). */
@@ -91,7 +92,7 @@ size_t emu_handle_collect(emu_handle_kind kind, void **out, size_t max);
 /* ---------------------------------------------------------------- counters */
 typedef struct {
     atomic_uint_fast64_t streams, events, contexts, datasets, data_buffers, model_descs, exec_configs,
-        models, tasks_run, overruns, tensor_descs, load_configs;
+        models, tasks_run, overruns, tensor_descs, load_configs, aipp_sets;
 } emu_live_counters;
 extern emu_live_counters emu_live;
 
@@ -201,7 +202,7 @@ typedef struct emu_task {
     union {
         struct { void *dst; const void *src; size_t n; aclrtMemcpyKind dir; } copy;
         struct { void *dst; int value; size_t n; } memset;
-        struct { emu_model *model; uint64_t batch; void *in[EMU_MAX_IO]; void *out[EMU_MAX_IO]; } exec;
+        struct { emu_model *model; uint64_t batch; void *in[EMU_MAX_IO]; void *out[EMU_MAX_IO]; const void *aipp; size_t aipp_len; } exec;
         struct { emu_event *ev; emu_snapshot *snap; } record;
         struct { emu_event *ev; emu_snapshot *snap; } wait;
         struct { aclrtCallback fn; void *data; int block; } callback;

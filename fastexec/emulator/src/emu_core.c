@@ -631,6 +631,7 @@ const char *emu_handle_kind_name(emu_handle_kind kind)
     case EMU_H_EXECCFG: return "exec config handle";
     case EMU_H_TENSORDESC: return "tensor description";
     case EMU_H_LOADCFG: return "model load config handle";
+    case EMU_H_AIPP: return "dynamic AIPP parameter set";
     }
     return "handle";
 }
@@ -652,6 +653,7 @@ static atomic_uint_fast64_t *live_counter(emu_handle_kind kind)
     case EMU_H_EXECCFG: return &emu_live.exec_configs;
     case EMU_H_TENSORDESC: return &emu_live.tensor_descs;
     case EMU_H_LOADCFG: return &emu_live.load_configs;
+    case EMU_H_AIPP: return &emu_live.aipp_sets;
     default: return NULL;
     }
 }
@@ -998,6 +1000,7 @@ EMU_API aclError fxemuGetCounters(fxemuCounters *c)
     for (int k = 0; k < FXEMU_FINDING_KINDS; k++) c->findings_by_kind[k] = atomic_load(&findings_by_kind[k]);
     c->tensor_descs = atomic_load(&emu_live.tensor_descs);
     c->load_configs = atomic_load(&emu_live.load_configs);
+    c->aipp_sets = atomic_load(&emu_live.aipp_sets);
     pthread_mutex_lock(&emu_global_mu);
     for (uint32_t i = 0; i < emu_profile.device_count; i++) c->devices_set += emu_devices[i].set_count > 0;
     pthread_mutex_unlock(&emu_global_mu);

@@ -10,6 +10,7 @@ struct emu_model {
     emu_model_def def;
     emu_device *dev;
     int has_dyn;                 /* dynamic-batch tensor appended as input def.num_inputs */
+    int aipp_node;               /* index of the ACL_DYNAMIC_AIPP_NAME input, or -1 */
     int exec_mode;               /* 0 none yet, 1 synchronous, 2 stream-ordered; guarded by model_mu */
     int inflight;                /* queued or running executions */
     emu_stream *inflight_stream; /* stream of the queued executions */
@@ -140,6 +141,7 @@ static aclError load_def_mem(const emu_model_def *def, uint32_t *modelId, const 
     m->def = *def;
     m->dev = ctx->dev;
     m->has_dyn = def->num_gears > 0;
+    m->aipp_node = emu_aipp_dynamic_input(def) >= 0 ? (int)(def->num_inputs + (m->has_dyn ? 1 : 0)) : -1;
     pthread_mutex_lock(&model_mu);
     models = realloc(models, (n_models + 1) * sizeof *models);
     models[n_models++] = m;
@@ -237,7 +239,10 @@ typedef struct {
     size_t ndims;
     int64_t dims[ACL_MAX_DIM_CNT];
     size_t bytes;   /* at the largest batch */
-    aclmdlInputAippType aipp;   /* inputs: ACL_DATA_WITHOUT_AIPP (0) for every model the format has today */
+    aclmdlInputAippType aipp;   /* inputs: how AIPP applies to it */
+    size_t attached;            /* ACL_DATA_WITH_DYNAMIC_AIPP: index of its ACL_DYNAMIC_AIPP_NODE input */
+    size_t ndims_v2;            /* aclmdlGetInputDimsV2 (the raw-image layout of a static AIPP input) */
+    int64_t dims_v2[4];
 } io_info;
 
 struct aclmdlDesc {
@@ -264,6 +269,26 @@ static void fill_io(io_info *io, const emu_tensor_def *t, uint64_t max_batch)
     io->ndims = t->ndims;
     memcpy(io->dims, t->dims, t->ndims * sizeof t->dims[0]);
     io->bytes = emu_tensor_bytes(t, max_batch);
+    io->attached = ACL_INVALID_NODE_INDEX;
+}
+
+/* Input k as the runtime shows it: an AIPP input is its raw image (model_file.h). */
+static void fill_input(io_info *io, const emu_model_def *def, size_t k, uint64_t max_batch, size_t aipp_node)
+{
+    emu_tensor_def v1, v2;
+    emu_input_visible(def, k, 1, &v1);
+    emu_input_visible(def, k, 0, &v2);
+    fill_io(io, &v1, max_batch);
+    io->bytes = emu_tensor_bytes(&v2, max_batch);
+    switch (def->aipp[k].mode) {
+    case EMU_AIPP_STATIC: io->aipp = ACL_DATA_WITH_STATIC_AIPP; break;
+    case EMU_AIPP_DYNAMIC: io->aipp = ACL_DATA_WITH_DYNAMIC_AIPP; io->attached = aipp_node; break;
+    default: io->aipp = ACL_DATA_WITHOUT_AIPP; break;
+    }
+    if (def->aipp[k].mode != EMU_AIPP_NONE) {
+        io->ndims_v2 = v2.ndims;
+        memcpy(io->dims_v2, v2.dims, v2.ndims * sizeof v2.dims[0]);
+    }
 }
 
 EMU_API aclmdlDesc *aclmdlCreateDesc(void)
@@ -307,9 +332,22 @@ static void fill_desc(aclmdlDesc *d, const emu_model_def *def, int has_dyn)
     memset(d, 0, sizeof *d);
     d->filled = 1;
     d->max_batch = maxb;
-    d->n_in = def->num_inputs + (has_dyn ? 1 : 0);
+    int aipp_input = emu_aipp_dynamic_input(def);
+    size_t aipp_node = def->num_inputs + (has_dyn ? 1 : 0);
+    d->n_in = aipp_node + (aipp_input >= 0 ? 1 : 0);
     d->n_out = def->num_outputs;
-    for (size_t i = 0; i < def->num_inputs; i++) fill_io(&d->in[i], &def->inputs[i], maxb);
+    for (size_t i = 0; i < def->num_inputs; i++) fill_input(&d->in[i], def, i, maxb, aipp_node);
+    if (aipp_input >= 0) {   /* the dynamic AIPP parameters: 64 + 96 x batch bytes */
+        io_info *io = &d->in[aipp_node];
+        snprintf(io->name, sizeof io->name, "%s", ACL_DYNAMIC_AIPP_NAME);
+        io->dtype = ACL_UINT8;
+        io->format = ACL_FORMAT_ND;
+        io->ndims = 1;
+        io->bytes = emu_aipp_data_size(maxb);
+        io->dims[0] = (int64_t)io->bytes;
+        io->aipp = ACL_DYNAMIC_AIPP_NODE;
+        io->attached = ACL_INVALID_NODE_INDEX;
+    }
     for (size_t i = 0; i < def->num_outputs; i++) fill_io(&d->out[i], &def->outputs[i], maxb);
     if (has_dyn) {
         io_info *io = &d->in[def->num_inputs];
@@ -319,6 +357,7 @@ static void fill_desc(aclmdlDesc *d, const emu_model_def *def, int has_dyn)
         io->ndims = 1;
         io->dims[0] = 1;
         io->bytes = 8;
+        io->attached = ACL_INVALID_NODE_INDEX;
     }
     d->num_gears = def->num_gears;
     memcpy(d->gears, def->gears, def->num_gears * sizeof def->gears[0]);
@@ -362,7 +401,14 @@ EMU_API size_t aclmdlGetOutputSizeByIndex(aclmdlDesc *modelDesc, size_t index)
     return io ? io->bytes : 0;
 }
 
+static aclError get_dims_as(const aclmdlDesc *d, int output, size_t index, aclmdlIODims *dims, int v2, const char *api);
+
 static aclError get_dims(const aclmdlDesc *d, int output, size_t index, aclmdlIODims *dims, const char *api)
+{
+    return get_dims_as(d, output, index, dims, 0, api);
+}
+
+static aclError get_dims_as(const aclmdlDesc *d, int output, size_t index, aclmdlIODims *dims, int v2, const char *api)
 {
     EMU_ENTER(api);
     if (!dims) return emu_fail(ACL_ERROR_INVALID_PARAM, "%s: dims is NULL", api);
@@ -376,6 +422,10 @@ static aclError get_dims(const aclmdlDesc *d, int output, size_t index, aclmdlIO
     snprintf(dims->name, sizeof dims->name, "%s", io->name);
     dims->dimCount = io->ndims;
     memcpy(dims->dims, io->dims, io->ndims * sizeof io->dims[0]);
+    if (v2 && io->ndims_v2) {
+        dims->dimCount = io->ndims_v2;
+        memcpy(dims->dims, io->dims_v2, io->ndims_v2 * sizeof io->dims_v2[0]);
+    }
     return ACL_SUCCESS;
 }
 
@@ -677,21 +727,22 @@ uint64_t emu_exec_duration_ns(const emu_model *m, uint64_t batch)
 typedef struct {
     uint64_t batch;
     void *in[EMU_MAX_IO], *out[EMU_MAX_IO];
+    void *aipp;                  /* the dynamic AIPP parameters, or NULL */
+    size_t aipp_len;
     emu_alloc *holds[2 * EMU_MAX_IO + 2];
     int n_holds;
 } exec_args;
 
-static aclError check_buffer(const aclmdlDataset *ds, size_t i, size_t need, int output, const emu_tensor_def *t, void **addr, exec_args *a,
+static aclError check_buffer(const aclmdlDataset *ds, size_t i, size_t need, int output, const char *name, void **addr, exec_args *a,
                              const char *api)
 {
     const char *side = output ? "output" : "input";
     aclDataBuffer *b = ds->bufs[i];
     if (!emu_handle_live(b, EMU_H_DATABUFFER))
         return emu_finding(FXEMU_FINDING_DESTROYED_HANDLE, FXEMU_ERR_DESTROYED_HANDLE, "%s: %s %zu ('%s') is a destroyed data buffer", api, side, i,
-                           t ? t->name : ACL_DYNAMIC_TENSOR_NAME);
+                           name);
     void *p = aclGetDataBufferAddr(b);
     size_t size = aclGetDataBufferSizeV2(b);
-    const char *name = t ? t->name : ACL_DYNAMIC_TENSOR_NAME;
     if (!p) return emu_fail(ACL_ERROR_GE_FAILURE, "%s: %s %zu ('%s') has no memory (NULL buffers are for synchronous aclmdlExecute outputs only)", api, side, i, name);
     if (size + 64 < need)
         return emu_fail(ACL_ERROR_GE_FAILURE, "%s: %s %zu ('%s') buffer holds %zu bytes, the model needs %zu", api, side, i, name, size, need);
@@ -733,7 +784,7 @@ static aclError prepare_exec(uint32_t modelId, const aclmdlDataset *input, const
                            "%s: model %u was already executed %s; one model must not mix synchronous and asynchronous execution", api, modelId,
                            m->exec_mode == 1 ? "synchronously (aclmdlExecute)" : "asynchronously (on a stream)");
     }
-    size_t need_in = def->num_inputs + (m->has_dyn ? 1 : 0);
+    size_t need_in = def->num_inputs + (m->has_dyn ? 1 : 0) + (m->aipp_node >= 0 ? 1 : 0);
     if (input->n < need_in || output->n != def->num_outputs) {
         pthread_mutex_unlock(&model_mu);
         return emu_fail(ACL_ERROR_GE_FAILURE, "%s: model %u takes %zu input buffer(s) and %zu output buffer(s); the datasets hold %zu and %zu", api, modelId,
@@ -741,12 +792,18 @@ static aclError prepare_exec(uint32_t modelId, const aclmdlDataset *input, const
     }
     a->batch = m->has_dyn ? (input->dyn_batch ? input->dyn_batch : emu_model_max_batch(def)) : emu_model_max_batch(def);
     a->n_holds = 0;
-    for (size_t i = 0; i < def->num_inputs && !rc; i++)
-        rc = check_buffer(input, i, emu_tensor_bytes(&def->inputs[i], a->batch), 0, &def->inputs[i], &a->in[i], a, api);
+    for (size_t i = 0; i < def->num_inputs && !rc; i++) {
+        emu_tensor_def shown;   /* an AIPP input takes the raw image */
+        emu_input_visible(def, i, 0, &shown);
+        rc = check_buffer(input, i, emu_tensor_bytes(&shown, a->batch), 0, shown.name, &a->in[i], a, api);
+    }
     void *dyn_addr;
-    if (!rc && m->has_dyn) rc = check_buffer(input, def->num_inputs, 4, 0, NULL, &dyn_addr, a, api);
+    if (!rc && m->has_dyn) rc = check_buffer(input, def->num_inputs, 4, 0, ACL_DYNAMIC_TENSOR_NAME, &dyn_addr, a, api);
+    a->aipp = NULL;
+    a->aipp_len = emu_aipp_data_size(a->batch);
+    if (!rc && m->aipp_node >= 0) rc = check_buffer(input, (size_t)m->aipp_node, a->aipp_len, 0, ACL_DYNAMIC_AIPP_NAME, &a->aipp, a, api);
     for (size_t i = 0; i < def->num_outputs && !rc; i++)
-        rc = check_buffer(output, i, emu_tensor_bytes(&def->outputs[i], a->batch), 1, &def->outputs[i], &a->out[i], a, api);
+        rc = check_buffer(output, i, emu_tensor_bytes(&def->outputs[i], a->batch), 1, def->outputs[i].name, &a->out[i], a, api);
     if (!rc && m->inflight && s && m->inflight_stream != s && emu_profile.checked)
         rc = emu_finding(FXEMU_FINDING_MODEL_TWO_STREAMS, FXEMU_ERR_MODEL_BUSY_OTHER_STREAM,
                          "%s: model %u is still executing on another stream; one model id must not execute on two streams at once", api, modelId);
@@ -767,21 +824,30 @@ static aclError prepare_exec(uint32_t modelId, const aclmdlDataset *input, const
     return ACL_SUCCESS;
 }
 
-/* Run a model's kernel; a dumped model writes its tensors before and after (emu_dump.c). */
-static void run_kernel(emu_model *m, uint64_t batch, void *const *in, void *const *out, uint32_t stream_id, uint64_t task_id)
+/* Run a model (its AIPP, then its kernel); a dumped model writes its tensors before and after
+ * (emu_dump.c). 0, or -1 with the reason in err. */
+static int run_kernel(emu_model *m, uint64_t batch, void *const *in, void *const *out, const void *aipp, size_t aipp_len,
+                      uint32_t stream_id, uint64_t task_id, char *err, size_t err_len)
 {
     uint64_t index = 0;
     if (m->dump_dir) {
         index = atomic_fetch_add(&m->dump_index, 1);
         emu_dump_tensors(m->dump_dir, index, m->dump_mode, 0, &m->def, batch, in, stream_id, task_id);
     }
-    emu_kernel_run(&m->def, batch, (const void *const *)in, (void *const *)out);
-    if (m->dump_dir) emu_dump_tensors(m->dump_dir, index, m->dump_mode, 1, &m->def, batch, out, stream_id, task_id);
+    int rc = emu_model_run(&m->def, batch, (const void *const *)in, out, aipp, aipp_len, err, err_len);
+    if (m->dump_dir && rc == 0) emu_dump_tensors(m->dump_dir, index, m->dump_mode, 1, &m->def, batch, out, stream_id, task_id);
+    return rc;
 }
 
 void emu_exec_task_run(emu_stream *s, emu_task *t)
 {
-    run_kernel(t->u.exec.model, t->u.exec.batch, t->u.exec.in, t->u.exec.out, s->id, atomic_load(&s->completed));
+    emu_model *m = t->u.exec.model;
+    char err[256];
+    if (run_kernel(m, t->u.exec.batch, t->u.exec.in, t->u.exec.out, t->u.exec.aipp, t->u.exec.aipp_len, s->id,
+                   atomic_load(&s->completed), err, sizeof err) != 0) {
+        t->fail_code = ACL_ERROR_RT_MODEL_EXECUTE;
+        emu_fail(ACL_ERROR_RT_MODEL_EXECUTE, "model %u execution: %s", m->id, err);
+    }
 }
 
 void emu_exec_task_done(emu_task *t, aclError err)
@@ -807,6 +873,8 @@ static aclError enqueue_exec(uint32_t modelId, const aclmdlDataset *input, aclmd
     t->u.exec.batch = a.batch;
     memcpy(t->u.exec.in, a.in, sizeof a.in);
     memcpy(t->u.exec.out, a.out, sizeof a.out);
+    t->u.exec.aipp = a.aipp;
+    t->u.exec.aipp_len = a.aipp_len;
     memcpy(t->holds, a.holds, a.n_holds * sizeof a.holds[0]);
     t->n_holds = a.n_holds;
     emu_stream_push(s, t, api);
@@ -831,12 +899,14 @@ EMU_API aclError aclmdlExecute(uint32_t modelId, const aclmdlDataset *input, acl
         emu_context *ctx = emu_current_context();
         if (ctx && ctx->default_stream) stream_id = ctx->default_stream->id;
     }
-    run_kernel(m, a.batch, a.in, a.out, stream_id, 0);
+    char err[256];
+    int run_rc = run_kernel(m, a.batch, a.in, a.out, a.aipp, a.aipp_len, stream_id, 0, err, sizeof err);
     emu_engine_end(&slot, 0);
     pthread_mutex_lock(&model_mu);
     m->inflight--;
     pthread_cond_broadcast(&model_cv);
     pthread_mutex_unlock(&model_mu);
+    if (run_rc != 0) return emu_fail(ACL_ERROR_RT_MODEL_EXECUTE, "aclmdlExecute: model %u: %s", modelId, err);
     return ACL_SUCCESS;
 }
 
@@ -1090,8 +1160,8 @@ EMU_API aclError aclmdlGetDescFromFile(aclmdlDesc *modelDesc, const char *modelP
 
 EMU_API aclError aclmdlGetInputDimsV2(const aclmdlDesc *modelDesc, size_t index, aclmdlIODims *dims)
 {
-    /* Same as aclmdlGetInputDims for the emulator's models (no AIPP changes the input shape). */
-    return get_dims(modelDesc, 0, index, dims, "aclmdlGetInputDimsV2");
+    /* Static AIPP inputs: the raw image's byte layout (n,h*3/2,w,1 for YUV420SP_U8); else as V1. */
+    return get_dims_as(modelDesc, 0, index, dims, 1, "aclmdlGetInputDimsV2");
 }
 
 EMU_API aclError aclmdlGetInputDimsRange(const aclmdlDesc *modelDesc, size_t index, aclmdlIODimsRange *dimsRange)
@@ -1192,11 +1262,12 @@ EMU_API aclError aclmdlGetAippType(uint32_t modelId, size_t index, aclmdlInputAi
     pthread_mutex_unlock(&model_mu);
     size_t n_in = d->n_in;
     aclmdlInputAippType aipp = index < n_in ? d->in[index].aipp : ACL_DATA_WITHOUT_AIPP;
+    size_t attached = index < n_in ? d->in[index].attached : ACL_INVALID_NODE_INDEX;
     free(d->dims_gears);
     free(d);
     if (index >= n_in) return emu_fail(ACL_ERROR_INVALID_PARAM, "aclmdlGetAippType: index %zu is out of range (the model has %zu inputs)", index, n_in);
-    *type = aipp;   /* ACL_DATA_WITHOUT_AIPP for every model of the current format */
-    *dynamicAttachedDataIndex = ACL_INVALID_NODE_INDEX;   /* set for ACL_DATA_WITH_DYNAMIC_AIPP inputs only */
+    *type = aipp;
+    *dynamicAttachedDataIndex = attached;   /* set for ACL_DATA_WITH_DYNAMIC_AIPP inputs only */
     return ACL_SUCCESS;
 }
 
@@ -1253,4 +1324,463 @@ void emu_exec_describe(const emu_task *t, char *name, size_t len, emu_op_tensor 
             o->dims[0] = (int64_t)t->u.exec.batch;
         }
     }
+}
+
+/* ================================================================ dynamic AIPP
+ *
+ * An aclmdlAIPP holds the parameter tensor itself, as aclmdlSetInputAIPP copies it to the
+ * ACL_DYNAMIC_AIPP_NAME input: a 64-byte header and one 96-byte entry per image
+ * (docs/model-format.md, "Dynamic AIPP"). Validation follows GE's acl_aipp.cpp and
+ * aipp_param_check.cpp; a rejected call changes nothing. */
+
+struct aclmdlAIPP {
+    uint64_t batch;
+    unsigned char *data;         /* emu_aipp_data_size(batch) bytes */
+};
+
+static void put16(unsigned char *p, int16_t v) { memcpy(p, &v, 2); }
+static void put32(unsigned char *p, int32_t v) { memcpy(p, &v, 4); }
+static int32_t get32(const unsigned char *p) { int32_t v; memcpy(&v, p, 4); return v; }
+static unsigned char *aipp_entry(const aclmdlAIPP *a, uint64_t b) { return a->data + EMU_AIPP_HEADER_BYTES + b * EMU_AIPP_BATCH_BYTES; }
+
+EMU_API aclmdlAIPP *aclmdlCreateAIPP(uint64_t batchSize)
+{
+    if (batchSize == 0 || batchSize > 127) {
+        emu_init_once();
+        emu_fail(ACL_ERROR_INVALID_PARAM, "aclmdlCreateAIPP: batchSize %llu: expected 1..127 (the parameter set stores it in an int8)",
+                 (unsigned long long)batchSize);
+        return NULL;
+    }
+    aclmdlAIPP *a = emu_handle_new(sizeof *a, EMU_H_AIPP, "aclmdlCreateAIPP");
+    if (!a) return NULL;
+    a->batch = batchSize;
+    a->data = calloc(1, emu_aipp_data_size(batchSize));
+    a->data[4] = (unsigned char)batchSize;
+    uint16_t one = emu_float_to_half(1.0f);
+    for (uint64_t b = 0; b < batchSize; b++)
+        for (int c = 0; c < 4; c++) memcpy(aipp_entry(a, b) + 72 + 2 * c, &one, 2);
+    return a;
+}
+
+EMU_API aclError aclmdlDestroyAIPP(const aclmdlAIPP *aippParmsSet)
+{
+    EMU_ENTER("aclmdlDestroyAIPP");
+    aclError rc = emu_handle_destroy(aippParmsSet, EMU_H_AIPP, "aclmdlDestroyAIPP");
+    if (!rc) {
+        free(aippParmsSet->data);
+        free((void *)aippParmsSet);
+    }
+    return rc;
+}
+
+EMU_API aclError aclmdlGetAippDataSize(uint64_t batchSize, size_t *size)
+{
+    EMU_ENTER("aclmdlGetAippDataSize");
+    if (!size) return emu_fail(ACL_ERROR_INVALID_PARAM, "aclmdlGetAippDataSize: size is NULL");
+    if (batchSize == 0) return emu_fail(ACL_ERROR_INVALID_PARAM, "aclmdlGetAippDataSize: batchSize must be > 0");
+    *size = emu_aipp_data_size(batchSize);
+    return ACL_SUCCESS;
+}
+
+static aclError bad_aipp(const char *api, const char *what, long long v, long long lo, long long hi)
+{
+    return emu_fail(ACL_ERROR_INVALID_PARAM, "%s: %s is %lld, expected [%lld, %lld]", api, what, v, lo, hi);
+}
+
+/* The AIPP set and, for the per-image setters, that batchIndex is one of its images. */
+static aclError aipp_args(aclmdlAIPP *a, int per_image, uint64_t batchIndex, const char *api)
+{
+    aclError rc = emu_check_handle(a, EMU_H_AIPP, api);
+    if (rc) return rc;
+    if (per_image && batchIndex >= a->batch)
+        return emu_fail(ACL_ERROR_INVALID_PARAM, "%s: batch_index (%llu) is greater than or equal to batch_number (%llu)", api,
+                        (unsigned long long)batchIndex, (unsigned long long)a->batch);
+    return ACL_SUCCESS;
+}
+
+#define AIPP_RANGE(api, what, v, lo, hi)                                                                   \
+    do {                                                                                                    \
+        if ((long long)(v) < (long long)(lo) || (long long)(v) > (long long)(hi)) return bad_aipp(api, what, (long long)(v), lo, hi); \
+    } while (0)
+
+EMU_API aclError aclmdlSetAIPPInputFormat(aclmdlAIPP *aippParmsSet, aclAippInputFormat inputFormat)
+{
+    EMU_ENTER("aclmdlSetAIPPInputFormat");
+    aclError rc = aipp_args(aippParmsSet, 0, 0, "aclmdlSetAIPPInputFormat");
+    if (rc) return rc;
+    /* aclAippInputFormat -> the CCE value the parameter tensor holds (GE's inputFormatMap). */
+    static const unsigned char cce[15] = {0, 1, 2, 5, 10, 3, 4, 6, 7, 8, 9, 11, 12, 13, 16};
+    if ((int)inputFormat < 1 || (int)inputFormat > 14)
+        return emu_fail(ACL_ERROR_INVALID_PARAM, "aclmdlSetAIPPInputFormat: unsupported inputFormat %d", (int)inputFormat);
+    aippParmsSet->data[0] = cce[inputFormat];
+    return ACL_SUCCESS;
+}
+
+EMU_API aclError aclmdlSetAIPPCscParams(aclmdlAIPP *aippParmsSet, int8_t cscSwitch, int16_t cscMatrixR0C0, int16_t cscMatrixR0C1,
+                                        int16_t cscMatrixR0C2, int16_t cscMatrixR1C0, int16_t cscMatrixR1C1, int16_t cscMatrixR1C2,
+                                        int16_t cscMatrixR2C0, int16_t cscMatrixR2C1, int16_t cscMatrixR2C2, uint8_t cscOutputBiasR0,
+                                        uint8_t cscOutputBiasR1, uint8_t cscOutputBiasR2, uint8_t cscInputBiasR0, uint8_t cscInputBiasR1,
+                                        uint8_t cscInputBiasR2)
+{
+    const char *api = "aclmdlSetAIPPCscParams";
+    EMU_ENTER(api);
+    aclError rc = aipp_args(aippParmsSet, 0, 0, api);
+    if (rc) return rc;
+    AIPP_RANGE(api, "cscSwitch", cscSwitch, 0, 1);
+    int16_t m[9] = {cscMatrixR0C0, cscMatrixR0C1, cscMatrixR0C2, cscMatrixR1C0, cscMatrixR1C1, cscMatrixR1C2, cscMatrixR2C0, cscMatrixR2C1, cscMatrixR2C2};
+    uint8_t bias[6] = {cscOutputBiasR0, cscOutputBiasR1, cscOutputBiasR2, cscInputBiasR0, cscInputBiasR1, cscInputBiasR2};
+    if (cscSwitch)
+        for (int i = 0; i < 9; i++) AIPP_RANGE(api, "a cscMatrix element", m[i], -32677, 32676);
+    unsigned char *d = aippParmsSet->data;
+    d[1] = (unsigned char)cscSwitch;
+    if (!cscSwitch) return ACL_SUCCESS;   /* the other parameters are ignored (documented) */
+    for (int i = 0; i < 9; i++) put16(d + 16 + 2 * i, m[i]);
+    memcpy(d + 40, bias, 6);
+    return ACL_SUCCESS;
+}
+
+EMU_API aclError aclmdlSetAIPPRbuvSwapSwitch(aclmdlAIPP *aippParmsSet, int8_t rbuvSwapSwitch)
+{
+    EMU_ENTER("aclmdlSetAIPPRbuvSwapSwitch");
+    aclError rc = aipp_args(aippParmsSet, 0, 0, "aclmdlSetAIPPRbuvSwapSwitch");
+    if (rc) return rc;
+    AIPP_RANGE("aclmdlSetAIPPRbuvSwapSwitch", "rbuvSwapSwitch", rbuvSwapSwitch, 0, 1);
+    aippParmsSet->data[2] = (unsigned char)rbuvSwapSwitch;
+    return ACL_SUCCESS;
+}
+
+EMU_API aclError aclmdlSetAIPPAxSwapSwitch(aclmdlAIPP *aippParmsSet, int8_t axSwapSwitch)
+{
+    EMU_ENTER("aclmdlSetAIPPAxSwapSwitch");
+    aclError rc = aipp_args(aippParmsSet, 0, 0, "aclmdlSetAIPPAxSwapSwitch");
+    if (rc) return rc;
+    AIPP_RANGE("aclmdlSetAIPPAxSwapSwitch", "axSwapSwitch", axSwapSwitch, 0, 1);
+    aippParmsSet->data[3] = (unsigned char)axSwapSwitch;
+    return ACL_SUCCESS;
+}
+
+EMU_API aclError aclmdlSetAIPPSrcImageSize(aclmdlAIPP *aippParmsSet, int32_t srcImageSizeW, int32_t srcImageSizeH)
+{
+    const char *api = "aclmdlSetAIPPSrcImageSize";
+    EMU_ENTER(api);
+    aclError rc = aipp_args(aippParmsSet, 0, 0, api);
+    if (rc) return rc;
+    AIPP_RANGE(api, "srcImageSizeW", srcImageSizeW, 2, 4096);
+    AIPP_RANGE(api, "srcImageSizeH", srcImageSizeH, 1, 4096);
+    put32(aippParmsSet->data + 8, srcImageSizeW);
+    put32(aippParmsSet->data + 12, srcImageSizeH);
+    return ACL_SUCCESS;
+}
+
+EMU_API aclError aclmdlSetAIPPScfParams(aclmdlAIPP *aippParmsSet, int8_t scfSwitch, int32_t scfInputSizeW, int32_t scfInputSizeH,
+                                        int32_t scfOutputSizeW, int32_t scfOutputSizeH, uint64_t batchIndex)
+{
+    const char *api = "aclmdlSetAIPPScfParams";
+    EMU_ENTER(api);
+    aclError rc = aipp_args(aippParmsSet, 1, batchIndex, api);
+    if (rc) return rc;
+    AIPP_RANGE(api, "scfSwitch", scfSwitch, 0, 1);
+    if (scfSwitch) {
+        AIPP_RANGE(api, "scfInputSizeW", scfInputSizeW, 16, 4096);
+        AIPP_RANGE(api, "scfInputSizeH", scfInputSizeH, 16, 4096);
+        AIPP_RANGE(api, "scfOutputSizeW", scfOutputSizeW, 16, 1920);
+        AIPP_RANGE(api, "scfOutputSizeH", scfOutputSizeH, 16, 4096);
+    }
+    unsigned char *e = aipp_entry(aippParmsSet, batchIndex);
+    e[1] = (unsigned char)scfSwitch;
+    if (!scfSwitch) return ACL_SUCCESS;
+    put32(e + 24, scfInputSizeW);
+    put32(e + 28, scfInputSizeH);
+    put32(e + 32, scfOutputSizeW);
+    put32(e + 36, scfOutputSizeH);
+    return ACL_SUCCESS;
+}
+
+EMU_API aclError aclmdlSetAIPPCropParams(aclmdlAIPP *aippParmsSet, int8_t cropSwitch, int32_t cropStartPosW, int32_t cropStartPosH,
+                                         int32_t cropSizeW, int32_t cropSizeH, uint64_t batchIndex)
+{
+    const char *api = "aclmdlSetAIPPCropParams";
+    EMU_ENTER(api);
+    aclError rc = aipp_args(aippParmsSet, 1, batchIndex, api);
+    if (rc) return rc;
+    AIPP_RANGE(api, "cropSwitch", cropSwitch, 0, 1);
+    if (cropSwitch) {
+        AIPP_RANGE(api, "cropStartPosW", cropStartPosW, 0, 4095);
+        AIPP_RANGE(api, "cropStartPosH", cropStartPosH, 0, 4095);
+        AIPP_RANGE(api, "cropSizeW", cropSizeW, 1, 4096);
+        AIPP_RANGE(api, "cropSizeH", cropSizeH, 1, 4096);
+    }
+    unsigned char *e = aipp_entry(aippParmsSet, batchIndex);
+    e[0] = (unsigned char)cropSwitch;
+    if (!cropSwitch) return ACL_SUCCESS;
+    put32(e + 8, cropStartPosW);
+    put32(e + 12, cropStartPosH);
+    put32(e + 16, cropSizeW);
+    put32(e + 20, cropSizeH);
+    return ACL_SUCCESS;
+}
+
+EMU_API aclError aclmdlSetAIPPPaddingParams(aclmdlAIPP *aippParmsSet, int8_t paddingSwitch, int32_t paddingSizeTop, int32_t paddingSizeBottom,
+                                            int32_t paddingSizeLeft, int32_t paddingSizeRight, uint64_t batchIndex)
+{
+    const char *api = "aclmdlSetAIPPPaddingParams";
+    EMU_ENTER(api);
+    aclError rc = aipp_args(aippParmsSet, 1, batchIndex, api);
+    if (rc) return rc;
+    AIPP_RANGE(api, "paddingSwitch", paddingSwitch, 0, 1);
+    int32_t sizes[4] = {paddingSizeTop, paddingSizeBottom, paddingSizeLeft, paddingSizeRight};
+    if (paddingSwitch)
+        for (int i = 0; i < 4; i++) AIPP_RANGE(api, "a padding size", sizes[i], 0, 32);
+    unsigned char *e = aipp_entry(aippParmsSet, batchIndex);
+    e[2] = (unsigned char)paddingSwitch;
+    if (!paddingSwitch) return ACL_SUCCESS;
+    for (int i = 0; i < 4; i++) put32(e + 40 + 4 * i, sizes[i]);
+    return ACL_SUCCESS;
+}
+
+EMU_API aclError aclmdlSetAIPPDtcPixelMean(aclmdlAIPP *aippParmsSet, int16_t dtcPixelMeanChn0, int16_t dtcPixelMeanChn1, int16_t dtcPixelMeanChn2,
+                                           int16_t dtcPixelMeanChn3, uint64_t batchIndex)
+{
+    const char *api = "aclmdlSetAIPPDtcPixelMean";
+    EMU_ENTER(api);
+    aclError rc = aipp_args(aippParmsSet, 1, batchIndex, api);
+    if (rc) return rc;
+    int16_t v[4] = {dtcPixelMeanChn0, dtcPixelMeanChn1, dtcPixelMeanChn2, dtcPixelMeanChn3};
+    for (int i = 0; i < 4; i++) AIPP_RANGE(api, "a dtcPixelMean channel", v[i], 0, 255);
+    for (int i = 0; i < 4; i++) put16(aipp_entry(aippParmsSet, batchIndex) + 56 + 2 * i, v[i]);
+    return ACL_SUCCESS;
+}
+
+/* Four float channels in [lo, hi] (NaN refused) stored as binary16 at `off` of entry batchIndex. */
+static aclError aipp_halves(aclmdlAIPP *a, const float *v, float lo, float hi, size_t off, uint64_t batchIndex, const char *what, const char *api)
+{
+    aclError rc = aipp_args(a, 1, batchIndex, api);
+    if (rc) return rc;
+    for (int i = 0; i < 4; i++)
+        if (!(v[i] >= lo && v[i] <= hi))
+            return emu_fail(ACL_ERROR_INVALID_PARAM, "%s: %s channel %d is %g, expected [%g, %g]", api, what, i, (double)v[i], (double)lo, (double)hi);
+    for (int i = 0; i < 4; i++) {
+        uint16_t h = emu_float_to_half(v[i]);
+        memcpy(aipp_entry(a, batchIndex) + off + 2 * i, &h, 2);
+    }
+    return ACL_SUCCESS;
+}
+
+EMU_API aclError aclmdlSetAIPPDtcPixelMin(aclmdlAIPP *aippParmsSet, float dtcPixelMinChn0, float dtcPixelMinChn1, float dtcPixelMinChn2,
+                                          float dtcPixelMinChn3, uint64_t batchIndex)
+{
+    EMU_ENTER("aclmdlSetAIPPDtcPixelMin");
+    float v[4] = {dtcPixelMinChn0, dtcPixelMinChn1, dtcPixelMinChn2, dtcPixelMinChn3};
+    return aipp_halves(aippParmsSet, v, 0.0f, 255.0f, 64, batchIndex, "dtcPixelMin", "aclmdlSetAIPPDtcPixelMin");
+}
+
+EMU_API aclError aclmdlSetAIPPPixelVarReci(aclmdlAIPP *aippParmsSet, float dtcPixelVarReciChn0, float dtcPixelVarReciChn1, float dtcPixelVarReciChn2,
+                                           float dtcPixelVarReciChn3, uint64_t batchIndex)
+{
+    EMU_ENTER("aclmdlSetAIPPPixelVarReci");
+    float v[4] = {dtcPixelVarReciChn0, dtcPixelVarReciChn1, dtcPixelVarReciChn2, dtcPixelVarReciChn3};
+    return aipp_halves(aippParmsSet, v, -65504.0f, 65504.0f, 72, batchIndex, "dtcPixelVarReci", "aclmdlSetAIPPPixelVarReci");
+}
+
+/* AIPP output (width, height) of image b (GE's GetAippOutputHW). */
+static void aipp_output_hw(const aclmdlAIPP *a, uint64_t b, int64_t *w, int64_t *h)
+{
+    const unsigned char *e = aipp_entry(a, b);
+    *w = get32(a->data + 8);
+    *h = get32(a->data + 12);
+    if (e[0] == 1) {
+        *w = get32(e + 16);
+        *h = get32(e + 20);
+    }
+    if (e[1] == 1) {
+        *w = get32(e + 32);
+        *h = get32(e + 36);
+    }
+    if (e[2] == 1) {
+        *w += get32(e + 48) + get32(e + 52);
+        *h += get32(e + 40) + get32(e + 44);
+    }
+}
+
+/* aclmdlSetInputAIPP's checks of a parameter set against the model's dynamic AIPP input k. */
+static aclError check_aipp_set(const emu_model_def *def, size_t k, const aclmdlAIPP *a, const char *api)
+{
+    const emu_tensor_def *t = &def->inputs[k];
+    int nchw = t->format == ACL_FORMAT_NCHW;
+    int64_t nc = nchw ? t->dims[1] : t->dims[3], oh = nchw ? t->dims[2] : t->dims[1], ow = nchw ? t->dims[3] : t->dims[2];
+    unsigned cce = a->data[0];
+    int64_t sw = get32(a->data + 8), sh = get32(a->data + 12);
+    /* bytes per image (GE's GetSrcImageSize), by CCE format */
+    uint64_t px = (uint64_t)(sw > 0 ? sw : 0) * (uint64_t)(sh > 0 ? sh : 0), per = 0;
+    switch (cce) {
+    case 1: per = px * 3 / 2; break;
+    case 2: case 6: case 9: per = px * 4; break;
+    case 5: per = px * 3; break;
+    case 10: per = px; break;
+    case 7: case 8: case 11: case 12: case 13: per = px * 2; break;
+    case 16: per = px * 4; break;
+    default: break;
+    }
+    if (per * a->batch > (uint64_t)def->aipp[k].max_src_image_size)
+        return emu_fail(ACL_ERROR_INVALID_PARAM, "%s: the dynamic aipp size[%llu] is bigger than max_src_image_size[%lld]", api,
+                        (unsigned long long)(per * a->batch), (long long)def->aipp[k].max_src_image_size);
+    int64_t w0, h0;
+    aipp_output_hw(a, 0, &w0, &h0);
+    if ((int64_t)a->batch != t->dims[0] || w0 != ow || h0 != oh)
+        return emu_fail(ACL_ERROR_INVALID_PARAM, "%s: aipp output shape set by ACL must be equal to aipp output shape in the model: batch %llu, "
+                        "%lldx%lld (width x height); the model has batch %lld, %lldx%lld", api, (unsigned long long)a->batch, (long long)w0,
+                        (long long)h0, (long long)t->dims[0], (long long)ow, (long long)oh);
+    if (cce < 1) return emu_fail(ACL_ERROR_INVALID_PARAM, "%s: inputFormat must be set (aclmdlSetAIPPInputFormat)", api);
+    if (cce != 1 && cce != 2 && cce != 5 && cce != 10)
+        return emu_fail(ACL_ERROR_INVALID_PARAM, "%s: dynamic AIPP takes YUV420SP_U8, XRGB8888_U8, RGB888_U8 or YUV400_U8", api);
+    if (cce == 2) return emu_fail(ACL_ERROR_INVALID_PARAM, "%s: the emulator does not run XRGB8888_U8 AIPP (YUV420SP_U8, RGB888_U8 and YUV400_U8 it does)", api);
+    if ((cce == 10) != (nc == 1))
+        return emu_fail(ACL_ERROR_INVALID_PARAM, "%s: the input format gives %d channel(s) but the model's AIPP output has %lld", api, cce == 10 ? 1 : 3,
+                        (long long)nc);
+    if (cce == 10 && a->data[1] == 1) return emu_fail(ACL_ERROR_INVALID_PARAM, "%s: YUV400 or raw not support csc switch", api);
+    if (sw == 0 || sh == 0) return emu_fail(ACL_ERROR_INVALID_PARAM, "%s: srcImageSizeW and srcImageSizeH must be set (aclmdlSetAIPPSrcImageSize)", api);
+    if (cce == 1 && (sw % 2 || sh % 2))
+        return emu_fail(ACL_ERROR_INVALID_PARAM, "%s: srcImageSizeH[%lld] and srcImageSizeW[%lld] must be even for YUV420SP_U8", api, (long long)sh,
+                        (long long)sw);
+    for (uint64_t b = 0; b < a->batch; b++) {
+        const unsigned char *e = aipp_entry(a, b);
+        if (e[1] == 1) return emu_fail(ACL_ERROR_INVALID_PARAM, "%s: batch %llu: dynamic AIPP does not support scf (resize)", api, (unsigned long long)b);
+        if (e[0] == 1) {
+            int64_t x = get32(e + 8), y = get32(e + 12), cw = get32(e + 16), ch = get32(e + 20);
+            if (x + cw > sw || y + ch > sh)
+                return emu_fail(ACL_ERROR_INVALID_PARAM, "%s: batch %llu: the crop window (%lld,%lld size %lldx%lld) does not fit the %lldx%lld source image", api,
+                                (unsigned long long)b, (long long)x, (long long)y, (long long)cw, (long long)ch, (long long)sw, (long long)sh);
+            if (cce == 1 && (x % 2 || y % 2))
+                return emu_fail(ACL_ERROR_INVALID_PARAM, "%s: batch %llu: cropStartPosW[%lld], cropStartPosH[%lld] must be even for YUV420SP_U8", api,
+                                (unsigned long long)b, (long long)x, (long long)y);
+        }
+        int64_t w, h;
+        aipp_output_hw(a, b, &w, &h);
+        if (w != w0 || h != h0)
+            return emu_fail(ACL_ERROR_INVALID_PARAM, "%s: the %llu batch output size must be equal to the first batch aipp output size (%lldx%lld vs %lldx%lld)",
+                            api, (unsigned long long)(b + 1), (long long)w, (long long)h, (long long)w0, (long long)h0);
+    }
+    return ACL_SUCCESS;
+}
+
+EMU_API aclError aclmdlSetInputAIPP(uint32_t modelId, aclmdlDataset *dataset, size_t index, const aclmdlAIPP *aippParmsSet)
+{
+    const char *api = "aclmdlSetInputAIPP";
+    EMU_ENTER(api);
+    aclError rc = emu_check_handle(dataset, EMU_H_DATASET, api);
+    if (!rc) rc = emu_check_handle(aippParmsSet, EMU_H_AIPP, api);
+    if (rc) return rc;
+    emu_model *m;
+    rc = lock_model(modelId, &m, api);
+    if (rc) return rc;
+    const emu_model_def *def = &m->def;
+    size_t n_in = def->num_inputs + (m->has_dyn ? 1 : 0) + (m->aipp_node >= 0 ? 1 : 0);
+    int k = emu_aipp_dynamic_input(def);
+    if (index >= n_in) rc = emu_fail(ACL_ERROR_INVALID_PARAM, "%s: index[%zu] should be smaller than %zu", api, index, n_in);
+    else if (m->aipp_node < 0) rc = emu_fail(ACL_ERROR_INVALID_PARAM, "%s: model %u has no dynamic AIPP input ('%s')", api, modelId, ACL_DYNAMIC_AIPP_NAME);
+    else if (index != (size_t)m->aipp_node)
+        rc = emu_fail(ACL_ERROR_INVALID_PARAM, "%s: index[%zu] entered by the user is not dynamic aipp index[%d] ('%s')", api, index, m->aipp_node,
+                      ACL_DYNAMIC_AIPP_NAME);
+    else rc = check_aipp_set(def, (size_t)k, aippParmsSet, api);
+    /* The parameters go to this dataset's buffer (not model-wide, unlike the batch size): other
+     * executions in flight do not matter, only that this buffer is not in use. */
+    pthread_mutex_unlock(&model_mu);
+    if (rc) return rc;
+    aclDataBuffer *buf = index < dataset->n ? dataset->bufs[index] : NULL;
+    void *addr = buf ? aclGetDataBufferAddr(buf) : NULL;
+    if (!buf) return emu_fail(ACL_ERROR_INVALID_PARAM, "%s: failed to get data buffer by index[%zu]", api, index);
+    if (!addr) return emu_fail(ACL_ERROR_INVALID_PARAM, "%s: failed to get addr by index[%zu]", api, index);
+    size_t size = aclGetDataBufferSizeV2(buf), need = emu_aipp_data_size(aippParmsSet->batch);
+    if (size < need)
+        return emu_fail(ACL_ERROR_GE_DYNAMIC_INPUT_LENGTH_INVALID, "%s: input dynamic aipp param len [%zu] is larger than aipp_data size [%zu]", api, need,
+                        size);
+    return aclrtMemcpy(addr, size, aippParmsSet->data, need, ACL_MEMCPY_HOST_TO_DEVICE);
+}
+
+EMU_API aclError aclmdlSetAIPPByInputIndex(uint32_t modelId, aclmdlDataset *dataset, size_t index, const aclmdlAIPP *aippParmsSet)
+{
+    const char *api = "aclmdlSetAIPPByInputIndex";
+    EMU_ENTER(api);
+    aclError rc = emu_check_handle(aippParmsSet, EMU_H_AIPP, api);
+    if (!rc) rc = emu_check_handle(dataset, EMU_H_DATASET, api);
+    if (rc) return rc;
+    if (index >= dataset->n) return emu_fail(ACL_ERROR_INVALID_PARAM, "%s: input param is invalid, index[%zu] (the dataset holds %zu buffers)", api, index, dataset->n);
+    aclmdlInputAippType type;
+    size_t attached;
+    rc = aclmdlGetAippType(modelId, index, &type, &attached);
+    if (rc) return rc;
+    if (type != ACL_DATA_WITH_DYNAMIC_AIPP) return emu_fail(ACL_ERROR_FAILURE, "%s: input %zu has no dynamic aipp linked, modelId[%u]", api, index, modelId);
+    return aclmdlSetInputAIPP(modelId, dataset, attached, aippParmsSet);
+}
+
+EMU_API aclError aclmdlGetFirstAippInfo(uint32_t modelId, size_t index, aclAippInfo *aippInfo)
+{
+    const char *api = "aclmdlGetFirstAippInfo";
+    EMU_ENTER(api);
+    if (!aippInfo) return emu_fail(ACL_ERROR_INVALID_PARAM, "%s: aippInfo is NULL", api);
+    emu_model *m;
+    aclError rc = lock_model(modelId, &m, api);
+    if (rc) return rc;
+    const emu_model_def *def = &m->def;
+    size_t n_in = def->num_inputs + (m->has_dyn ? 1 : 0) + (m->aipp_node >= 0 ? 1 : 0);
+    if (index >= n_in) {
+        pthread_mutex_unlock(&model_mu);
+        return emu_fail(ACL_ERROR_INVALID_PARAM, "%s: index[%zu] should be smaller than %zu", api, index, n_in);
+    }
+    if (index >= def->num_inputs || def->aipp[index].mode != EMU_AIPP_STATIC) {
+        pthread_mutex_unlock(&model_mu);
+        return emu_fail(ACL_ERROR_GE_AIPP_NOT_EXIST, "%s: the tensor index[%zu] is not configured with static aipp, modelId[%u]", api, index, modelId);
+    }
+    const emu_aipp_def *a = &def->aipp[index];
+    const emu_tensor_def *t = &def->inputs[index];
+    emu_tensor_def v1, raw;
+    emu_input_visible(def, index, 1, &v1);
+    emu_input_visible(def, index, 0, &raw);
+    memset(aippInfo, 0, sizeof *aippInfo);
+    aippInfo->inputFormat = (aclAippInputFormat)a->input_format;
+    aippInfo->srcImageSizeW = (int32_t)a->src_w;
+    aippInfo->srcImageSizeH = (int32_t)a->src_h;
+    aippInfo->cropSwitch = (int8_t)a->crop;
+    aippInfo->loadStartPosW = (int32_t)a->crop_x;
+    aippInfo->loadStartPosH = (int32_t)a->crop_y;
+    aippInfo->cropSizeW = (int32_t)a->crop_w;
+    aippInfo->cropSizeH = (int32_t)a->crop_h;
+    aippInfo->paddingSwitch = (int8_t)a->padding;
+    aippInfo->leftPaddingSize = (int32_t)a->pad_left;
+    aippInfo->rightPaddingSize = (int32_t)a->pad_right;
+    aippInfo->topPaddingSize = (int32_t)a->pad_top;
+    aippInfo->bottomPaddingSize = (int32_t)a->pad_bottom;
+    aippInfo->cscSwitch = (int8_t)a->csc;
+    aippInfo->rbuvSwapSwitch = (int8_t)a->rbuv_swap;
+    aippInfo->axSwapSwitch = (int8_t)a->ax_swap;
+    int32_t *mat = &aippInfo->matrixR0C0;   /* nine consecutive int32_t, then the six biases */
+    for (int i = 0; i < 9; i++) mat[i] = (int32_t)a->matrix[i];
+    aippInfo->outputBias0 = (int32_t)a->output_bias[0];
+    aippInfo->outputBias1 = (int32_t)a->output_bias[1];
+    aippInfo->outputBias2 = (int32_t)a->output_bias[2];
+    aippInfo->inputBias0 = (int32_t)a->input_bias[0];
+    aippInfo->inputBias1 = (int32_t)a->input_bias[1];
+    aippInfo->inputBias2 = (int32_t)a->input_bias[2];
+    int32_t *mean = &aippInfo->meanChn0;
+    float *mins = &aippInfo->minChn0, *vars = &aippInfo->varReciChn0;
+    for (int c = 0; c < 4; c++) {
+        mean[c] = (int32_t)a->mean[c];
+        mins[c] = (float)a->min[c];
+        vars[c] = (float)a->var_reci[c];
+    }
+    aippInfo->srcFormat = t->format;
+    aippInfo->srcDatatype = t->dtype;
+    aippInfo->srcDimNum = t->ndims;
+    aippInfo->shapeCount = 1;
+    aclAippDims *o = &aippInfo->outDims[0];
+    snprintf(o->srcDims.name, sizeof o->srcDims.name, "%s", t->name);
+    o->srcDims.dimCount = v1.ndims;
+    memcpy(o->srcDims.dims, v1.dims, v1.ndims * sizeof v1.dims[0]);
+    o->srcSize = emu_tensor_bytes(&raw, (uint64_t)t->dims[0]);
+    snprintf(o->aippOutdims.name, sizeof o->aippOutdims.name, "%s", t->name);
+    o->aippOutdims.dimCount = t->ndims;
+    memcpy(o->aippOutdims.dims, t->dims, t->ndims * sizeof t->dims[0]);
+    o->aippOutSize = emu_tensor_bytes(t, (uint64_t)t->dims[0]);
+    pthread_mutex_unlock(&model_mu);
+    return ACL_SUCCESS;
 }

@@ -20,6 +20,7 @@
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <stddef.h>
 #include <string.h>
 
 /* y = x * scale + bias must be two separately rounded operations (numpy does a multiply,
@@ -38,6 +39,8 @@
 #define TWO_POW_53 ((uint64_t)1 << 53)
 
 static const char RESERVED_TENSOR_NAME[] = "ascend_mbatch_shape_data";
+static const char RESERVED_AIPP_NAME[] = "ascend_dynamic_aipp_data";
+#define AIPP_PARAM_COUNT 46u
 
 /* ------------------------------------------------------------------------------------------
  * Name tables
@@ -112,6 +115,16 @@ static const char *dtype_name(aclDataType dt)
     return "?";
 }
 
+static const char *format_name(aclFormat f)
+{
+    for (size_t i = 0; i < COUNT_OF(FORMAT_TABLE); i++) {
+        if (FORMAT_TABLE[i].format == f) {
+            return FORMAT_TABLE[i].name;
+        }
+    }
+    return "?";
+}
+
 static bool dtype_is_float(aclDataType dt)
 {
     return dt == ACL_FLOAT || dt == ACL_FLOAT16 || dt == ACL_DOUBLE;
@@ -172,6 +185,8 @@ typedef struct {
     size_t line_name, line_kernel, line_compute, line_per_sample, line_dyn, line_ws, line_wt;
     size_t line_in[EMU_MAX_IO];
     size_t line_out[EMU_MAX_IO];
+    size_t aipp_line[EMU_MAX_IO][AIPP_PARAM_COUNT]; /* line of each aipp parameter of input k, 0: not given */
+    size_t aipp_first[EMU_MAX_IO];                  /* first aipp line of input k */
     locale_t c_locale;
     bool c_locale_tried;
 } parser;
@@ -501,6 +516,10 @@ static int handle_tensor(parser *ps, size_t line, const token *tok, size_t ntok,
         return fail(ps, line, "%s name '%s' is reserved for the runtime's dynamic-batch input", kind,
                     RESERVED_TENSOR_NAME);
     }
+    if (tok_is(name, RESERVED_AIPP_NAME)) {
+        return fail(ps, line, "%s name '%s' is reserved for the runtime's dynamic AIPP input", kind,
+                    RESERVED_AIPP_NAME);
+    }
     for (size_t k = 0; k < *count; k++) {
         if (tok_is(name, defs[k].name)) {
             return fail(ps, line, "duplicate %s name %s: already used on line %zu", kind, quote(q, name),
@@ -708,6 +727,316 @@ static int handle_dynamic_batch(parser *ps, size_t line, const token *tok, size_
     return 0;
 }
 
+/* ------------------------------------------------------------------------------------------
+ * AIPP lines: `aipp INPUT PARAM VALUE`, PARAM an ATC aipp_op parameter (docs/model-format.md).
+ * One table drives parsing, defaults and the dynamic-AIPP check; model_file.py has its twin.
+ * ---------------------------------------------------------------------------------------- */
+
+typedef enum { AK_MODE, AK_FORMAT, AK_BOOL, AK_INT, AK_DEC } aipp_kind;
+
+typedef struct {
+    const char *name;
+    aipp_kind kind;
+    double lo, hi;
+    const char *range; /* the range as messages show it */
+    size_t off;        /* into emu_aipp_def */
+} aipp_param;
+
+#define AOFF(f) offsetof(emu_aipp_def, f)
+#define AINT(n, lo, hi, r, f) {n, AK_INT, lo, hi, r, AOFF(f)}
+#define ADEC(n, lo, hi, r, f) {n, AK_DEC, lo, hi, r, AOFF(f)}
+#define ABOOL(n, f) {n, AK_BOOL, 0, 1, "", AOFF(f)}
+
+static const aipp_param AIPP_PARAMS[AIPP_PARAM_COUNT] = {
+    {"aipp_mode", AK_MODE, 0, 0, "", AOFF(mode)},
+    {"input_format", AK_FORMAT, 0, 0, "", AOFF(input_format)},
+    AINT("src_image_size_w", 1, 4096, "[1, 4096]", src_w),
+    AINT("src_image_size_h", 1, 4096, "[1, 4096]", src_h),
+    ABOOL("crop", crop),
+    AINT("load_start_pos_w", 0, 4095, "[0, 4095]", crop_x),
+    AINT("load_start_pos_h", 0, 4095, "[0, 4095]", crop_y),
+    AINT("crop_size_w", 1, 4096, "[1, 4096]", crop_w),
+    AINT("crop_size_h", 1, 4096, "[1, 4096]", crop_h),
+    ABOOL("padding", padding),
+    AINT("left_padding_size", 0, 32, "[0, 32]", pad_left),
+    AINT("right_padding_size", 0, 32, "[0, 32]", pad_right),
+    AINT("top_padding_size", 0, 32, "[0, 32]", pad_top),
+    AINT("bottom_padding_size", 0, 32, "[0, 32]", pad_bottom),
+    ADEC("padding_value", -65504, 65504, "[-65504, 65504]", padding_value),
+    ABOOL("csc_switch", csc),
+    ABOOL("rbuv_swap_switch", rbuv_swap),
+    ABOOL("ax_swap_switch", ax_swap),
+    AINT("matrix_r0c0", -32677, 32676, "[-32677, 32676]", matrix[0]),
+    AINT("matrix_r0c1", -32677, 32676, "[-32677, 32676]", matrix[1]),
+    AINT("matrix_r0c2", -32677, 32676, "[-32677, 32676]", matrix[2]),
+    AINT("matrix_r1c0", -32677, 32676, "[-32677, 32676]", matrix[3]),
+    AINT("matrix_r1c1", -32677, 32676, "[-32677, 32676]", matrix[4]),
+    AINT("matrix_r1c2", -32677, 32676, "[-32677, 32676]", matrix[5]),
+    AINT("matrix_r2c0", -32677, 32676, "[-32677, 32676]", matrix[6]),
+    AINT("matrix_r2c1", -32677, 32676, "[-32677, 32676]", matrix[7]),
+    AINT("matrix_r2c2", -32677, 32676, "[-32677, 32676]", matrix[8]),
+    AINT("output_bias_0", 0, 255, "[0, 255]", output_bias[0]),
+    AINT("output_bias_1", 0, 255, "[0, 255]", output_bias[1]),
+    AINT("output_bias_2", 0, 255, "[0, 255]", output_bias[2]),
+    AINT("input_bias_0", 0, 255, "[0, 255]", input_bias[0]),
+    AINT("input_bias_1", 0, 255, "[0, 255]", input_bias[1]),
+    AINT("input_bias_2", 0, 255, "[0, 255]", input_bias[2]),
+    AINT("mean_chn_0", 0, 255, "[0, 255]", mean[0]),
+    AINT("mean_chn_1", 0, 255, "[0, 255]", mean[1]),
+    AINT("mean_chn_2", 0, 255, "[0, 255]", mean[2]),
+    AINT("mean_chn_3", 0, 255, "[0, 255]", mean[3]),
+    ADEC("min_chn_0", 0, 255, "[0, 255]", min[0]),
+    ADEC("min_chn_1", 0, 255, "[0, 255]", min[1]),
+    ADEC("min_chn_2", 0, 255, "[0, 255]", min[2]),
+    ADEC("min_chn_3", 0, 255, "[0, 255]", min[3]),
+    ADEC("var_reci_chn_0", -65504, 65504, "[-65504, 65504]", var_reci[0]),
+    ADEC("var_reci_chn_1", -65504, 65504, "[-65504, 65504]", var_reci[1]),
+    ADEC("var_reci_chn_2", -65504, 65504, "[-65504, 65504]", var_reci[2]),
+    ADEC("var_reci_chn_3", -65504, 65504, "[-65504, 65504]", var_reci[3]),
+    AINT("max_src_image_size", 1, 1099511627776.0, "[1, 1099511627776]", max_src_image_size),
+};
+
+/* Input formats the emulator runs: name, aclAippInputFormat, channels after AIPP. */
+typedef struct {
+    const char *name;
+    int64_t acl;
+    int64_t channels;
+} aipp_format;
+
+static const aipp_format AIPP_FORMATS[] = {
+    {"YUV420SP_U8", ACL_YUV420SP_U8, 3},
+    {"RGB888_U8", ACL_RGB888_U8, 3},
+    {"YUV400_U8", ACL_YUV400_U8, 1},
+};
+
+static const aipp_format *aipp_format_of(int64_t acl)
+{
+    for (size_t i = 0; i < COUNT_OF(AIPP_FORMATS); i++) {
+        if (AIPP_FORMATS[i].acl == acl) {
+            return &AIPP_FORMATS[i];
+        }
+    }
+    return NULL;
+}
+
+static void aipp_defaults(emu_aipp_def *a)
+{
+    memset(a, 0, sizeof *a);
+    for (size_t c = 0; c < 4; c++) {
+        a->var_reci[c] = 1.0;
+    }
+}
+
+static int64_t *aipp_int_field(emu_aipp_def *a, const aipp_param *pp)
+{
+    return (int64_t *)(void *)((char *)a + pp->off);
+}
+
+static double *aipp_dec_field(emu_aipp_def *a, const aipp_param *pp)
+{
+    return (double *)(void *)((char *)a + pp->off);
+}
+
+static int handle_aipp(parser *ps, size_t line, const token *tok, size_t ntok)
+{
+    char q[QBUF];
+    emu_model_def *m = ps->m;
+    if (ntok - 1 != 3) {
+        return fail(ps, line, "'aipp' takes 3 fields (INPUT PARAM VALUE), got %zu", ntok - 1);
+    }
+    size_t k;
+    for (k = 0; k < m->num_inputs; k++) {
+        if (tok_is(tok[1], m->inputs[k].name)) {
+            break;
+        }
+    }
+    if (k == m->num_inputs) {
+        return fail(ps, line, "aipp: no input named %s is declared above this line", quote(q, tok[1]));
+    }
+    size_t i;
+    for (i = 0; i < AIPP_PARAM_COUNT; i++) {
+        if (tok_is(tok[2], AIPP_PARAMS[i].name)) {
+            break;
+        }
+    }
+    if (i == AIPP_PARAM_COUNT) {
+        return fail(ps, line, "unknown aipp parameter %s: expected an ATC aipp_op parameter the emulator "
+                              "runs (see docs/model-format.md, AIPP)", quote(q, tok[2]));
+    }
+    const aipp_param *pp = &AIPP_PARAMS[i];
+    if (ps->aipp_line[k][i] != 0) {
+        return fail(ps, line, "duplicate aipp parameter '%s' for input '%s': already given on line %zu", pp->name,
+                    m->inputs[k].name, ps->aipp_line[k][i]);
+    }
+    emu_aipp_def *a = &m->aipp[k];
+    token v = tok[3];
+    switch (pp->kind) {
+    case AK_MODE:
+        if (!tok_is(v, "static") && !tok_is(v, "dynamic")) {
+            return fail(ps, line, "aipp parameter 'aipp_mode' takes static or dynamic, got %s", quote(q, v));
+        }
+        a->mode = tok_is(v, "static") ? EMU_AIPP_STATIC : EMU_AIPP_DYNAMIC;
+        break;
+    case AK_FORMAT: {
+        size_t f;
+        for (f = 0; f < COUNT_OF(AIPP_FORMATS); f++) {
+            if (tok_is(v, AIPP_FORMATS[f].name)) {
+                break;
+            }
+        }
+        if (f == COUNT_OF(AIPP_FORMATS)) {
+            return fail(ps, line, "aipp parameter 'input_format' takes YUV420SP_U8, RGB888_U8 or YUV400_U8 (the "
+                                  "formats the emulator runs), got %s", quote(q, v));
+        }
+        a->input_format = AIPP_FORMATS[f].acl;
+        break;
+    }
+    case AK_BOOL:
+        if (!tok_is(v, "true") && !tok_is(v, "false")) {
+            return fail(ps, line, "aipp parameter '%s' takes true or false, got %s", pp->name, quote(q, v));
+        }
+        *aipp_int_field(a, pp) = tok_is(v, "true");
+        break;
+    case AK_INT: {
+        int64_t x;
+        if (parse_i64(v, &x) != NUM_OK || (double)x < pp->lo || (double)x > pp->hi) {
+            return fail(ps, line, "aipp parameter '%s' must be an integer in %s, got %s", pp->name, pp->range,
+                        quote(q, v));
+        }
+        *aipp_int_field(a, pp) = x;
+        break;
+    }
+    case AK_DEC: {
+        double x;
+        if (parse_decimal(ps, v, &x) != NUM_OK || x < pp->lo || x > pp->hi) {
+            return fail(ps, line, "aipp parameter '%s' must be a decimal number in %s, got %s", pp->name, pp->range,
+                        quote(q, v));
+        }
+        *aipp_dec_field(a, pp) = x;
+        break;
+    }
+    }
+    ps->aipp_line[k][i] = line;
+    if (ps->aipp_first[k] == 0) {
+        ps->aipp_first[k] = line;
+    }
+    return 0;
+}
+
+/* Whole-model AIPP rules, input by input (after every other whole-model rule). */
+static int finish_aipp(parser *ps)
+{
+    emu_model_def *m = ps->m;
+    size_t dynamic_input = EMU_MAX_IO;
+    for (size_t k = 0; k < m->num_inputs; k++) {
+        if (ps->aipp_first[k] == 0) {
+            continue;
+        }
+        const emu_aipp_def *a = &m->aipp[k];
+        const emu_tensor_def *t = &m->inputs[k];
+        size_t line = ps->aipp_line[k][0] ? ps->aipp_line[k][0] : ps->aipp_first[k];
+        const char *n = t->name;
+        if (a->mode == EMU_AIPP_NONE) {
+            return fail(ps, line, "aipp for input '%s': aipp_mode is missing: expected static or dynamic", n);
+        }
+        if (m->num_gears > 0) {
+            return fail(ps, line, "aipp for input '%s': AIPP and dynamic_batch cannot be combined in the emulator", n);
+        }
+        bool nchw = t->format == ACL_FORMAT_NCHW;
+        if (t->ndims != 4 || (!nchw && t->format != ACL_FORMAT_NHWC)) {
+            return fail(ps, line, "aipp for input '%s': the AIPP output must be a 4-dim NCHW or NHWC tensor, got "
+                                  "%zu dims in format %s", n, t->ndims, format_name(t->format));
+        }
+        if (t->dtype != ACL_FLOAT16 && t->dtype != ACL_FLOAT) {
+            return fail(ps, line, "aipp for input '%s': the AIPP output must be float16 or float32, got %s", n,
+                        dtype_name(t->dtype));
+        }
+        int64_t c = nchw ? t->dims[1] : t->dims[3];
+        int64_t h = nchw ? t->dims[2] : t->dims[1];
+        int64_t w = nchw ? t->dims[3] : t->dims[2];
+        if (a->mode == EMU_AIPP_DYNAMIC) {
+            if (a->max_src_image_size == 0) {
+                return fail(ps, line, "aipp for input '%s': dynamic AIPP needs max_src_image_size", n);
+            }
+            if (a->max_src_image_size % t->dims[0] != 0) {
+                return fail(ps, line, "aipp for input '%s': max_src_image_size %lld is not a multiple of the batch "
+                                      "%lld", n, (long long)a->max_src_image_size, (long long)t->dims[0]);
+            }
+            emu_aipp_def plain;
+            aipp_defaults(&plain);
+            for (size_t i = 1; i < AIPP_PARAM_COUNT; i++) {
+                const aipp_param *pp = &AIPP_PARAMS[i];
+                if (strcmp(pp->name, "max_src_image_size") == 0) {
+                    continue;
+                }
+                bool same = pp->kind == AK_DEC ? *aipp_dec_field((emu_aipp_def *)a, pp) == *aipp_dec_field(&plain, pp)
+                                               : *aipp_int_field((emu_aipp_def *)a, pp) == *aipp_int_field(&plain, pp);
+                if (!same) {
+                    return fail(ps, line, "aipp for input '%s': dynamic AIPP takes '%s' at run time "
+                                          "(aclmdlSetAIPP*), not from the model file", n, pp->name);
+                }
+            }
+            if (c != 1 && c != 3) {
+                return fail(ps, line, "aipp for input '%s': dynamic AIPP needs 1 or 3 channels, the input has %lld",
+                            n, (long long)c);
+            }
+            if (dynamic_input != EMU_MAX_IO) {
+                return fail(ps, line, "aipp for input '%s': only one input may have dynamic AIPP (input '%s' has it "
+                                      "already)", n, m->inputs[dynamic_input].name);
+            }
+            dynamic_input = k;
+            continue;
+        }
+        if (a->input_format == 0) {
+            return fail(ps, line, "aipp for input '%s': static AIPP needs input_format", n);
+        }
+        if (a->src_w == 0 || a->src_h == 0) {
+            return fail(ps, line, "aipp for input '%s': static AIPP needs src_image_size_w and src_image_size_h", n);
+        }
+        if (a->max_src_image_size != 0) {
+            return fail(ps, line, "aipp for input '%s': max_src_image_size is for dynamic AIPP only", n);
+        }
+        const aipp_format *f = aipp_format_of(a->input_format);
+        if (f->channels != c) {
+            return fail(ps, line, "aipp for input '%s': input_format %s gives %lld channel(s) but the input has %lld",
+                        n, f->name, (long long)f->channels, (long long)c);
+        }
+        bool yuv420 = a->input_format == ACL_YUV420SP_U8;
+        if (a->input_format == ACL_YUV400_U8 && a->csc) {
+            return fail(ps, line, "aipp for input '%s': YUV400_U8 takes no colour-space conversion (csc_switch)", n);
+        }
+        if (yuv420 && (a->src_w % 2 != 0 || a->src_h % 2 != 0)) {
+            return fail(ps, line, "aipp for input '%s': YUV420SP_U8 needs an even src_image_size_w and "
+                                  "src_image_size_h, got %lldx%lld", n, (long long)a->src_w, (long long)a->src_h);
+        }
+        int64_t out_w = a->src_w, out_h = a->src_h;
+        if (a->crop) {
+            if (a->crop_x + a->crop_w > a->src_w || a->crop_y + a->crop_h > a->src_h) {
+                return fail(ps, line, "aipp for input '%s': the crop window (load_start_pos %lld,%lld, crop_size "
+                                      "%lldx%lld) does not fit in the %lldx%lld source image", n,
+                            (long long)a->crop_x, (long long)a->crop_y, (long long)a->crop_w, (long long)a->crop_h,
+                            (long long)a->src_w, (long long)a->src_h);
+            }
+            if (yuv420 && (a->crop_x % 2 != 0 || a->crop_y % 2 != 0)) {
+                return fail(ps, line, "aipp for input '%s': YUV420SP_U8 needs an even load_start_pos_w and "
+                                      "load_start_pos_h, got %lld,%lld", n, (long long)a->crop_x,
+                            (long long)a->crop_y);
+            }
+            out_w = a->crop_w;
+            out_h = a->crop_h;
+        }
+        if (a->padding) {
+            out_w += a->pad_left + a->pad_right;
+            out_h += a->pad_top + a->pad_bottom;
+        }
+        if (out_w != w || out_h != h) {
+            return fail(ps, line, "aipp for input '%s': the AIPP output is %lldx%lld (width x height) but the input "
+                                  "is %lldx%lld", n, (long long)out_w, (long long)out_h, (long long)w, (long long)h);
+        }
+    }
+    return 0;
+}
+
 static int handle_line(parser *ps, size_t line, const token *tok, size_t ntok)
 {
     char q[QBUF];
@@ -743,11 +1072,14 @@ static int handle_line(parser *ps, size_t line, const token *tok, size_t ntok)
     if (tok_is(key, "weight_bytes")) {
         return handle_bytes(ps, line, tok, ntok, "weight_bytes", &ps->line_wt, &ps->m->weight_bytes);
     }
+    if (tok_is(key, "aipp")) {
+        return handle_aipp(ps, line, tok, ntok);
+    }
     if (tok_is(key, EMU_MODEL_MAGIC)) {
         return fail(ps, line, "duplicate header line: the header must appear once, as the first line");
     }
     return fail(ps, line, "unknown key %s: expected one of name, input, output, kernel, compute_us, "
-                          "per_sample_us, dynamic_batch, workspace_bytes, weight_bytes", quote(q, key));
+                          "per_sample_us, dynamic_batch, workspace_bytes, weight_bytes, aipp", quote(q, key));
 }
 
 /* ------------------------------------------------------------------------------------------
@@ -863,7 +1195,7 @@ static int finish(parser *ps)
             }
         }
     }
-    return 0;
+    return finish_aipp(ps);
 }
 
 /* ------------------------------------------------------------------------------------------
@@ -940,6 +1272,9 @@ aclError emu_model_parse(const char *text, size_t len, emu_model_def *out, char 
     out->kernel = EMU_KERNEL_IDENTITY;
     out->scale = 1.0;
     out->bias = 0.0;
+    for (size_t k = 0; k < EMU_MAX_IO; k++) {
+        aipp_defaults(&out->aipp[k]);
+    }
 
     parser ps;
     memset(&ps, 0, sizeof(ps));
@@ -1387,4 +1722,408 @@ void emu_kernel_run(const emu_model_def *m, uint64_t batch, const void *const *i
             break;
         }
     }
+}
+
+/* ------------------------------------------------------------------------------------------
+ * AIPP: the raw image an AIPP input shows, and the pre-processing run before the kernel.
+ *
+ * Per output pixel (docs/model-format.md, "AIPP arithmetic"): padding border -> padding value;
+ * otherwise the source pixel (after the crop offset) is read as channels (Y,U,V from NV12 /
+ * R,G,B / Y), U<->V or R<->B swapped by rbuv_swap, colour-converted in integers when csc is on
+ * (((sum_c m[r][c] * (x_c - ib_c)) >> 8) + ob_r, floor shift, clamped to 0..255), then
+ * y = ((x - mean) - min) * var_reci in double with min and var_reci rounded to float32 then
+ * binary16 (exact), rounded once to the output dtype.
+ * ---------------------------------------------------------------------------------------- */
+
+uint16_t emu_float_to_half(float f)
+{
+    return double_to_half((double)f);
+}
+
+double emu_half_to_double(uint16_t h)
+{
+    return half_to_double(h);
+}
+
+int emu_aipp_dynamic_input(const emu_model_def *m)
+{
+    for (size_t k = 0; k < m->num_inputs; k++) {
+        if (m->aipp[k].mode == EMU_AIPP_DYNAMIC) {
+            return (int)k;
+        }
+    }
+    return -1;
+}
+
+size_t emu_aipp_data_size(uint64_t batch)
+{
+    return EMU_AIPP_HEADER_BYTES + (size_t)batch * EMU_AIPP_BATCH_BYTES;
+}
+
+/* Bytes of one raw image of format `fmt` (aclAippInputFormat). */
+static uint64_t aipp_image_bytes(int64_t fmt, int64_t w, int64_t h)
+{
+    uint64_t px = (uint64_t)w * (uint64_t)h;
+    switch (fmt) {
+    case ACL_YUV420SP_U8:
+        return px * 3u / 2u;
+    case ACL_RGB888_U8:
+        return px * 3u;
+    default:
+        return px;
+    }
+}
+
+void emu_input_visible(const emu_model_def *m, size_t k, int v1, emu_tensor_def *out)
+{
+    const emu_tensor_def *t = &m->inputs[k];
+    const emu_aipp_def *a = &m->aipp[k];
+    *out = *t;
+    if (a->mode == EMU_AIPP_NONE) {
+        return;
+    }
+    int64_t n = t->dims[0];
+    out->dtype = ACL_UINT8;
+    out->elem_size = 1;
+    if (a->mode == EMU_AIPP_DYNAMIC) {
+        out->format = ACL_FORMAT_ND;
+        out->ndims = 2;
+        out->dims[1] = a->max_src_image_size / n;
+        out->sample_elems = (size_t)out->dims[1];
+        return;
+    }
+    const aipp_format *f = aipp_format_of(a->input_format);
+    bool yuv420 = a->input_format == ACL_YUV420SP_U8;
+    out->format = ACL_FORMAT_NHWC;
+    out->ndims = 4;
+    out->dims[1] = yuv420 && !v1 ? a->src_h * 3 / 2 : a->src_h;
+    out->dims[2] = a->src_w;
+    out->dims[3] = v1 ? f->channels : (yuv420 ? 1 : f->channels);
+    out->sample_elems = (size_t)aipp_image_bytes(a->input_format, a->src_w, a->src_h);
+}
+
+/* Parameters of one run of the AIPP over one sample. */
+typedef struct {
+    int64_t format; /* aclAippInputFormat */
+    int64_t src_w, src_h;
+    int64_t csc, rbuv_swap;
+    int64_t matrix[9], output_bias[3], input_bias[3];
+    uint16_t padding_value_h;
+} aipp_image;
+
+static int64_t floor_shift8(int64_t v)
+{
+    return v >= 0 ? v >> 8 : -((-v + 255) >> 8);
+}
+
+/* Every channel value reaching the normalisation is an integer 0..255 (raw, or clamped by the
+ * conversion), so the normalised and rounded value of each (channel, value) is computed once per
+ * image into a table: the same arithmetic, done 4 x 256 times instead of per pixel. */
+typedef struct {
+    unsigned char bytes[4][256][4];  /* the output dtype's encoding (2 or 4 bytes used) */
+    unsigned char pad[4];
+} aipp_lut;
+
+static void aipp_encode(unsigned char *dst, aclDataType dt, double v)
+{
+    if (dt == ACL_FLOAT16) {
+        uint16_t h = double_to_half(v);
+        memcpy(dst, &h, 2);
+    } else {
+        float f = (float)v;
+        memcpy(dst, &f, 4);
+    }
+}
+
+static void aipp_lut_fill(aipp_lut *l, const aipp_image *im, const emu_aipp_batch *b, aclDataType dt)
+{
+    for (int c = 0; c < 4; c++) {
+        double min_d = half_to_double(b->min_h[c]), var_d = half_to_double(b->var_reci_h[c]);
+        for (int v = 0; v < 256; v++) {
+            double d = (double)((int64_t)v - b->mean[c]) - min_d;
+            aipp_encode(l->bytes[c][v], dt, d * var_d);
+        }
+    }
+    aipp_encode(l->pad, dt, half_to_double(im->padding_value_h));
+}
+
+/* One 2- or 4-byte element (constant-size copies, which compilers turn into plain stores). */
+static inline void aipp_put(unsigned char *dst, const unsigned char *v, size_t es)
+{
+    if (es == 2) {
+        memcpy(dst, v, 2);
+    } else {
+        memcpy(dst, v, 4);
+    }
+}
+
+static void aipp_sample(const aipp_image *im, const emu_aipp_batch *b, const unsigned char *src, const emu_tensor_def *t,
+                        unsigned char *dst)
+{
+    bool nchw = t->format == ACL_FORMAT_NCHW;
+    int64_t nc = nchw ? t->dims[1] : t->dims[3];
+    int64_t oh = nchw ? t->dims[2] : t->dims[1];
+    int64_t ow = nchw ? t->dims[3] : t->dims[2];
+    int64_t top = b->padding ? b->pad_top : 0, left = b->padding ? b->pad_left : 0;
+    int64_t bottom = b->padding ? b->pad_bottom : 0, right = b->padding ? b->pad_right : 0;
+    int64_t x0 = b->crop ? b->crop_x : 0, y0 = b->crop ? b->crop_y : 0;
+    size_t es = t->elem_size;
+    /* element (c, i, j) of the output is at byte (c * cstride + (i * ow + j) * pstride) * es */
+    size_t cstride = nchw ? (size_t)(oh * ow) : 1, pstride = nchw ? 1 : (size_t)nc;
+    aipp_lut table;
+    aipp_lut *lut = &table;
+    aipp_lut_fill(lut, im, b, t->dtype);
+    const unsigned char *uv = src + (size_t)(im->src_w * im->src_h);
+    bool csc = im->csc && nc == 3;
+    for (int64_t i = 0; i < oh; i++) {
+        bool pad_row = i < top || i >= oh - bottom;
+        int64_t si = y0 + i - top;
+        for (int64_t j = 0; j < ow; j++) {
+            size_t at = (size_t)(i * ow + j) * pstride;
+            if (pad_row || j < left || j >= ow - right) {
+                for (int64_t c = 0; c < nc; c++) {
+                    aipp_put(dst + (at + (size_t)c * cstride) * es, lut->pad, es);
+                }
+                continue;
+            }
+            int64_t sj = x0 + j - left;
+            size_t p = (size_t)(si * im->src_w + sj);
+            int64_t x[3] = {0, 0, 0};
+            if (im->format == ACL_YUV420SP_U8) {
+                size_t q = (size_t)((si / 2) * im->src_w + (sj / 2) * 2);
+                x[0] = src[p];
+                x[1] = uv[q + (im->rbuv_swap ? 1 : 0)];
+                x[2] = uv[q + (im->rbuv_swap ? 0 : 1)];
+            } else if (im->format == ACL_RGB888_U8) {
+                x[0] = src[3 * p + (im->rbuv_swap ? 2 : 0)];
+                x[1] = src[3 * p + 1];
+                x[2] = src[3 * p + (im->rbuv_swap ? 0 : 2)];
+            } else {
+                x[0] = src[p];
+            }
+            if (csc) {
+                int64_t r[3];
+                for (int o = 0; o < 3; o++) {
+                    int64_t acc = im->matrix[3 * o] * (x[0] - im->input_bias[0]) +
+                                  im->matrix[3 * o + 1] * (x[1] - im->input_bias[1]) +
+                                  im->matrix[3 * o + 2] * (x[2] - im->input_bias[2]);
+                    acc = floor_shift8(acc) + im->output_bias[o];
+                    r[o] = acc < 0 ? 0 : acc > 255 ? 255 : acc;
+                }
+                x[0] = r[0];
+                x[1] = r[1];
+                x[2] = r[2];
+            }
+            for (int64_t c = 0; c < nc; c++) {
+                aipp_put(dst + (at + (size_t)c * cstride) * es, lut->bytes[c][x[c]], es);
+            }
+        }
+    }
+}
+
+static int32_t rd_i32(const unsigned char *p)
+{
+    int32_t v;
+    memcpy(&v, p, sizeof v);
+    return v;
+}
+
+static int16_t rd_i16(const unsigned char *p)
+{
+    int16_t v;
+    memcpy(&v, p, sizeof v);
+    return v;
+}
+
+static uint16_t rd_u16(const unsigned char *p)
+{
+    uint16_t v;
+    memcpy(&v, p, sizeof v);
+    return v;
+}
+
+static int aipp_err(char *err, size_t errlen, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 3, 4)))
+#endif
+    ;
+
+static int aipp_err(char *err, size_t errlen, const char *fmt, ...)
+{
+    if (err != NULL && errlen > 0) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(err, errlen, fmt, ap);
+        va_end(ap);
+    }
+    return -1;
+}
+
+/* Decode the dynamic AIPP tensor (the 64-byte header + 96-byte entries aclmdlSetInputAIPP
+ * writes) for input t, checking every bound the pixel loop relies on. */
+static int aipp_decode(const unsigned char *d, size_t len, const emu_aipp_def *a, const emu_tensor_def *t, uint64_t batch,
+                       aipp_image *im, emu_aipp_batch *bs, char *err, size_t errlen)
+{
+    if (d == NULL || len < emu_aipp_data_size(batch)) {
+        return aipp_err(err, errlen, "the dynamic AIPP input holds %zu bytes, %zu needed for batch %llu", d ? len : 0,
+                        emu_aipp_data_size(batch), (unsigned long long)batch);
+    }
+    static const int64_t cce_to_acl[17] = {0, ACL_YUV420SP_U8, 0, 0, 0, ACL_RGB888_U8, 0, 0, 0, 0, ACL_YUV400_U8};
+    unsigned cce = d[0];
+    im->format = cce < 17 ? cce_to_acl[cce] : 0;
+    if (im->format == 0) {
+        return aipp_err(err, errlen, "the dynamic AIPP input holds input format %u, which the emulator does not run%s",
+                        cce, cce == 0 ? " (no aclmdlSetInputAIPP before the execution?)" : "");
+    }
+    if ((int8_t)d[4] < 0 || (uint64_t)(int8_t)d[4] < batch) {
+        return aipp_err(err, errlen, "the dynamic AIPP parameters are for %d batch entries, the execution has %llu",
+                        (int)(int8_t)d[4], (unsigned long long)batch);
+    }
+    im->csc = (int8_t)d[1] == 1;
+    im->rbuv_swap = (int8_t)d[2] == 1;
+    im->src_w = rd_i32(d + 8);
+    im->src_h = rd_i32(d + 12);
+    for (int i = 0; i < 9; i++) {
+        im->matrix[i] = rd_i16(d + 16 + 2 * i);
+    }
+    for (int i = 0; i < 3; i++) {
+        im->output_bias[i] = d[40 + i];
+        im->input_bias[i] = d[43 + i];
+    }
+    im->padding_value_h = 0;
+    const aipp_format *f = aipp_format_of(im->format);
+    bool nchw = t->format == ACL_FORMAT_NCHW;
+    int64_t nc = nchw ? t->dims[1] : t->dims[3];
+    int64_t oh = nchw ? t->dims[2] : t->dims[1];
+    int64_t ow = nchw ? t->dims[3] : t->dims[2];
+    uint64_t stride = (uint64_t)a->max_src_image_size / (uint64_t)t->dims[0];
+    if (im->src_w < 1 || im->src_h < 1 || im->src_w > 4096 || im->src_h > 4096 ||
+        aipp_image_bytes(im->format, im->src_w, im->src_h) > stride || f->channels != nc) {
+        return aipp_err(err, errlen, "the dynamic AIPP source image (%s %dx%d) does not fit the input (%llu bytes per "
+                        "sample, %lld channels)", f->name, (int)im->src_w, (int)im->src_h,
+                        (unsigned long long)stride, (long long)nc);
+    }
+    for (uint64_t b = 0; b < batch; b++) {
+        const unsigned char *e = d + EMU_AIPP_HEADER_BYTES + b * EMU_AIPP_BATCH_BYTES;
+        emu_aipp_batch *o = &bs[b];
+        o->crop = (int8_t)e[0] == 1;
+        o->padding = (int8_t)e[2] == 1;
+        o->crop_x = rd_i32(e + 8);
+        o->crop_y = rd_i32(e + 12);
+        o->crop_w = rd_i32(e + 16);
+        o->crop_h = rd_i32(e + 20);
+        o->pad_top = rd_i32(e + 40);
+        o->pad_bottom = rd_i32(e + 44);
+        o->pad_left = rd_i32(e + 48);
+        o->pad_right = rd_i32(e + 52);
+        for (int c = 0; c < 4; c++) {
+            o->mean[c] = rd_i16(e + 56 + 2 * c);
+            o->min_h[c] = rd_u16(e + 64 + 2 * c);
+            o->var_reci_h[c] = rd_u16(e + 72 + 2 * c);
+        }
+        int64_t w = im->src_w, h = im->src_h;
+        if (o->crop) {
+            if (o->crop_x < 0 || o->crop_y < 0 || o->crop_w < 1 || o->crop_h < 1 || o->crop_x + o->crop_w > w ||
+                o->crop_y + o->crop_h > h) {
+                return aipp_err(err, errlen, "batch entry %llu: the crop window does not fit the source image",
+                                (unsigned long long)b);
+            }
+            w = o->crop_w;
+            h = o->crop_h;
+        }
+        if (o->padding) {
+            if (o->pad_top < 0 || o->pad_bottom < 0 || o->pad_left < 0 || o->pad_right < 0 || o->pad_top > 32 ||
+                o->pad_bottom > 32 || o->pad_left > 32 || o->pad_right > 32) {
+                return aipp_err(err, errlen, "batch entry %llu: padding outside [0, 32]", (unsigned long long)b);
+            }
+            w += o->pad_left + o->pad_right;
+            h += o->pad_top + o->pad_bottom;
+        }
+        if (w != ow || h != oh) {
+            return aipp_err(err, errlen, "batch entry %llu: the AIPP output is %lldx%lld but the input is %lldx%lld",
+                            (unsigned long long)b, (long long)w, (long long)h, (long long)ow, (long long)oh);
+        }
+    }
+    return 0;
+}
+
+/* The static parameters of input k as one run. */
+static void aipp_static(const emu_aipp_def *a, aipp_image *im, emu_aipp_batch *b)
+{
+    im->format = a->input_format;
+    im->src_w = a->src_w;
+    im->src_h = a->src_h;
+    im->csc = a->csc;
+    im->rbuv_swap = a->rbuv_swap;
+    memcpy(im->matrix, a->matrix, sizeof im->matrix);
+    memcpy(im->output_bias, a->output_bias, sizeof im->output_bias);
+    memcpy(im->input_bias, a->input_bias, sizeof im->input_bias);
+    im->padding_value_h = emu_float_to_half((float)a->padding_value);
+    b->crop = a->crop;
+    b->crop_x = a->crop_x;
+    b->crop_y = a->crop_y;
+    b->crop_w = a->crop_w;
+    b->crop_h = a->crop_h;
+    b->padding = a->padding;
+    b->pad_top = a->pad_top;
+    b->pad_bottom = a->pad_bottom;
+    b->pad_left = a->pad_left;
+    b->pad_right = a->pad_right;
+    for (int c = 0; c < 4; c++) {
+        b->mean[c] = a->mean[c];
+        b->min_h[c] = emu_float_to_half((float)a->min[c]);
+        b->var_reci_h[c] = emu_float_to_half((float)a->var_reci[c]);
+    }
+}
+
+int emu_model_run(const emu_model_def *m, uint64_t batch, const void *const *inputs, void *const *outputs,
+                  const void *aipp_data, size_t aipp_len, char *err, size_t errlen)
+{
+    if (m == NULL || batch == 0) {
+        return 0;
+    }
+    const void *kin[EMU_MAX_IO];
+    void *scratch[EMU_MAX_IO] = {0};
+    int rc = 0;
+    for (size_t k = 0; k < m->num_inputs && rc == 0; k++) {
+        const emu_aipp_def *a = &m->aipp[k];
+        kin[k] = inputs[k];
+        if (a->mode == EMU_AIPP_NONE) {
+            continue;
+        }
+        const emu_tensor_def *t = &m->inputs[k];
+        emu_tensor_def raw;
+        emu_input_visible(m, k, 0, &raw);
+        aipp_image im;
+        emu_aipp_batch one, *bs = &one;
+        if (a->mode == EMU_AIPP_DYNAMIC) {
+            bs = malloc((size_t)batch * sizeof *bs);
+            if (bs == NULL) {
+                return aipp_err(err, errlen, "out of memory for the AIPP parameters");
+            }
+            rc = aipp_decode(aipp_data, aipp_len, a, t, batch, &im, bs, err, errlen);
+        } else {
+            aipp_static(a, &im, &one);
+        }
+        scratch[k] = rc == 0 ? malloc(emu_tensor_bytes(t, batch) + 1) : NULL;
+        if (rc == 0 && scratch[k] == NULL) {
+            rc = aipp_err(err, errlen, "out of memory for the AIPP output");
+        }
+        for (uint64_t b = 0; b < batch && rc == 0; b++) {
+            const unsigned char *src = (const unsigned char *)inputs[k] + b * raw.sample_elems;
+            unsigned char *dst = (unsigned char *)scratch[k] + b * t->sample_elems * t->elem_size;
+            aipp_sample(&im, a->mode == EMU_AIPP_DYNAMIC ? &bs[b] : &one, src, t, dst);
+        }
+        if (bs != &one) {
+            free(bs);
+        }
+        kin[k] = scratch[k];
+    }
+    if (rc == 0) {
+        emu_kernel_run(m, batch, kin, outputs);
+    }
+    for (size_t k = 0; k < m->num_inputs; k++) {
+        free(scratch[k]);
+    }
+    return rc;
 }

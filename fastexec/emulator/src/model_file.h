@@ -32,6 +32,37 @@ typedef struct {
     size_t sample_elems;             /* product of dims[1:] */
 } emu_tensor_def;
 
+/* AIPP of one input (the `aipp` lines; docs/model-format.md, "AIPP"). The input line declares
+ * the tensor the kernel reads (the AIPP output); the runtime shows the raw image instead. */
+typedef enum { EMU_AIPP_NONE = 0, EMU_AIPP_STATIC = 1, EMU_AIPP_DYNAMIC = 2 } emu_aipp_mode;
+
+typedef struct {
+    int64_t mode;                    /* emu_aipp_mode */
+    int64_t input_format;            /* aclAippInputFormat; 0 = not given */
+    int64_t src_w, src_h;            /* src_image_size_w / _h */
+    int64_t crop, crop_x, crop_y, crop_w, crop_h;
+    int64_t padding, pad_left, pad_right, pad_top, pad_bottom;
+    double padding_value;
+    int64_t csc, rbuv_swap, ax_swap;
+    int64_t matrix[9];               /* matrix_r0c0 .. matrix_r2c2 */
+    int64_t output_bias[3], input_bias[3];
+    int64_t mean[4];                 /* mean_chn_0 .. 3 */
+    double min[4], var_reci[4];      /* min_chn_i, var_reci_chn_i as written (rounded when run) */
+    int64_t max_src_image_size;      /* dynamic: bytes of the raw input for the whole batch */
+} emu_aipp_def;
+
+/* One batch entry of dynamic AIPP parameters, as aclmdlSetInputAIPP stores them. */
+typedef struct {
+    int64_t crop, crop_x, crop_y, crop_w, crop_h;
+    int64_t padding, pad_top, pad_bottom, pad_left, pad_right;
+    int64_t mean[4];
+    uint16_t min_h[4], var_reci_h[4];   /* binary16 */
+} emu_aipp_batch;
+
+/* Layout of the ACL_DYNAMIC_AIPP_NAME tensor: a 64-byte header and 96 bytes per batch entry. */
+#define EMU_AIPP_HEADER_BYTES 64u
+#define EMU_AIPP_BATCH_BYTES 96u
+
 typedef struct {
     char name[ACL_MAX_TENSOR_NAME_LEN];
     size_t num_inputs;               /* data inputs only; the dynamic-batch tensor is added by the runtime */
@@ -47,6 +78,7 @@ typedef struct {
     uint64_t gears[ACL_MAX_BATCH_NUM];
     size_t workspace_bytes;          /* reported by aclmdlQuerySize */
     size_t weight_bytes;
+    emu_aipp_def aipp[EMU_MAX_IO];   /* per input; mode EMU_AIPP_NONE without `aipp` lines */
 } emu_model_def;
 
 /* Parse a model file held in memory. On failure returns ACL_ERROR_PARSE_MODEL and writes a
@@ -62,5 +94,28 @@ uint64_t emu_model_max_batch(const emu_model_def *m);
 /* Run the model's kernel over `batch` samples. inputs[k] / outputs[k] hold
  * emu_tensor_bytes(...) bytes each. Output k is computed from input k. */
 void emu_kernel_run(const emu_model_def *m, uint64_t batch, const void *const *inputs, void *const *outputs);
+
+/* ------------------------------------------------------------------------------------ AIPP */
+
+/* Index of the model's dynamic-AIPP input, or -1. */
+int emu_aipp_dynamic_input(const emu_model_def *m);
+
+/* Input k as the runtime shows it: the raw image of an AIPP input (uint8 NHWC n,h*3/2,w,1 /
+ * n,h,w,3 / n,h,w,1, or ND n,max_src_image_size/n for dynamic AIPP), otherwise the tensor
+ * itself. `v1` gives aclmdlGetInputDims's n,h,w,c form instead of the byte layout. */
+void emu_input_visible(const emu_model_def *m, size_t k, int v1, emu_tensor_def *out);
+
+/* Bytes of the dynamic AIPP parameter tensor for `batch` entries (aclmdlGetAippDataSize). */
+size_t emu_aipp_data_size(uint64_t batch);
+
+/* Run the model over `batch` samples: inputs[k] are the inputs as the runtime shows them (raw
+ * images for AIPP inputs), `aipp_data` the dynamic AIPP parameter tensor (NULL without one).
+ * Returns 0, or -1 with a message in err when the dynamic AIPP parameters cannot be run. */
+int emu_model_run(const emu_model_def *m, uint64_t batch, const void *const *inputs, void *const *outputs,
+                  const void *aipp_data, size_t aipp_len, char *err, size_t errlen);
+
+/* binary16 conversions (correctly rounded), as the AIPP setters store their float parameters. */
+uint16_t emu_float_to_half(float f);
+double emu_half_to_double(uint16_t h);
 
 #endif
