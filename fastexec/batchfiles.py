@@ -44,18 +44,67 @@ class Unit:
     rows: int
     npz_keys: list = field(default_factory=list)
     single: bool = False   # the files hold one sample without a batch axis: so do the outputs
+    offsets: list = field(default_factory=list)   # per input: where the raw C-order data starts, or
+                                                  # None (.npz, Fortran order): decoded by numpy
+    headers: list = field(default_factory=list)   # per input: the .npy header bytes planned (b"" for .bin)
+    shapes: list = field(default_factory=list)    # per input: the sample shape (the batch's shape key)
 
 
 def _sample_shape(spec):
     return tuple(spec.shape[1:])
 
 
-def _npy_rows(path: Path, spec):
+_HEADERS = {}        # .npy header bytes -> (shape, fortran_order, dtype): one parse per distinct header
+
+
+def npy_header(path) -> tuple:
+    """(header bytes, data offset, shape, fortran_order, dtype) of a .npy file, read with two
+    small reads and parsed by numpy.lib.format; checks that the file holds all its data.
+    Raises InputFileError."""
     try:
-        arr = np.load(path, mmap_mode="r", allow_pickle=False)
+        with open(path, "rb", buffering=0) as f:
+            head = f.read(256)
+            if len(head) < 10 or head[:6] != b"\x93NUMPY":
+                raise ValueError("not a .npy file (no NUMPY magic)")
+            major = head[6]
+            if major == 1:
+                offset = 10 + int.from_bytes(head[8:10], "little")
+            elif major in (2, 3):
+                offset = 12 + int.from_bytes(head[8:12], "little")
+            else:
+                raise ValueError(f"unknown .npy format version {major}")
+            if offset > len(head):
+                head += f.read(offset - len(head))
+            head = head[:offset]
+            size = os.fstat(f.fileno()).st_size
+        parsed = _HEADERS.get(head)
+        if parsed is None:
+            import io
+            from numpy.lib import format as npformat
+
+            bio = io.BytesIO(head)
+            read = npformat.read_array_header_1_0 if npformat.read_magic(bio)[0] == 1 else npformat.read_array_header_2_0
+            shape, fortran, dtype = read(bio, max_header_size=1 << 20)
+            if dtype.hasobject:
+                raise ValueError("holds Python objects (pickles are never loaded)")
+            parsed = _HEADERS[head] = (tuple(shape), bool(fortran), dtype)
+    except InputFileError:
+        raise
+    except OSError as exc:
+        raise InputFileError(f"{path}: cannot read ({exc.strerror or exc})") from None
     except Exception as exc:
         raise InputFileError(f"{path}: cannot read as .npy ({exc})") from None
-    return _rows_of(arr.shape, arr.dtype, path, spec)
+    shape, fortran, dtype = parsed
+    want = offset + math.prod(shape) * dtype.itemsize
+    if size < want:
+        raise InputFileError(f"{path}: cannot read as .npy (truncated: {size} bytes, its header announces {want})")
+    return head, offset, shape, fortran, dtype
+
+
+def _npy_rows(path: Path, spec):
+    head, offset, shape, fortran, dtype = npy_header(path)
+    rows, single = _rows_of(shape, dtype, path, spec)
+    return rows, single, (None if fortran and len(shape) > 1 else offset), head, (shape if single else shape[1:])
 
 
 def _rows_of(shape, dtype, where, spec):
@@ -82,7 +131,7 @@ def _bin_rows(path: Path, spec):
     if size == 0 or size % sample_bytes:
         raise InputFileError(f"{path}: {size} bytes is not a whole number of samples of input '{spec.name}' "
                              f"({sample_bytes} bytes each, {spec.dtype} {_sample_shape(spec)})")
-    return size // sample_bytes, size == sample_bytes
+    return size // sample_bytes, size == sample_bytes, 0, b"", None
 
 
 def _files_of(folder: Path, spec) -> list:
@@ -146,8 +195,8 @@ def plan(specs, sources, limit=None) -> list:
         rows = [(_npy_rows(f, spec) if f.suffix == ".npy" else _bin_rows(f, spec)) for f in files[:limit]]
         if files[0].suffix == ".bin":
             # raw bytes carry no shape: a folder of one-sample files is per-sample, any other per-batch
-            per_sample = all(n == 1 for n, _ in rows)
-            rows = [(n, per_sample) for n, _ in rows]
+            per_sample = all(r[0] == 1 for r in rows)
+            rows = [(r[0], per_sample) + r[2:] for r in rows]
         per_input.append((files[:limit], rows))
     first_files, first_rows = per_input[0]
     for spec, (files, rows) in zip(specs[1:], per_input[1:]):
@@ -157,7 +206,9 @@ def plan(specs, sources, limit=None) -> list:
             if r[0] != r0[0]:
                 raise InputFileError(f"{f}: {r[0]} sample(s), but {f0} (input '{specs[0].name}') has {r0[0]}")
     return [Unit(stem=f.stem, paths=[files[i] for files, _ in per_input], rows=first_rows[i][0],
-                 single=all(rows[i][1] for _, rows in per_input))
+                 single=all(rows[i][1] for _, rows in per_input),
+                 offsets=[rows[i][2] for _, rows in per_input], headers=[rows[i][3] for _, rows in per_input],
+                 shapes=[rows[i][4] or _sample_shape(s) for s, (_, rows) in zip(specs, per_input)])
             for i, f in enumerate(first_files)]
 
 
@@ -182,7 +233,8 @@ def _plan_npz(specs, path: Path) -> list:
     if len({r for r, _ in rows}) != 1:
         raise InputFileError(f"{path}: the inputs hold different numbers of samples ({', '.join(str(r) for r, _ in rows)})")
     return [Unit(stem=path.stem, paths=[path] * len(specs), rows=rows[0][0], npz_keys=use,
-                 single=all(single for _, single in rows))]
+                 single=all(single for _, single in rows), offsets=[None] * len(specs), headers=[b""] * len(specs),
+                 shapes=[_sample_shape(s) for s in specs])]
 
 
 def load(unit: Unit, specs) -> list:
