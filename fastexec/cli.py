@@ -311,33 +311,18 @@ def bench(args) -> int:
                 result["compare"] = {"naive": _naive(naive_model, np, result, args)}
     result.update({
         "schema": BENCH_SCHEMA,
-        "tool": {"name": "fastexec", "version": fastexec.__version__},
-        "started_at": started,
-        "argv": ["fastexec"] + list(args.argv),
-        "host": _host_facts(),
+        **_facts(args, started, emu),
         "model": {"path": os.path.abspath(path), "batch_size": result.pop("batch_size"),
                   "inputs": [_spec(s) for s in result.pop("inputs")], "outputs": [_spec(s) for s in result.pop("outputs")]},
-        "backend": {"library": info["library"], "emulator": info["emulator"], "soc": info["soc"],
-                    "device_count": info["device_count"]},
         "settings": {"device": args.device, "depth": depth, "instances": args.instances, "mode": args.mode,
                      "warmup_batches": args.warmup, "calibration_batches": args.calibration_batches,
                      "batches": args.batches, "duration_s": duration,
                      "exec_config": options, "execute_api": "aclmdlExecuteAsyncV2" if options else "aclmdlExecuteAsync"},
     })
-    if emu is not None:
-        prof = emu.profile()
-        result["backend"]["emulator_profile"] = prof["name"]
-        result["backend"]["emulator_fast_mode"] = prof["fast"]
     result["warnings"] = _warnings(result)
     _print_summary(result, out)
     if args.json:
-        text = json.dumps(result, indent=2) + "\n"
-        if args.json == "-":
-            sys.stdout.write(text)
-            sys.stdout.flush()
-        else:
-            with open(args.json, "w") as f:
-                f.write(text)
+        _write_json(args.json, result)
     return 130 if result["interrupted"] else 0
 
 
@@ -395,24 +380,61 @@ def _measure(ex, np, args, batches, duration, emu) -> dict:
         exported, dropped = _export(ex, times_file, exported, dropped)
         times_file.close()
     wall = st["wall_s"]
-    b = st["bound"]
     return {
         "batch_size": B, "inputs": ex.inputs, "outputs": ex.outputs, "interrupted": interrupted,
         "batches": st["batches"], "samples": st["batches"] * B, "wall_s": wall,
-        "throughput": {"samples_per_s": st["batches"] * B / wall if wall else None,
-                       "batches_per_s": st["batches"] / wall if wall else None,
-                       "compute_only_samples_per_s": b["compute_only_samples_per_s"]},
-        "device_utilization": b["device_utilization"],
-        "latency_ms": {name: _stats_row(st[name]) for name in ("h2d", "execute", "d2h", "end_to_end", "host_enqueue",
-                                                                "host_staging")},
-        "calibration": calibration,
-        "bound": {"period_ms": b["period_ms"], "samples_per_s": b["samples_per_s"], "efficiency": b["efficiency"],
-                  "source": b["source"], "engines": {"h2d": 1, "compute": 1, "d2h": 1}},
+        **_figures(st, st["batches"] * B, wall, calibration),
         "stability": _stability(marks, B),
         "emulator_overruns": emu.counters()["overruns"] - overruns0 if emu is not None else None,
         "export_times": ({"path": os.path.abspath(args.export_times), "batches": exported, "dropped": dropped}
                          if args.export_times else None),
     }
+
+
+def _figures(st, samples, wall, calibration) -> dict:
+    """The figures bench and run report alike, from Executor.stats() over `samples` samples in
+    `wall` seconds: throughput, device utilisation, per-stage latencies, the calibration and the
+    bound (its efficiency: the throughput's fraction of it)."""
+    b = st["bound"]
+    batches = st["batches"]
+    sps = samples / wall if wall else None
+    return {
+        "throughput": {"samples_per_s": sps, "batches_per_s": batches / wall if wall else None,
+                       "compute_only_samples_per_s": b["compute_only_samples_per_s"]},
+        "device_utilization": b["device_utilization"],
+        "latency_ms": {name: _stats_row(st[name]) for name in ("h2d", "execute", "d2h", "end_to_end", "host_enqueue",
+                                                                "host_staging")},
+        "calibration": calibration,
+        "bound": {"period_ms": b["period_ms"], "samples_per_s": b["samples_per_s"],
+                  "efficiency": sps / b["samples_per_s"] if sps is not None and b["samples_per_s"] else None,
+                  "source": b["source"], "engines": {"h2d": 1, "compute": 1, "d2h": 1}},
+    }
+
+
+def _facts(args, started, emu) -> dict:
+    """Tool, command line, host and backend facts, for bench's and run's JSON."""
+    import fastexec
+
+    info = fastexec.backend_info()
+    facts = {"tool": {"name": "fastexec", "version": fastexec.__version__}, "started_at": started,
+             "argv": ["fastexec"] + list(args.argv), "host": _host_facts(),
+             "backend": {"library": info["library"], "emulator": info["emulator"], "soc": info["soc"],
+                         "device_count": info["device_count"]}}
+    if emu is not None:
+        prof = emu.profile()
+        facts["backend"]["emulator_profile"] = prof["name"]
+        facts["backend"]["emulator_fast_mode"] = prof["fast"]
+    return facts
+
+
+def _write_json(path, result) -> None:
+    text = json.dumps(result, indent=2) + "\n"
+    if path == "-":
+        sys.stdout.write(text)
+        sys.stdout.flush()
+    else:
+        with open(path, "w") as f:
+            f.write(text)
 
 
 TIMES_COLUMNS = ("h2d", "execute", "d2h", "end_to_end", "host_staging", "host_enqueue")
