@@ -25,8 +25,6 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import BatchError
-
 from ._files import write_atomic
 from .errors import FastexecError
 
@@ -237,20 +235,6 @@ def _plan_npz(specs, path: Path) -> list:
                  shapes=[_sample_shape(s) for s in specs])]
 
 
-def load(unit: Unit, specs) -> list:
-    """The unit's arrays, one per input, shaped (rows, *sample)."""
-    out = []
-    if unit.npz_keys:
-        with np.load(unit.paths[0], allow_pickle=False) as z:
-            arrays = [z[k] for k in unit.npz_keys]
-    else:
-        arrays = [np.load(p, allow_pickle=False) if p.suffix == ".npy" else np.fromfile(p, dtype=s.dtype)
-                  for p, s in zip(unit.paths, specs)]
-    for a, s in zip(arrays, specs):
-        out.append(np.ascontiguousarray(a.reshape((unit.rows,) + _sample_shape(s))))
-    return out
-
-
 def output_dirs(out_dir, out_specs) -> list:
     """Create OUT/<output name>/ for each output (names made file-system safe); checks that
     they can be written. Raises InputFileError."""
@@ -274,96 +258,6 @@ def output_dirs(out_dir, out_specs) -> list:
             raise InputFileError(f"{d}: cannot write outputs there ({exc.strerror or exc})") from None
         dirs.append(d)
     return dirs
-
-
-def run(ex, units, specs, out_dirs, progress=None) -> dict:
-    """Push the units through the executor (imap, batches of the model's size) and write each
-    unit's outputs as soon as they are complete. A failed batch fails the units it holds rows
-    of and nothing else: every other unit is still written. Returns counts, and `failed`: a
-    list of (unit stem, error), in unit order."""
-    B = ex.batch_size
-    in_specs = specs
-    parts_of = []    # per batch: list of (unit index, rows in this batch)
-
-    def batches():
-        fill = [np.zeros((B,) + _sample_shape(s), dtype=s.dtype) for s in in_specs]
-        used, parts = 0, []
-        for ui, unit in enumerate(units):
-            arrays = load(unit, in_specs)
-            start = 0
-            while start < unit.rows:
-                take = min(B - used, unit.rows - start)
-                for f, a in zip(fill, arrays):
-                    f[used:used + take] = a[start:start + take]
-                parts.append((ui, take))
-                used += take
-                start += take
-                if used == B:
-                    parts_of.append(parts)
-                    yield [f.copy() for f in fill]
-                    used, parts = 0, []
-        if used:
-            parts_of.append(parts)
-            yield [f[:used].copy() for f in fill]
-
-    collected = {}   # unit index -> list (per output) of row chunks
-    failed = {}      # unit index -> the error of its first failed batch
-    counts = {"written": 0, "samples": 0, "next_unit": 0}
-
-    def take(b, outputs):
-        row = 0
-        for ui, n in parts_of[b]:
-            if ui not in failed:
-                chunks = collected.setdefault(ui, [[] for _ in outputs])
-                for c, o in zip(chunks, outputs):
-                    c.append(o[row:row + n])
-            row += n
-        counts["samples"] += row
-        flush()
-        if progress is not None:
-            progress.update(row)
-
-    def fail(b, error):
-        for ui, _ in (parts_of[b] if b < len(parts_of) else []):
-            failed.setdefault(ui, error)
-            collected.pop(ui, None)
-        flush()
-
-    def flush():
-        # write every unit whose rows are all in, in order; skip the failed ones
-        while counts["next_unit"] < len(units):
-            ui = counts["next_unit"]
-            unit = units[ui]
-            if ui not in failed:
-                if ui not in collected or sum(len(c) for c in collected[ui][0]) != unit.rows:
-                    break
-                for d, chunks in zip(out_dirs, collected.pop(ui)):
-                    out = np.concatenate(chunks)
-                    data = out[0] if unit.single else out
-                    write_atomic(d / f"{unit.stem}.npy", lambda f: np.save(f, data, allow_pickle=False))
-                    counts["written"] += 1
-            counts["next_unit"] += 1
-
-    it = batches()
-    base = 0         # the batch index of the current imap's first batch
-    while True:
-        try:
-            for i, outputs in enumerate(ex.imap(it)):
-                take(base + i, outputs)
-            break
-        except BatchError as exc:
-            k = base + exc.index
-            if k >= len(parts_of):   # the input files could not be read: nothing after it is planned
-                raise exc.error from None
-            fail(k, exc.error)
-            for offset, outs in exc.completed:
-                if isinstance(outs, BatchError):
-                    fail(base + offset, outs.error)
-                else:
-                    take(base + offset, outs)
-            base = k + 1 + len(exc.completed)
-    return {"files_in": len(units), "files_out": counts["written"], "samples": counts["samples"],
-            "failed": [(units[ui].stem, failed[ui]) for ui in sorted(failed)]}
 
 
 # ---------------------------------------------------------------- the output folder and its manifest
@@ -415,10 +309,56 @@ def prepare_output(out_dir, force: bool, manifest_name: str) -> None:
     mf.unlink(missing_ok=True)
 
 
-def planned_files(out_dir, units, out_dirs) -> list:
+def planned_files(out_dir, units, out_dirs, ext=".npy") -> list:
     """Every file a run over `units` may write, relative to OUT."""
     out = Path(out_dir)
-    return sorted(str((d / f"{u.stem}.npy").relative_to(out)) for d in out_dirs for u in units)
+    return sorted(str((d / f"{u.stem}{ext}").relative_to(out)) for d in out_dirs for u in units)
+
+
+def file_map(out_dir, units, out_dirs, ext, skipped, written, failed) -> list:
+    """The summary's `files`: per unit, in input order, its input file(s), its output files
+    (relative to OUT) and whether they were written, skipped (complete in the manifest of the run
+    resumed), failed (their batch failed) or not written (the run stopped first)."""
+    out = Path(out_dir)
+    entries = []
+    for ui, u in enumerate(units):
+        status = ("written" if ui in written else "skipped" if ui in skipped else "failed" if ui in failed
+                  else "not written")
+        entries.append({"input": [str(p) + (f"[{k}]" if k else "") for p, k in
+                                  zip(u.paths, u.npz_keys or [None] * len(u.paths))],
+                        "samples": u.rows, "outputs": [str((d / f"{u.stem}{ext}").relative_to(out)) for d in out_dirs],
+                        "status": status})
+    return entries
+
+
+def read_manifest(out_dir, name: str) -> dict:
+    """The manifest of the run to resume in OUT. Raises InputFileError."""
+    mf = Path(out_dir) / name
+    try:
+        manifest = json.loads(mf.read_text())
+        if not isinstance(manifest.get("files"), list) or not isinstance(manifest.get("options"), dict):
+            raise ValueError("not a fastexec run manifest")
+    except FileNotFoundError:
+        raise InputFileError(f"{out_dir}: --resume refused: no {name} there (no fastexec run to continue)") from None
+    except (OSError, ValueError, AttributeError) as exc:
+        raise InputFileError(f"{mf}: --resume refused: cannot read it ({exc})") from None
+    return manifest
+
+
+def resumable(out_dir, previous, model, options, compared, units, out_dirs, ext) -> set:
+    """The units a resumed run skips: listed complete in the previous manifest, all outputs
+    present. Raises InputFileError if the model or an option in `compared` differs."""
+    if previous.get("model") != model:
+        raise InputFileError(f"{out_dir}: --resume refused: the earlier run used the model {previous.get('model')}, "
+                             f"this one {model}")
+    before = previous["options"]
+    for key in compared:
+        if before.get(key, "npy" if key == "outfmt" else None) != options[key]:
+            raise InputFileError(f"{out_dir}: --resume refused: the earlier run had {key} = {before.get(key)!r}, "
+                                 f"this one {options[key]!r}; start a new run (or --force) to change it")
+    listed = set(previous.get("completed", []))
+    return {ui for ui, u in enumerate(units)
+            if u.stem in listed and all((d / f"{u.stem}{ext}").is_file() for d in out_dirs)}
 
 
 def write_manifest(out_dir, name: str, manifest: dict) -> None:
