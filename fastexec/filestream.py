@@ -276,6 +276,8 @@ class _Writer:
         self.error = None
         self.busy_s = 0.0
         self.headers = {}
+        self.names = [f"{u.stem}{self.ext}" for u in units]
+        self.dir_fds = [os.open(d, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC) for d in out_dirs]
         self.thread = threading.Thread(target=self._run, name="fastexec-writer")
 
     def start(self):
@@ -305,9 +307,10 @@ class _Writer:
             except queue.Full:
                 continue
         self.thread.join()
+        self.close()
 
     def path_of(self, ui, out):
-        return self.out_dirs[out] / f"{self.units[ui].stem}{self.ext}"
+        return self.out_dirs[out] / self.names[ui]
 
     def _run(self):
         while True:
@@ -347,11 +350,13 @@ class _Writer:
                     continue
                 chunks = [np.concatenate(c) for c in self.partial.pop(ui)[0]]
             for out, data in enumerate(chunks):
-                self._write(self.path_of(ui, out), data[0] if unit.single else data)
+                self._write(ui, out, data[0] if unit.single else data)
             self.completed.append(ui)
 
-    def _write(self, path, data):
-        tmp = path.with_name(f".{path.name}.part")
+    def _write(self, ui, out, data):
+        """Write one output file: `.<name>.part` in its folder, then renamed to `<name>`."""
+        name = self.names[ui]
+        tmp = f".{name}.part"
         if self.outfmt == "npy":
             key = (data.shape, data.dtype.str)
             head = self.headers.get(key)
@@ -370,24 +375,32 @@ class _Writer:
                 else data.reshape(1, -1)
             np.savetxt(bio, table, fmt=_txt_format(data.dtype))
             parts = [bio.getvalue()]
+        dir_fd = self.dir_fds[out]
         try:
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644, dir_fd=dir_fd)
             try:
-                for part in parts:
-                    view = memoryview(part)
-                    while view.nbytes:
-                        view = view[os.write(fd, view):]
+                done = os.writev(fd, parts)
+                if done < sum(map(len, parts)):                  # (a short write: write the rest)
+                    rest = memoryview(b"".join(bytes(p) for p in parts))[done:]
+                    while rest.nbytes:
+                        rest = rest[os.write(fd, rest):]
             finally:
                 os.close(fd)
-            os.replace(tmp, path)
+            os.replace(tmp, name, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
         except OSError as exc:
             try:
-                os.unlink(tmp)
+                os.unlink(tmp, dir_fd=dir_fd)
             except OSError:
                 pass
+            path = self.path_of(ui, out)
             if exc.errno in (errno.ENOSPC, errno.EDQUOT):
                 raise OutputFileError(f"{path}: cannot write: the disk is full ({exc.strerror})") from None
             raise OutputFileError(f"{path}: cannot write ({exc.strerror or exc})") from None
+
+    def close(self):
+        for fd in self.dir_fds:
+            os.close(fd)
+        self.dir_fds = []
 
 
 # ---------------------------------------------------------------- the run
