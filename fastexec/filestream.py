@@ -122,11 +122,11 @@ class _Feed:
                 t.join()
 
     def wait(self, index):
-        """What the readers did with batch `index` (waits, interruptibly)."""
+        """What the readers did with batch `index`; None if they stopped before it."""
         with self.cond:
             while index not in self.published:
                 if not any(t.is_alive() for t in self.threads) and index not in self.published:
-                    raise FastexecError(f"run: the reader threads stopped before batch {index}")
+                    return None
                 self.cond.wait(0.05)
             return self.published.pop(index)
 
@@ -413,89 +413,97 @@ def stream(ex, units, specs, out_dirs, outfmt="npy", todo=None, progress=None, r
     `completed` (units written, in the order written), `failed` ((unit, error) of failed
     batches, in unit order), and the threads' busy times. A read error (InputFileError) or a
     write error (OutputFileError) is raised once everything before it is written; Ctrl-C raises
-    KeyboardInterrupt likewise; the returned figures are then on the exception as `.figures`."""
+    KeyboardInterrupt once the batches on the device are written (DRAIN_S at most); the figures
+    are then on the exception as `.figures`.
+
+    The calling thread only waits (so Ctrl-C and SIGTERM land there); the collector thread
+    takes the outputs in batch order and hands them to the writer."""
     batches = plan_batches(units, ex.batch_size, todo)
     feed = _Feed(ex, batches, units, specs, readers, zero_copy)
     writer = _Writer(units, out_dirs, outfmt, maxsize=2 * ex.depth * ex.instances)
-    failures = {}
-    samples = 0
+    collector = _Collector(ex, feed, batches, writer)
     t0 = time.perf_counter()
-    result_wait = 0.0
+    raised = None
+    shown = 0
     feed.start()
     writer.start()
-    raised = None
-    held = None                               # the batch between the readers and the writer
-    k = 0
+    collector.start()
     try:
         try:
-            for k, b in enumerate(batches):
-                ticket, rows, error = feed.wait(b.index)
-                if ticket is not None:
-                    held = ("queued", b, ticket, rows)
-                    tw = time.perf_counter()
-                    try:
-                        outputs = ex.result(ticket)
-                    except BatchError as exc:
-                        outputs = None
-                        for p in b.pieces:
-                            if p.at < rows:
-                                failures.setdefault(p.unit, exc.error)
-                    result_wait += time.perf_counter() - tw
-                    held = ("taken", b, rows, outputs)     # only the writer needs it now
-                    writer.put(b, rows, outputs)
-                    held = None
-                    samples += rows
-                    if progress is not None:
-                        progress.update(rows)
-                if error is not None:
-                    raise error
-            writer.check()
+            while collector.thread.is_alive():
+                collector.thread.join(0.05)
+                if progress is not None and collector.samples > shown:
+                    progress.update(collector.samples - shown)
+                    shown = collector.samples
         except KeyboardInterrupt:
-            feed.join()
-            queued = []
-            if held is not None and held[0] == "queued":
-                queued.append(held[1:])           # interrupted while waiting for its outputs
-            elif held is not None:
-                writer.put(*held[1:])
-                samples += held[2]
-            for b in batches[k + 1:]:
-                ticket, rows, _ = feed.published.pop(b.index, (None, 0, None))
-                if ticket is None:
-                    break
-                queued.append((b, ticket, rows))
-            samples += _drain(ex, queued, writer)
+            collector.deadline = time.perf_counter() + DRAIN_S
             raise
+        finally:
+            feed.join()
+            collector.thread.join()
+            writer.finish()
+        if collector.error is not None:
+            raise collector.error
+        writer.check()
     except BaseException as exc:
         raised = exc
         raise
     finally:
-        feed.join()
-        writer.finish()
-        figures = {"wall_s": time.perf_counter() - t0, "batches": len(batches), "samples": samples,
+        written = set(writer.completed)
+        figures = {"wall_s": time.perf_counter() - t0, "batches": len(batches), "samples": collector.samples,
                    "completed": list(writer.completed),
-                   "failed": sorted((ui, e) for ui, e in failures.items() if ui not in set(writer.completed)),
+                   "failed": sorted((ui, e) for ui, e in collector.failures.items() if ui not in written),
                    "readers": len(feed.threads), "read_busy_s": feed.busy_s, "slot_wait_s": feed.slot_wait_s,
-                   "writers": 1, "write_busy_s": writer.busy_s, "result_wait_s": result_wait}
+                   "writers": 1, "write_busy_s": writer.busy_s, "result_wait_s": collector.wait_s}
         if raised is not None:
             raised.figures = figures
-        elif writer.error is not None:
-            writer.error.figures = figures
-            raise writer.error
     return figures
 
 
-def _drain(ex, queued, writer) -> int:
-    """After Ctrl-C: the queued batches ((batch, ticket, rows), in order) that finish within
-    DRAIN_S, handed to the writer. Returns their samples."""
-    deadline = time.perf_counter() + DRAIN_S
-    samples = 0
-    for b, ticket, rows in queued:
+class _Collector:
+    """Takes each batch's outputs in batch order (Executor.result) and hands them to the writer;
+    stops at a read error, a write error, the readers stopping, or `deadline` (set on Ctrl-C)."""
+
+    def __init__(self, ex, feed, batches, writer):
+        self.ex, self.feed, self.batches, self.writer = ex, feed, batches, writer
+        self.deadline = None
+        self.samples = 0
+        self.wait_s = 0.0
+        self.failures = {}                    # unit -> the error of its failed batch
+        self.error = None
+        self.thread = threading.Thread(target=self._run, name="fastexec-collector")
+
+    def start(self):
+        self.thread.start()
+
+    def _run(self):
         try:
-            outputs = ex.result(ticket, timeout=max(0.0, deadline - time.perf_counter()))
-        except BatchError:
-            outputs = None
-        except (WaitTimeout, KeyboardInterrupt):
-            break
-        writer.put(b, rows, outputs)
-        samples += rows
-    return samples
+            for b in self.batches:
+                value = self.feed.wait(b.index)
+                if value is None:
+                    return
+                ticket, rows, error = value
+                if ticket is not None:
+                    t0 = time.perf_counter()
+                    timeout = None if self.deadline is None else max(0.0, self.deadline - t0)
+                    try:
+                        outputs = self.ex.result(ticket, timeout=timeout)
+                    except BatchError as exc:
+                        outputs = None
+                        for p in b.pieces:
+                            if p.at < rows:
+                                self.failures.setdefault(p.unit, exc.error)
+                    except WaitTimeout:
+                        return                # stopping: what is still on the device is not waited for
+                    self.wait_s += time.perf_counter() - t0
+                    self.writer.put(b, rows, outputs)
+                    self.samples += rows
+                if error is not None:
+                    self.error = error
+                    return
+                if self.deadline is not None and time.perf_counter() > self.deadline:
+                    return
+        except BaseException as exc:
+            self.error = exc
+        finally:
+            self.feed.limit = 0               # nothing more is taken: the readers stop
