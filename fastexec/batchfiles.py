@@ -43,8 +43,9 @@ class Unit:
     npz_keys: list = field(default_factory=list)
     single: bool = False   # the files hold one sample without a batch axis: so do the outputs
     offsets: list = field(default_factory=list)   # per input: where the raw C-order data starts, or
-                                                  # None (.npz, Fortran order): decoded by numpy
-    headers: list = field(default_factory=list)   # per input: the .npy header bytes planned (b"" for .bin)
+                                                  # None (compressed .npz, Fortran order): decoded by numpy
+    headers: list = field(default_factory=list)   # per input: the .npy header bytes planned, just before
+                                                  # the data (b"" for .bin)
     shapes: list = field(default_factory=list)    # per input: the sample shape (the batch's shape key)
 
 
@@ -210,11 +211,40 @@ def plan(specs, sources, limit=None) -> list:
             for i, f in enumerate(first_files)]
 
 
+def _npz_member(zf, path: Path, key: str) -> tuple:
+    """(shape, dtype, single-file offset of the raw data or None, its .npy header bytes) of the
+    member `key` of an open .npz (zipfile.ZipFile), read from its header only. A member stored
+    uncompressed (np.savez) in C order gets its data offset: it is read like a .npy file."""
+    from numpy.lib import format as npformat
+
+    info = zf.getinfo(key + ".npy")
+    with zf.open(info) as f:
+        major, _ = npformat.read_magic(f)
+        read = npformat.read_array_header_1_0 if major == 1 else npformat.read_array_header_2_0
+        shape, fortran, dtype = read(f, max_header_size=1 << 20)
+        head_len = f.tell()
+    if dtype.hasobject:
+        raise ValueError(f"member {key} holds Python objects (pickles are never loaded)")
+    offset = head = None
+    if info.compress_type == 0 and not (fortran and len(shape) > 1):
+        with open(path, "rb") as f:
+            f.seek(info.header_offset)
+            local = f.read(30)
+            start = info.header_offset + 30 + int.from_bytes(local[26:28], "little") + \
+                int.from_bytes(local[28:30], "little")
+            f.seek(start)
+            head = f.read(head_len)
+        offset = start + head_len
+    return tuple(shape), dtype, offset, head
+
+
 def _plan_npz(specs, path: Path) -> list:
     _check_readable(path)
+    import zipfile
+
     try:
-        with np.load(path, allow_pickle=False) as z:
-            keys = list(z.keys())
+        with zipfile.ZipFile(path) as zf:
+            keys = [n[:-4] for n in zf.namelist() if n.endswith(".npy")]
             names = [s.name for s in specs]
             if all(n in keys for n in names):
                 use = names
@@ -223,16 +253,17 @@ def _plan_npz(specs, path: Path) -> list:
             else:
                 raise InputFileError(f"{path}: holds {', '.join(keys) or 'nothing'}; expected the model's inputs "
                                      f"{', '.join(names)} (or arr_0..arr_{len(specs) - 1})")
-            rows = [_rows_of(z[k].shape, z[k].dtype, f"{path}[{k}]", s) for k, s in zip(use, specs)]
+            members = [_npz_member(zf, path, k) for k in use]
     except InputFileError:
         raise
     except Exception as exc:
         raise InputFileError(f"{path}: cannot read as .npz ({exc})") from None
+    rows = [_rows_of(shape, dtype, f"{path}[{k}]", s) for (shape, dtype, _, _), k, s in zip(members, use, specs)]
     if len({r for r, _ in rows}) != 1:
         raise InputFileError(f"{path}: the inputs hold different numbers of samples ({', '.join(str(r) for r, _ in rows)})")
     return [Unit(stem=path.stem, paths=[path] * len(specs), rows=rows[0][0], npz_keys=use,
-                 single=all(single for _, single in rows), offsets=[None] * len(specs), headers=[b""] * len(specs),
-                 shapes=[_sample_shape(s) for s in specs])]
+                 single=all(single for _, single in rows), offsets=[m[2] for m in members],
+                 headers=[m[3] or b"" for m in members], shapes=[_sample_shape(s) for s in specs])]
 
 
 def output_dirs(out_dir, out_specs) -> list:

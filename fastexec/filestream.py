@@ -6,7 +6,8 @@ it, on threads of their own, so the device sets the pace.
   batch size in unit order; a batch is a list of pieces (a unit's rows at a row of the batch).
 - Reader threads take the batches in order. Each reserves the batch's slot (``Executor.staged()``),
   reads the batch's files straight into the slot's pinned input buffers (``.npy`` past its header
-  and ``.bin`` with ``os.preadv``; ``.npz`` and Fortran-order arrays through numpy) and queues it.
+  and ``.bin`` with ``os.preadv``, likewise an uncompressed ``.npz`` member; a compressed ``.npz`` and
+  Fortran-order arrays through numpy) and queues it.
   Slots are reserved in batch order, so tickets follow batches; the slots bound the memory.
 - The calling thread takes each batch's outputs in batch order (``Executor.result``) and hands
   them to the writer thread through a bounded queue.
@@ -201,7 +202,7 @@ class _Feed:
                 fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
                 try:
                     head = unit.headers[i]
-                    if head and os.pread(fd, len(head), 0) != head:
+                    if head and os.pread(fd, len(head), offset - len(head)) != head:
                         self._changed(piece.unit, i, "its header changed since the run was planned")
                     mv = memoryview(dst).cast("B")
                     pos = offset + piece.start * (mv.nbytes // piece.n)
