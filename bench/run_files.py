@@ -109,6 +109,7 @@ def single_array(kind, arrays) -> dict:
 
 
 def main(argv=None) -> int:
+    os.environ.setdefault("FASTEXEC_BACKEND", "emulator")
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--files", type=int, default=3000, help="samples (files per folder)")
     parser.add_argument("--repeat", type=int, default=3, help="runs per kind (the median is reported)")
@@ -135,7 +136,8 @@ def main(argv=None) -> int:
             effs = sorted(r["bound"]["efficiency"] for r in runs)
             mid = sorted(runs, key=lambda r: r["bound"]["efficiency"])[len(runs) // 2]
             io = mid["io"]
-            note = next((w.split(":")[0] for w in mid["warnings"] if w.startswith(("host-bound", "neither"))),
+            note = next(("host-bound (" + w.split("the ", 1)[1].split(" were", 1)[0] + ")" if w.startswith("host")
+                         else "CPU shared" for w in mid["warnings"] if w.startswith(("host-bound", "neither"))),
                         "device-bound")
             row = {"kind": kind, "model": KINDS[kind], "samples": mid["samples"],
                    "run_samples_per_s": mid["throughput"]["samples_per_s"],

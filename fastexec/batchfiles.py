@@ -1,4 +1,5 @@
-"""Batch inference over files (``fastexec run``): reading inputs, writing outputs.
+"""Batch inference over files (``fastexec run``): planning the inputs, the output folder and
+its manifest. The streaming itself (reader, collector and writer threads) is filestream.py.
 
 Inputs, one source per model input (by position, or ``NAME=PATH`` by name), each:
 - a ``.npy`` file: one array of N samples (shape ``(N, *sample)``) or one sample;
@@ -7,12 +8,10 @@ Inputs, one source per model input (by position, or ``NAME=PATH`` by name), each
 or a single ``.npz`` holding every input, by name (or ``arr_0``, ``arr_1``... by position).
 With several inputs, the i-th file of each folder belong together and must hold as many samples.
 
-Each input file (or group of files, one per input) is a *unit*. Its samples are batched with
-the others' to the model's batch size (the last batch zero-padded), run through the executor,
-and its outputs are written to ``OUT/<output name>/<stem>.npy``, where ``<stem>`` is the input
-file's name without its extension: within each output folder, sorted output names follow
-sorted input names. Files are written to a temporary name (``.<name>.*.part``) and renamed when
-complete, so an interrupted run leaves only complete outputs.
+Each input file (or group of files, one per input) is a *unit*; plan() checks every unit from
+its headers (and sizes) before any device work, and records where each file's raw data starts.
+Its outputs are ``OUT/<output name>/<stem>.<fmt>``, where ``<stem>`` is the input file's name
+without its extension: within each output folder, sorted output names follow sorted input names.
 """
 from __future__ import annotations
 
@@ -315,8 +314,8 @@ def prepare_output(out_dir, force: bool, manifest_name: str) -> None:
         return
     if not force:
         raise InputFileError(f"{out}: not empty ({len(present)} entries); outputs of two runs would mix. Choose a new "
-                             f"folder, or pass --force to replace what an earlier fastexec run wrote there (only what "
-                             f"its {manifest_name} lists)")
+                             f"folder, pass --resume to continue the earlier fastexec run there, or --force to replace what it "
+                             f"wrote (only what its {manifest_name} lists)")
     mf = out / manifest_name
     try:
         manifest = json.loads(mf.read_text())
