@@ -8,7 +8,6 @@ import os
 import signal
 import subprocess
 import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -16,7 +15,7 @@ import pytest
 import fastexec
 from fastexec import batchfiles, filestream
 from fastexec.emulator.model_file import ModelDef, TensorDef, write_model
-from test_cli_run import (all_files, check_written, cli, expected_outputs, interrupt_when, make_data, model_path, ok,
+from test_cli_run import (all_files, check_written, expected_outputs, interrupt_when, make_data, model_path, ok,
                           one_line_error, read_out, run_cli, same, save_npys, specs_of)
 
 
