@@ -136,7 +136,7 @@ def main(argv=None) -> int:
             effs = sorted(r["bound"]["efficiency"] for r in runs)
             mid = sorted(runs, key=lambda r: r["bound"]["efficiency"])[len(runs) // 2]
             io = mid["io"]
-            note = next(("host-bound (" + w.split("the ", 1)[1].split(" were", 1)[0] + ")" if w.startswith("host")
+            note = next(("host-bound (" + w.split("the ", 1)[1].split(" busy", 1)[0].rsplit(" ", 1)[0] + ")" if w.startswith("host")
                          else "CPU shared" for w in mid["warnings"] if w.startswith(("host-bound", "neither"))),
                         "device-bound")
             row = {"kind": kind, "model": KINDS[kind], "samples": mid["samples"],

@@ -857,10 +857,10 @@ def _run_warnings(r) -> list:
         w.append(f"too short: {r['batches']} batches (under {SHORT_RUN_BATCHES}); the comparison with the bound "
                  "does not mean much")
     if eff is not None and eff < HOST_BOUND and io["device_utilization"] is not None:
-        busiest = max(("readers", io["reader_utilization"] or 0), ("writer", io["writer_utilization"] or 0),
+        busiest = max(("readers were", io["reader_utilization"] or 0), ("writer was", io["writer_utilization"] or 0),
                       key=lambda x: x[1])
         if busiest[1] > io["device_utilization"]:
-            w.append(f"host-bound: the {busiest[0]} were busy {100 * busiest[1]:.0f}% of the run, the device "
+            w.append(f"host-bound: the {busiest[0]} busy {100 * busiest[1]:.0f}% of the run, the device "
                      f"{100 * io['device_utilization']:.0f}% (reading {io['read_busy_s']:.3f} s over {io['readers']} "
                      f"threads, writing {io['write_busy_s']:.3f} s, device {io['device_busy_s']:.3f} s in "
                      f"{r['wall_s']:.3f} s): the files, not the device, set the pace")

@@ -32,7 +32,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .batchfiles import InputFileError, npy_header, _rows_of
-from .errors import BatchError, FastexecError, WaitTimeout
+from .errors import BatchError, ClosedError, FastexecError, WaitTimeout
 
 OUTFMTS = ("npy", "bin", "txt")
 READERS = 2                 # reader threads; each fills one slot at a time
@@ -94,7 +94,7 @@ class _Feed:
     """Reader threads: each takes the next batch, reserves its slot, reads its files into the
     slot's pinned buffers (or, with zero_copy False or a shape other than the model's, into an
     array it submits) and queues it. Results are published per batch: (ticket or None, rows
-    queued, InputFileError or None)."""
+    queued, the error that stops the run there or None, the error queueing it or None)."""
 
     def __init__(self, ex, batches, units, specs, readers=READERS, zero_copy=True):
         self.ex, self.batches, self.units, self.specs = ex, batches, units, specs
@@ -153,7 +153,7 @@ class _Feed:
         except BaseException as exc:          # the executor closed under us, or worse: say so at this batch
             self.limit = 0
             if b is not None:
-                self._publish(b.index, (None, 0, exc))
+                self._publish(b.index, (None, 0, exc, None))
 
     def _fill(self, b, staged):
         t0 = time.perf_counter()
@@ -180,14 +180,19 @@ class _Feed:
             if staged is not None:
                 staged.__exit__(type(exc), exc, None)
             if isinstance(exc, _Stop):
-                return None, 0, error
+                return None, 0, error, None
             raise
         self.busy_s += time.perf_counter() - t0
-        if staged is None:
-            return self.ex.submit([v[:rows] for v in views]), rows, error
-        staged.rows = rows
-        staged.__exit__(None, None, None)
-        return staged.ticket, rows, error
+        try:
+            if staged is None:
+                return self.ex.submit([v[:rows] for v in views]), rows, error, None
+            staged.rows = rows
+            staged.__exit__(None, None, None)
+        except ClosedError:
+            raise
+        except FastexecError as exc:          # the batch could not be queued: it fails, the run goes on
+            return None, rows, error, exc
+        return staged.ticket, rows, error, None
 
     def _read(self, piece, views):
         unit = self.units[piece.unit]
@@ -483,7 +488,10 @@ class _Collector:
                 value = self.feed.wait(b.index)
                 if value is None:
                     return
-                ticket, rows, error = value
+                ticket, rows, error, failure = value
+                if failure is not None:
+                    self._fail(b, rows, failure)
+                    self.writer.put(b, rows, None)
                 if ticket is not None:
                     t0 = time.perf_counter()
                     timeout = None if self.deadline is None else max(0.0, self.deadline - t0)
@@ -491,9 +499,7 @@ class _Collector:
                         outputs = self.ex.result(ticket, timeout=timeout)
                     except BatchError as exc:
                         outputs = None
-                        for p in b.pieces:
-                            if p.at < rows:
-                                self.failures.setdefault(p.unit, exc.error)
+                        self._fail(b, rows, exc.error)
                     except WaitTimeout:
                         return                # stopping: what is still on the device is not waited for
                     self.wait_s += time.perf_counter() - t0
@@ -508,3 +514,8 @@ class _Collector:
             self.error = exc
         finally:
             self.feed.limit = 0               # nothing more is taken: the readers stop
+
+    def _fail(self, b, rows, error):
+        for p in b.pieces:
+            if p.at < rows:
+                self.failures.setdefault(p.unit, error)
