@@ -376,7 +376,8 @@ def read_manifest(out_dir, name: str) -> dict:
 
 def resumable(out_dir, previous, model, options, compared, units, out_dirs, ext) -> set:
     """The units a resumed run skips: listed complete in the previous manifest, all outputs
-    present. Raises InputFileError if the model or an option in `compared` differs."""
+    present. Raises InputFileError if the model or an option in `compared` differs; removes
+    the temporary files (``.*.part``) a killed run left in the output folders."""
     if previous.get("model") != model:
         raise InputFileError(f"{out_dir}: --resume refused: the earlier run used the model {previous.get('model')}, "
                              f"this one {model}")
@@ -385,6 +386,9 @@ def resumable(out_dir, previous, model, options, compared, units, out_dirs, ext)
         if before.get(key, "npy" if key == "outfmt" else None) != options[key]:
             raise InputFileError(f"{out_dir}: --resume refused: the earlier run had {key} = {before.get(key)!r}, "
                                  f"this one {options[key]!r}; start a new run (or --force) to change it")
+    for d in out_dirs:                     # what a killed run was writing: never a complete output
+        for stale in d.glob(".*.part"):
+            stale.unlink()
     listed = set(previous.get("completed", []))
     return {ui for ui, u in enumerate(units)
             if u.stem in listed and all((d / f"{u.stem}{ext}").is_file() for d in out_dirs)}

@@ -339,3 +339,22 @@ def test_npz_stored_read_in_place_compressed_decoded(save, tmp_path, device):
     out = tmp_path / "out"
     ok(run_cli("multi-io", [tmp_path / "pack.npz"], out))
     check_written(out, outs, ["pack"], expected_outputs(device, "multi-io", [a, b]), [3 * B + 5])
+
+
+def test_resume_after_a_kill_redoes_unlisted_outputs_and_removes_temporary_files(tmp_path, device):
+    """A run killed outright (no manifest update): --resume rewrites what the manifest does not
+    list as complete, and removes the temporary file the killed writer left."""
+    stems, x = one_sample_folder(tmp_path / "in", "tiny", 6)
+    out = tmp_path / "out"
+    ok(run_cli("tiny", [tmp_path / "in"], out))
+    manifest = json.loads((out / "fastexec-run.json").read_text())
+    manifest.update(complete=False, completed=stems[:2])          # as a kill after two files leaves it
+    (out / "fastexec-run.json").write_text(json.dumps(manifest))
+    (out / "y" / f"{stems[3]}.npy").write_bytes(b"not what the run writes")
+    (out / "y" / f".{stems[4]}.npy.part").write_bytes(b"half")
+    proc = ok(run_cli("tiny", [tmp_path / "in"], out, "--resume"))
+    assert "2 skipped" in proc.stdout
+    exp = expected_outputs(device, "tiny", [x])[0]
+    assert sorted(os.listdir(out / "y")) == [f"{s}.npy" for s in stems]
+    for i, s in enumerate(stems):
+        same(np.load(out / "y" / f"{s}.npy"), exp[i], s)
