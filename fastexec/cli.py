@@ -3,7 +3,7 @@
     fastexec [--version] [-h]
     fastexec info [--check]
     fastexec inspect MODEL [--json]
-    fastexec run MODEL --input PATH... --output DIR [--force] [--limit N] [--depth D] [--instances K]
+    fastexec run [MODEL] --input PATH... --output DIR [--force | --resume] [--outfmt F] [--json FILE] ...
     fastexec bench [MODEL] [--batches N | --duration S] [--depth D] [--instances K] [--json FILE|-] ...
 
 Bad flags print the usage line and the message (exit 2); errors while working print the whole
@@ -164,7 +164,8 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Run a model over .npy/.npz/.bin inputs through the pipelined executor and write "
                                    "one .npy per input file and model output: OUT/<output name>/<input stem>.npy, "
                                    "and a manifest, OUT/" + MANIFEST + " (docs/cli.md).")
-    r.add_argument("model", help="a .om file, or the name of a bundled emulator sample")
+    r.add_argument("model", nargs="?", default=DEFAULT_MODEL,
+                   help=f"a .om file, or the name of a bundled emulator sample (default: {DEFAULT_MODEL}, as for bench)")
     r.add_argument("--input", "-i", nargs="+", required=True, metavar="PATH",
                    help="one source per model input, by position or as NAME=PATH: a .npy file, a folder of .npy or "
                         ".bin files (sorted by name); or one .npz holding every input")
