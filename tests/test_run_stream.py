@@ -173,12 +173,8 @@ def start_run(model, src, out, *flags):
 
 
 def stop_part_way(proc, out, sig):
-    ready = lambda: (out / "y").is_dir() and len(list((out / "y").glob("*.npy"))) >= 5  # noqa: E731
-    if sig == signal.SIGINT:
-        return interrupt_when(proc, ready, "outputs")
-    real = proc.send_signal
-    proc.send_signal = lambda s: real(signal.SIGTERM)      # interrupt_when's wait, with SIGTERM sent
-    return interrupt_when(proc, ready, "outputs")
+    return interrupt_when(proc, lambda: (out / "y").is_dir() and len(list((out / "y").glob("*.npy"))) >= 5,
+                          "outputs", sig)
 
 
 @pytest.mark.parametrize("sig,code,word", [(signal.SIGINT, 130, "interrupted"), (signal.SIGTERM, 143, "terminated")])
