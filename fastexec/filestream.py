@@ -196,11 +196,12 @@ class _Feed:
 
     def _read(self, piece, views):
         unit = self.units[piece.unit]
-        for i, (view, spec) in enumerate(zip(views, self.specs)):
+        decoded = self._decoded(piece) if None in unit.offsets else None
+        for i, view in enumerate(views):
             dst = view[piece.at:piece.at + piece.n]
             offset = unit.offsets[i]
             if offset is None:
-                dst[...] = self._decoded(piece)[i][piece.start:piece.start + piece.n].reshape(dst.shape)
+                dst[...] = decoded[i][piece.start:piece.start + piece.n].reshape(dst.shape)
                 continue
             path = unit.paths[i]
             try:
