@@ -161,9 +161,10 @@ def build_parser() -> argparse.ArgumentParser:
     i.add_argument("--json", action="store_true", help="print JSON instead of a table")
 
     r = sub.add_parser("run", help="run a model over input files, write output files",
-                       description="Run a model over .npy/.npz/.bin inputs through the pipelined executor and write "
-                                   "one .npy per input file and model output: OUT/<output name>/<input stem>.npy, "
-                                   "and a manifest, OUT/" + MANIFEST + " (docs/cli.md).")
+                       description="Run a model over .npy/.npz/.bin inputs through the pipelined executor, the files "
+                                   "read and written on threads beside the device, and write one file per input file "
+                                   "and model output: OUT/<output name>/<input stem>.npy (or .bin, .txt), and a "
+                                   "manifest, OUT/" + MANIFEST + " (docs/cli.md).")
     r.add_argument("model", nargs="?", default=DEFAULT_MODEL,
                    help=f"a .om file, or the name of a bundled emulator sample (default: {DEFAULT_MODEL}, as for bench)")
     r.add_argument("--input", "-i", nargs="+", required=True, metavar="PATH",
