@@ -354,3 +354,18 @@ def test_resume_after_a_kill_redoes_unlisted_outputs_and_removes_temporary_files
     assert sorted(os.listdir(out / "y")) == [f"{s}.npy" for s in stems]
     for i, s in enumerate(stems):
         same(np.load(out / "y" / f"{s}.npy"), exp[i], s)
+
+
+def test_a_host_bound_run_says_so(tmp_path):
+    """`tiny` over 200 one-sample files: the device is busy microseconds, the files milliseconds;
+    the summary (printed and in the JSON) says the run was host-bound, with the busy times."""
+    one_sample_folder(tmp_path / "in", "tiny", 200)
+    proc = ok(run_cli("tiny", [tmp_path / "in"], tmp_path / "out", "--json", tmp_path / "r.json",
+                      env_extra={"FASTEXEC_EMU_FAST": "0"}))
+    r = json.loads((tmp_path / "r.json").read_text())
+    assert r["bound"]["efficiency"] < 0.85
+    io = r["io"]
+    assert max(io["reader_utilization"], io["writer_utilization"]) > io["device_utilization"]
+    host = [w for w in r["warnings"] if w.startswith("host-bound")]
+    assert len(host) == 1 and f"device {io['device_busy_s']:.3f} s" in host[0], r["warnings"]
+    assert f"warning: {host[0]}" in proc.stdout
