@@ -1,7 +1,7 @@
 """fastexec run over folders of files against the same samples as one array.
 
     python bench/run_files.py [--files 3000] [--repeat 3] [--busy 0] [--kinds npy,bin,npz,multi-io]
-                              [--dir DIR] [--markdown]
+                              [--dir DIR] [--out-root DIR] [--json FILE]
 
 For each kind of input it writes the data once (one-sample files, page cache warm), then runs
 `fastexec run -i ... -o NEW --json` as a user would (its own process, modelled timing, the
@@ -10,6 +10,8 @@ end-to-end throughput (first file read to last output renamed), the calibrated d
 the file threads' busy times. Beside it, the single-array figure: Executor.run over the same
 samples stacked into one array, in a process of its own, against the bound it calibrated.
 `--busy N` runs N busy loops (`python -c "while True: pass"`) beside every measurement.
+`--out-root DIR` puts the output folders there (e.g. /dev/shm, to see the run without the cost
+of creating files on the data's file system).
 
 Kinds: npy (resnet50-int8, one .npy per sample), bin (the same as raw .bin files), npz (one .npz
 holding every sample), multi-io (two folders of one-sample .npy, one per input of multi-io).
@@ -116,14 +118,16 @@ def main(argv=None) -> int:
     parser.add_argument("--busy", type=int, default=0, help="busy loops beside every measurement")
     parser.add_argument("--kinds", default=",".join(KINDS))
     parser.add_argument("--dir", help="where to write the data (default: a temporary folder, removed at the end)")
+    parser.add_argument("--out-root", help="where the output folders go (default: beside the data)")
     parser.add_argument("--json", help="also write every figure as JSON")
     args = parser.parse_args(argv)
     root = Path(args.dir or tempfile.mkdtemp(prefix="fastexec-run-bench-"))
+    out_root = Path(tempfile.mkdtemp(prefix="fastexec-run-bench-out-", dir=args.out_root)) if args.out_root else None
     busy = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(args.busy)]
     rows = []
     try:
         print(f"{args.files} samples per kind, {args.repeat} runs each (median), {args.busy} busy loop(s), "
-              f"load average before: {', '.join(f'{x:.2f}' for x in os.getloadavg())}")
+              f"outputs in {out_root or root}, load average before: {', '.join(f'{x:.2f}' for x in os.getloadavg())}")
         print("| input | model | run samples/s | of bound | min..max of bound | readers busy | writer busy "
               "| device busy | single array samples/s | of bound | summary says |")
         print("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |")
@@ -131,7 +135,9 @@ def main(argv=None) -> int:
             data = root / kind
             data.mkdir(parents=True, exist_ok=True)
             sources, arrays = make_data(kind, data, args.files)
-            runs = [run_once(kind, sources, data / f"out{r}", data / f"run{r}.json") for r in range(args.repeat)]
+            outs = out_root / kind if out_root else data
+            outs.mkdir(parents=True, exist_ok=True)
+            runs = [run_once(kind, sources, outs / f"out{r}", data / f"run{r}.json") for r in range(args.repeat)]
             single = single_array(kind, arrays)
             effs = sorted(r["bound"]["efficiency"] for r in runs)
             mid = sorted(runs, key=lambda r: r["bound"]["efficiency"])[len(runs) // 2]
@@ -159,8 +165,11 @@ def main(argv=None) -> int:
             p.wait()
         if not args.dir:
             shutil.rmtree(root, ignore_errors=True)
+        if out_root:
+            shutil.rmtree(out_root, ignore_errors=True)
     if args.json:
-        Path(args.json).write_text(json.dumps({"files": args.files, "busy": args.busy, "rows": rows}, indent=2) + "\n")
+        Path(args.json).write_text(json.dumps({"files": args.files, "busy": args.busy, "out_root": args.out_root,
+                                               "load_average_after": os.getloadavg(), "rows": rows}, indent=2) + "\n")
     return 0
 
 
