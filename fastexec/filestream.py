@@ -9,8 +9,9 @@ it, on threads of their own, so the device sets the pace.
   and ``.bin`` with ``os.preadv``, likewise an uncompressed ``.npz`` member; a compressed ``.npz`` and
   Fortran-order arrays through numpy) and queues it.
   Slots are reserved in batch order, so tickets follow batches; the slots bound the memory.
-- The calling thread takes each batch's outputs in batch order (``Executor.result``) and hands
-  them to the writer thread through a bounded queue.
+- A collector thread takes each batch's outputs in batch order (``Executor.result``) and hands
+  them to the writer thread through a bounded queue; the calling thread only waits, so Ctrl-C
+  and SIGTERM land there and never between taking a batch and handing it on.
 - The writer writes each unit's outputs as soon as all its rows are in: to ``.<name>.part`` in
   the output folder, then ``os.replace``, so only complete files ever carry an output's name.
 
