@@ -1,4 +1,5 @@
-"""Batch inference over files (``fastexec run``): reading inputs, writing outputs.
+"""Batch inference over files (``fastexec run``): planning the inputs, the output folder and
+its manifest. The streaming itself (reader, collector and writer threads) is filestream.py.
 
 Inputs, one source per model input (by position, or ``NAME=PATH`` by name), each:
 - a ``.npy`` file: one array of N samples (shape ``(N, *sample)``) or one sample;
@@ -7,12 +8,10 @@ Inputs, one source per model input (by position, or ``NAME=PATH`` by name), each
 or a single ``.npz`` holding every input, by name (or ``arr_0``, ``arr_1``... by position).
 With several inputs, the i-th file of each folder belong together and must hold as many samples.
 
-Each input file (or group of files, one per input) is a *unit*. Its samples are batched with
-the others' to the model's batch size (the last batch zero-padded), run through the executor,
-and its outputs are written to ``OUT/<output name>/<stem>.npy``, where ``<stem>`` is the input
-file's name without its extension: within each output folder, sorted output names follow
-sorted input names. Files are written to a temporary name (``.<name>.*.part``) and renamed when
-complete, so an interrupted run leaves only complete outputs.
+Each input file (or group of files, one per input) is a *unit*; plan() checks every unit from
+its headers (and sizes) before any device work, and records where each file's raw data starts.
+Its outputs are ``OUT/<output name>/<stem>.<fmt>``, where ``<stem>`` is the input file's name
+without its extension: within each output folder, sorted output names follow sorted input names.
 """
 from __future__ import annotations
 
@@ -23,9 +22,6 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
-
-from .errors import BatchError
 
 from ._files import write_atomic
 from .errors import FastexecError
@@ -44,18 +40,68 @@ class Unit:
     rows: int
     npz_keys: list = field(default_factory=list)
     single: bool = False   # the files hold one sample without a batch axis: so do the outputs
+    offsets: list = field(default_factory=list)   # per input: where the raw C-order data starts, or
+                                                  # None (compressed .npz, Fortran order): decoded by numpy
+    headers: list = field(default_factory=list)   # per input: the .npy header bytes planned, just before
+                                                  # the data (b"" for .bin)
+    shapes: list = field(default_factory=list)    # per input: the sample shape (the batch's shape key)
 
 
 def _sample_shape(spec):
     return tuple(spec.shape[1:])
 
 
-def _npy_rows(path: Path, spec):
+_HEADERS = {}        # .npy header bytes -> (shape, fortran_order, dtype): one parse per distinct header
+
+
+def npy_header(path) -> tuple:
+    """(header bytes, data offset, shape, fortran_order, dtype) of a .npy file, read with two
+    small reads and parsed by numpy.lib.format; checks that the file holds all its data.
+    Raises InputFileError."""
     try:
-        arr = np.load(path, mmap_mode="r", allow_pickle=False)
+        with open(path, "rb", buffering=0) as f:
+            head = f.read(256)
+            if len(head) < 10 or head[:6] != b"\x93NUMPY":
+                raise ValueError("not a .npy file (no NUMPY magic)")
+            major = head[6]
+            if major == 1:
+                offset = 10 + int.from_bytes(head[8:10], "little")
+            elif major in (2, 3):
+                offset = 12 + int.from_bytes(head[8:12], "little")
+            else:
+                raise ValueError(f"unknown .npy format version {major}")
+            if offset > len(head):
+                head += f.read(offset - len(head))
+            head = head[:offset]
+            size = os.fstat(f.fileno()).st_size
+        parsed = _HEADERS.get(head)
+        if parsed is None:
+            import io
+            from numpy.lib import format as npformat
+
+            bio = io.BytesIO(head)
+            read = npformat.read_array_header_1_0 if npformat.read_magic(bio)[0] == 1 else npformat.read_array_header_2_0
+            shape, fortran, dtype = read(bio, max_header_size=1 << 20)
+            if dtype.hasobject:
+                raise ValueError("holds Python objects (pickles are never loaded)")
+            parsed = _HEADERS[head] = (tuple(shape), bool(fortran), dtype)
+    except InputFileError:
+        raise
+    except OSError as exc:
+        raise InputFileError(f"{path}: cannot read ({exc.strerror or exc})") from None
     except Exception as exc:
         raise InputFileError(f"{path}: cannot read as .npy ({exc})") from None
-    return _rows_of(arr.shape, arr.dtype, path, spec)
+    shape, fortran, dtype = parsed
+    want = offset + math.prod(shape) * dtype.itemsize
+    if size < want:
+        raise InputFileError(f"{path}: cannot read as .npy (truncated: {size} bytes, its header announces {want})")
+    return head, offset, shape, fortran, dtype
+
+
+def _npy_rows(path: Path, spec):
+    head, offset, shape, fortran, dtype = npy_header(path)
+    rows, single = _rows_of(shape, dtype, path, spec)
+    return rows, single, (None if fortran and len(shape) > 1 else offset), head, (shape if single else shape[1:])
 
 
 def _rows_of(shape, dtype, where, spec):
@@ -82,7 +128,7 @@ def _bin_rows(path: Path, spec):
     if size == 0 or size % sample_bytes:
         raise InputFileError(f"{path}: {size} bytes is not a whole number of samples of input '{spec.name}' "
                              f"({sample_bytes} bytes each, {spec.dtype} {_sample_shape(spec)})")
-    return size // sample_bytes, size == sample_bytes
+    return size // sample_bytes, size == sample_bytes, 0, b"", None
 
 
 def _files_of(folder: Path, spec) -> list:
@@ -146,8 +192,8 @@ def plan(specs, sources, limit=None) -> list:
         rows = [(_npy_rows(f, spec) if f.suffix == ".npy" else _bin_rows(f, spec)) for f in files[:limit]]
         if files[0].suffix == ".bin":
             # raw bytes carry no shape: a folder of one-sample files is per-sample, any other per-batch
-            per_sample = all(n == 1 for n, _ in rows)
-            rows = [(n, per_sample) for n, _ in rows]
+            per_sample = all(r[0] == 1 for r in rows)
+            rows = [(r[0], per_sample) + r[2:] for r in rows]
         per_input.append((files[:limit], rows))
     first_files, first_rows = per_input[0]
     for spec, (files, rows) in zip(specs[1:], per_input[1:]):
@@ -157,15 +203,46 @@ def plan(specs, sources, limit=None) -> list:
             if r[0] != r0[0]:
                 raise InputFileError(f"{f}: {r[0]} sample(s), but {f0} (input '{specs[0].name}') has {r0[0]}")
     return [Unit(stem=f.stem, paths=[files[i] for files, _ in per_input], rows=first_rows[i][0],
-                 single=all(rows[i][1] for _, rows in per_input))
+                 single=all(rows[i][1] for _, rows in per_input),
+                 offsets=[rows[i][2] for _, rows in per_input], headers=[rows[i][3] for _, rows in per_input],
+                 shapes=[rows[i][4] or _sample_shape(s) for s, (_, rows) in zip(specs, per_input)])
             for i, f in enumerate(first_files)]
+
+
+def _npz_member(zf, path: Path, key: str) -> tuple:
+    """(shape, dtype, single-file offset of the raw data or None, its .npy header bytes) of the
+    member `key` of an open .npz (zipfile.ZipFile), read from its header only. A member stored
+    uncompressed (np.savez) in C order gets its data offset: it is read like a .npy file."""
+    from numpy.lib import format as npformat
+
+    info = zf.getinfo(key + ".npy")
+    with zf.open(info) as f:
+        major, _ = npformat.read_magic(f)
+        read = npformat.read_array_header_1_0 if major == 1 else npformat.read_array_header_2_0
+        shape, fortran, dtype = read(f, max_header_size=1 << 20)
+        head_len = f.tell()
+    if dtype.hasobject:
+        raise ValueError(f"member {key} holds Python objects (pickles are never loaded)")
+    offset = head = None
+    if info.compress_type == 0 and not (fortran and len(shape) > 1):
+        with open(path, "rb") as f:
+            f.seek(info.header_offset)
+            local = f.read(30)
+            start = info.header_offset + 30 + int.from_bytes(local[26:28], "little") + \
+                int.from_bytes(local[28:30], "little")
+            f.seek(start)
+            head = f.read(head_len)
+        offset = start + head_len
+    return tuple(shape), dtype, offset, head
 
 
 def _plan_npz(specs, path: Path) -> list:
     _check_readable(path)
+    import zipfile
+
     try:
-        with np.load(path, allow_pickle=False) as z:
-            keys = list(z.keys())
+        with zipfile.ZipFile(path) as zf:
+            keys = [n[:-4] for n in zf.namelist() if n.endswith(".npy")]
             names = [s.name for s in specs]
             if all(n in keys for n in names):
                 use = names
@@ -174,29 +251,17 @@ def _plan_npz(specs, path: Path) -> list:
             else:
                 raise InputFileError(f"{path}: holds {', '.join(keys) or 'nothing'}; expected the model's inputs "
                                      f"{', '.join(names)} (or arr_0..arr_{len(specs) - 1})")
-            rows = [_rows_of(z[k].shape, z[k].dtype, f"{path}[{k}]", s) for k, s in zip(use, specs)]
+            members = [_npz_member(zf, path, k) for k in use]
     except InputFileError:
         raise
     except Exception as exc:
         raise InputFileError(f"{path}: cannot read as .npz ({exc})") from None
+    rows = [_rows_of(shape, dtype, f"{path}[{k}]", s) for (shape, dtype, _, _), k, s in zip(members, use, specs)]
     if len({r for r, _ in rows}) != 1:
         raise InputFileError(f"{path}: the inputs hold different numbers of samples ({', '.join(str(r) for r, _ in rows)})")
     return [Unit(stem=path.stem, paths=[path] * len(specs), rows=rows[0][0], npz_keys=use,
-                 single=all(single for _, single in rows))]
-
-
-def load(unit: Unit, specs) -> list:
-    """The unit's arrays, one per input, shaped (rows, *sample)."""
-    out = []
-    if unit.npz_keys:
-        with np.load(unit.paths[0], allow_pickle=False) as z:
-            arrays = [z[k] for k in unit.npz_keys]
-    else:
-        arrays = [np.load(p, allow_pickle=False) if p.suffix == ".npy" else np.fromfile(p, dtype=s.dtype)
-                  for p, s in zip(unit.paths, specs)]
-    for a, s in zip(arrays, specs):
-        out.append(np.ascontiguousarray(a.reshape((unit.rows,) + _sample_shape(s))))
-    return out
+                 single=all(single for _, single in rows), offsets=[m[2] for m in members],
+                 headers=[m[3] or b"" for m in members], shapes=[_sample_shape(s) for s in specs])]
 
 
 def output_dirs(out_dir, out_specs) -> list:
@@ -224,96 +289,6 @@ def output_dirs(out_dir, out_specs) -> list:
     return dirs
 
 
-def run(ex, units, specs, out_dirs, progress=None) -> dict:
-    """Push the units through the executor (imap, batches of the model's size) and write each
-    unit's outputs as soon as they are complete. A failed batch fails the units it holds rows
-    of and nothing else: every other unit is still written. Returns counts, and `failed`: a
-    list of (unit stem, error), in unit order."""
-    B = ex.batch_size
-    in_specs = specs
-    parts_of = []    # per batch: list of (unit index, rows in this batch)
-
-    def batches():
-        fill = [np.zeros((B,) + _sample_shape(s), dtype=s.dtype) for s in in_specs]
-        used, parts = 0, []
-        for ui, unit in enumerate(units):
-            arrays = load(unit, in_specs)
-            start = 0
-            while start < unit.rows:
-                take = min(B - used, unit.rows - start)
-                for f, a in zip(fill, arrays):
-                    f[used:used + take] = a[start:start + take]
-                parts.append((ui, take))
-                used += take
-                start += take
-                if used == B:
-                    parts_of.append(parts)
-                    yield [f.copy() for f in fill]
-                    used, parts = 0, []
-        if used:
-            parts_of.append(parts)
-            yield [f[:used].copy() for f in fill]
-
-    collected = {}   # unit index -> list (per output) of row chunks
-    failed = {}      # unit index -> the error of its first failed batch
-    counts = {"written": 0, "samples": 0, "next_unit": 0}
-
-    def take(b, outputs):
-        row = 0
-        for ui, n in parts_of[b]:
-            if ui not in failed:
-                chunks = collected.setdefault(ui, [[] for _ in outputs])
-                for c, o in zip(chunks, outputs):
-                    c.append(o[row:row + n])
-            row += n
-        counts["samples"] += row
-        flush()
-        if progress is not None:
-            progress.update(row)
-
-    def fail(b, error):
-        for ui, _ in (parts_of[b] if b < len(parts_of) else []):
-            failed.setdefault(ui, error)
-            collected.pop(ui, None)
-        flush()
-
-    def flush():
-        # write every unit whose rows are all in, in order; skip the failed ones
-        while counts["next_unit"] < len(units):
-            ui = counts["next_unit"]
-            unit = units[ui]
-            if ui not in failed:
-                if ui not in collected or sum(len(c) for c in collected[ui][0]) != unit.rows:
-                    break
-                for d, chunks in zip(out_dirs, collected.pop(ui)):
-                    out = np.concatenate(chunks)
-                    data = out[0] if unit.single else out
-                    write_atomic(d / f"{unit.stem}.npy", lambda f: np.save(f, data, allow_pickle=False))
-                    counts["written"] += 1
-            counts["next_unit"] += 1
-
-    it = batches()
-    base = 0         # the batch index of the current imap's first batch
-    while True:
-        try:
-            for i, outputs in enumerate(ex.imap(it)):
-                take(base + i, outputs)
-            break
-        except BatchError as exc:
-            k = base + exc.index
-            if k >= len(parts_of):   # the input files could not be read: nothing after it is planned
-                raise exc.error from None
-            fail(k, exc.error)
-            for offset, outs in exc.completed:
-                if isinstance(outs, BatchError):
-                    fail(base + offset, outs.error)
-                else:
-                    take(base + offset, outs)
-            base = k + 1 + len(exc.completed)
-    return {"files_in": len(units), "files_out": counts["written"], "samples": counts["samples"],
-            "failed": [(units[ui].stem, failed[ui]) for ui in sorted(failed)]}
-
-
 # ---------------------------------------------------------------- the output folder and its manifest
 
 
@@ -338,8 +313,8 @@ def prepare_output(out_dir, force: bool, manifest_name: str) -> None:
         return
     if not force:
         raise InputFileError(f"{out}: not empty ({len(present)} entries); outputs of two runs would mix. Choose a new "
-                             f"folder, or pass --force to replace what an earlier fastexec run wrote there (only what "
-                             f"its {manifest_name} lists)")
+                             f"folder, pass --resume to continue the earlier fastexec run there, or --force to replace what it "
+                             f"wrote (only what its {manifest_name} lists)")
     mf = out / manifest_name
     try:
         manifest = json.loads(mf.read_text())
@@ -363,10 +338,60 @@ def prepare_output(out_dir, force: bool, manifest_name: str) -> None:
     mf.unlink(missing_ok=True)
 
 
-def planned_files(out_dir, units, out_dirs) -> list:
+def planned_files(out_dir, units, out_dirs, ext=".npy") -> list:
     """Every file a run over `units` may write, relative to OUT."""
     out = Path(out_dir)
-    return sorted(str((d / f"{u.stem}.npy").relative_to(out)) for d in out_dirs for u in units)
+    return sorted(str((d / f"{u.stem}{ext}").relative_to(out)) for d in out_dirs for u in units)
+
+
+def file_map(out_dir, units, out_dirs, ext, skipped, written, failed) -> list:
+    """The summary's `files`: per unit, in input order, its input file(s), its output files
+    (relative to OUT) and whether they were written, skipped (complete in the manifest of the run
+    resumed), failed (their batch failed) or not written (the run stopped first)."""
+    out = Path(out_dir)
+    entries = []
+    for ui, u in enumerate(units):
+        status = ("written" if ui in written else "skipped" if ui in skipped else "failed" if ui in failed
+                  else "not written")
+        entries.append({"input": [str(p) + (f"[{k}]" if k else "") for p, k in
+                                  zip(u.paths, u.npz_keys or [None] * len(u.paths))],
+                        "samples": u.rows, "outputs": [str((d / f"{u.stem}{ext}").relative_to(out)) for d in out_dirs],
+                        "status": status})
+    return entries
+
+
+def read_manifest(out_dir, name: str) -> dict:
+    """The manifest of the run to resume in OUT. Raises InputFileError."""
+    mf = Path(out_dir) / name
+    try:
+        manifest = json.loads(mf.read_text())
+        if not isinstance(manifest.get("files"), list) or not isinstance(manifest.get("options"), dict):
+            raise ValueError("not a fastexec run manifest")
+    except FileNotFoundError:
+        raise InputFileError(f"{out_dir}: --resume refused: no {name} there (no fastexec run to continue)") from None
+    except (OSError, ValueError, AttributeError) as exc:
+        raise InputFileError(f"{mf}: --resume refused: cannot read it ({exc})") from None
+    return manifest
+
+
+def resumable(out_dir, previous, model, options, compared, units, out_dirs, ext) -> set:
+    """The units a resumed run skips: listed complete in the previous manifest, all outputs
+    present. Raises InputFileError if the model or an option in `compared` differs; removes
+    the temporary files (``.*.part``) a killed run left in the output folders."""
+    if previous.get("model") != model:
+        raise InputFileError(f"{out_dir}: --resume refused: the earlier run used the model {previous.get('model')}, "
+                             f"this one {model}")
+    before = previous["options"]
+    for key in compared:
+        if before.get(key, "npy" if key == "outfmt" else None) != options[key]:
+            raise InputFileError(f"{out_dir}: --resume refused: the earlier run had {key} = {before.get(key)!r}, "
+                                 f"this one {options[key]!r}; start a new run (or --force) to change it")
+    for d in out_dirs:                     # what a killed run was writing: never a complete output
+        for stale in d.glob(".*.part"):
+            stale.unlink()
+    listed = set(previous.get("completed", []))
+    return {ui for ui, u in enumerate(units)
+            if u.stem in listed and all((d / f"{u.stem}{ext}").is_file() for d in out_dirs)}
 
 
 def write_manifest(out_dir, name: str, manifest: dict) -> None:

@@ -3,7 +3,7 @@
     fastexec [--version] [-h]
     fastexec info [--check]
     fastexec inspect MODEL [--json]
-    fastexec run MODEL --input PATH... --output DIR [--force] [--limit N] [--depth D] [--instances K]
+    fastexec run [MODEL] --input PATH... --output DIR [--force | --resume] [--outfmt F] [--json FILE] ...
     fastexec bench [MODEL] [--batches N | --duration S] [--depth D] [--instances K] [--json FILE|-] ...
 
 Bad flags print the usage line and the message (exit 2); errors while working print the whole
@@ -106,6 +106,13 @@ def _timeout(text):
     return value
 
 
+def _outfmt(text):
+    value = text.lower()
+    if value not in ("npy", "bin", "txt"):
+        raise argparse.ArgumentTypeError(f"must be npy, bin or txt (got {text!r})")
+    return value
+
+
 def _version() -> str:
     from . import __version__
 
@@ -176,10 +183,12 @@ def build_parser() -> argparse.ArgumentParser:
     i.add_argument("--json", action="store_true", help="print JSON instead of a table")
 
     r = sub.add_parser("run", help="run a model over input files, write output files",
-                       description="Run a model over .npy/.npz/.bin inputs through the pipelined executor and write "
-                                   "one .npy per input file and model output: OUT/<output name>/<input stem>.npy, "
-                                   "and a manifest, OUT/" + MANIFEST + " (docs/cli.md).")
-    r.add_argument("model", help="a .om file, or the name of a bundled emulator sample")
+                       description="Run a model over .npy/.npz/.bin inputs through the pipelined executor, the files "
+                                   "read and written on threads beside the device, and write one file per input file "
+                                   "and model output: OUT/<output name>/<input stem>.npy (or .bin, .txt), and a "
+                                   "manifest, OUT/" + MANIFEST + " (docs/cli.md).")
+    r.add_argument("model", nargs="?", default=DEFAULT_MODEL,
+                   help=f"a .om file, or the name of a bundled emulator sample (default: {DEFAULT_MODEL}, as for bench)")
     r.add_argument("--input", "-i", nargs="+", required=True, metavar="PATH",
                    help="one source per model input, by position or as NAME=PATH: a .npy file, a folder of .npy or "
                         ".bin files (sorted by name); or one .npz holding every input")
@@ -187,8 +196,18 @@ def build_parser() -> argparse.ArgumentParser:
                    help="where to write the outputs: a new or empty folder")
     r.add_argument("--force", action="store_true",
                    help="first remove what an earlier run's manifest in DIR lists (refused if DIR holds anything else)")
+    r.add_argument("--resume", action="store_true",
+                   help="continue the run whose manifest is in DIR: skip the inputs it lists as complete (refused if "
+                        "the model, inputs, --limit or --outfmt differ)")
+    r.add_argument("--outfmt", type=_outfmt, default="npy", metavar="{npy,bin,txt}",
+                   help="output files: npy (default), bin (raw bytes) or txt (text, one row per line); ais_bench's "
+                        "NPY/BIN/TXT accepted")
+    r.add_argument("--json", metavar="FILE",
+                   help="write the run's summary as JSON (bench's figures plus `files`, the input-to-output map; "
+                        "docs/cli.md); '-': to stdout")
     r.add_argument("--limit", type=_positive_int, help="only the first N input files")
-    r.add_argument("--depth", type=_positive_int, help="slots per instance (default: the mode's)")
+    r.add_argument("--depth", type=_positive_int,
+                   help="slots per instance (default: the mode's plus one per reader thread, which fill slots)")
     r.add_argument("--instances", type=_positive_int, default=1, help="model instances per device (default: 1)")
     r.add_argument("--mode", choices=["overlap", "serial"], default="overlap", help="pipeline mode (default: overlap)")
     r.add_argument("--device", type=_device_ids, default=[0], metavar="ID[,ID...]",
@@ -198,6 +217,9 @@ def build_parser() -> argparse.ArgumentParser:
     _acl_json_option(r)
     r.add_argument("--aipp-config", metavar="FILE", help="the dynamic AIPP parameters of a model with a dynamic AIPP input: an ATC AIPP config file "
                         "(aipp_op { key : value ... }, as ais_bench's --aipp_config and ATC's --insert_op_conf take)")
+    r.add_argument("--calibration-batches", type=_nonnegative_int, default=50, metavar="N",
+                   help="batches of zeros run one at a time first, for the bound the summary compares with "
+                        "(default: 50; 0: the bound from the run's own stage times)")
     r.add_argument("--no-progress", action="store_true", help="no progress bar")
     return parser
 
@@ -206,7 +228,6 @@ def _acl_json_option(p):
     p.add_argument("--acl-json", metavar="PATH",
                    help="the acl.json aclInit reads (dump, profiler, ... sections), like FASTEXEC_ACL_CONFIG; "
                         "aclInit runs once per process (docs/executor.md, \"ACL configuration\")")
-
 
 
 MANIFEST = "fastexec-run.json"
@@ -230,9 +251,10 @@ def main(argv=None) -> int:
         return {"bench": bench, "info": info, "inspect": inspect, "run": run_files}[args.command](args)
     except UsageError as exc:
         sub.error(str(exc))
-    except KeyboardInterrupt:
-        print("fastexec: interrupted (only complete output files were written)", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as exc:
+        what = "terminated" if _terminated(exc) else "interrupted"
+        print(f"fastexec: {what} (only complete output files were written)", file=sys.stderr)
+        return 143 if what == "terminated" else 130
     except Exception as exc:  # the whole message, whatever went wrong
         print(f"fastexec {args.command}: error: {_message(exc)}", file=sys.stderr)
         return 1
@@ -383,14 +405,9 @@ def bench(args) -> int:
                 result["compare"] = {"naive": _naive(naive_model, np, result, args)}
     result.update({
         "schema": BENCH_SCHEMA,
-        "tool": {"name": "fastexec", "version": fastexec.__version__},
-        "started_at": started,
-        "argv": ["fastexec"] + list(args.argv),
-        "host": _host_facts(),
+        **_facts(args, started, emu),
         "model": {"path": os.path.abspath(path), "batch_size": result.pop("batch_size"),
                   "inputs": [_spec(s) for s in result.pop("inputs")], "outputs": [_spec(s) for s in result.pop("outputs")]},
-        "backend": {"library": info["library"], "emulator": info["emulator"], "soc": info["soc"],
-                    "device_count": info["device_count"]},
         "settings": {"device": args.device[0], "devices": args.device, "depth": depth, "instances": args.instances,
                      "mode": args.mode,
                      "warmup_batches": args.warmup, "calibration_batches": args.calibration_batches,
@@ -398,20 +415,10 @@ def bench(args) -> int:
                      "exec_config": options, "execute_api": "aclmdlExecuteAsyncV2" if options else "aclmdlExecuteAsync",
                      "aipp_config": os.path.abspath(args.aipp_config) if args.aipp_config else None},
     })
-    if emu is not None:
-        prof = emu.profile()
-        result["backend"]["emulator_profile"] = prof["name"]
-        result["backend"]["emulator_fast_mode"] = prof["fast"]
     result["warnings"] = _warnings(result)
     _print_summary(result, out)
     if args.json:
-        text = json.dumps(result, indent=2) + "\n"
-        if args.json == "-":
-            sys.stdout.write(text)
-            sys.stdout.flush()
-        else:
-            with open(args.json, "w") as f:
-                f.write(text)
+        _write_json(args.json, result)
     return 130 if result["interrupted"] else 0
 
 
@@ -480,19 +487,10 @@ def _measure(ex, np, args, batches, duration, emu) -> dict:
         pieces.append(ex.trace_records(clear=True))
         trace_facts = _write_trace(args, pieces, st)
     wall = st["wall_s"]
-    b = st["bound"]
     return {
         "batch_size": B, "inputs": ex.inputs, "outputs": ex.outputs, "interrupted": interrupted,
         "batches": st["batches"], "samples": st["batches"] * B, "wall_s": wall,
-        "throughput": {"samples_per_s": st["batches"] * B / wall if wall else None,
-                       "batches_per_s": st["batches"] / wall if wall else None,
-                       "compute_only_samples_per_s": b["compute_only_samples_per_s"]},
-        "device_utilization": b["device_utilization"],
-        "latency_ms": {name: _stats_row(st[name]) for name in ("h2d", "execute", "d2h", "end_to_end", "host_enqueue",
-                                                                "host_staging")},
-        "calibration": calibration,
-        "bound": {"period_ms": b["period_ms"], "samples_per_s": b["samples_per_s"], "efficiency": b["efficiency"],
-                  "source": b["source"], "engines": {kind: len(ex.devices) for kind in ("h2d", "compute", "d2h")}},
+        **_figures(st, st["batches"] * B, wall, calibration),
         "stability": _stability(marks, B),
         "emulator_overruns": emu.counters()["overruns"] - overruns0 if emu is not None else None,
         "export_times": ({"path": os.path.abspath(args.export_times), "batches": exported, "dropped": dropped}
@@ -523,6 +521,52 @@ def _write_trace(args, pieces, st) -> dict:
         plot.timeline_png(trace, args.plot, batches=args.plot_batches, title=os.path.basename(args.model))
         facts["plot"] = os.path.abspath(args.plot)
     return facts
+
+
+def _figures(st, samples, wall, calibration) -> dict:
+    """The figures bench and run report alike, from Executor.stats() over `samples` samples in
+    `wall` seconds: throughput, device utilisation, per-stage latencies, the calibration and the
+    bound (its efficiency: the throughput's fraction of it)."""
+    b = st["bound"]
+    batches = st["batches"]
+    sps = samples / wall if wall else None
+    return {
+        "throughput": {"samples_per_s": sps, "batches_per_s": batches / wall if wall else None,
+                       "compute_only_samples_per_s": b["compute_only_samples_per_s"]},
+        "device_utilization": b["device_utilization"],
+        "latency_ms": {name: _stats_row(st[name]) for name in ("h2d", "execute", "d2h", "end_to_end", "host_enqueue",
+                                                                "host_staging")},
+        "calibration": calibration,
+        "bound": {"period_ms": b["period_ms"], "samples_per_s": b["samples_per_s"],
+                  "efficiency": sps / b["samples_per_s"] if sps is not None and b["samples_per_s"] else None,
+                  "source": b["source"], "engines": {kind: len(st["devices"]) for kind in ("h2d", "compute", "d2h")}},
+    }
+
+
+def _facts(args, started, emu) -> dict:
+    """Tool, command line, host and backend facts, for bench's and run's JSON."""
+    import fastexec
+
+    info = fastexec.backend_info()
+    facts = {"tool": {"name": "fastexec", "version": fastexec.__version__}, "started_at": started,
+             "argv": ["fastexec"] + list(args.argv), "host": _host_facts(),
+             "backend": {"library": info["library"], "emulator": info["emulator"], "soc": info["soc"],
+                         "device_count": info["device_count"]}}
+    if emu is not None:
+        prof = emu.profile()
+        facts["backend"]["emulator_profile"] = prof["name"]
+        facts["backend"]["emulator_fast_mode"] = prof["fast"]
+    return facts
+
+
+def _write_json(path, result) -> None:
+    text = json.dumps(result, indent=2) + "\n"
+    if path == "-":
+        sys.stdout.write(text)
+        sys.stdout.flush()
+    else:
+        with open(path, "w") as f:
+            f.write(text)
 
 
 TIMES_COLUMNS = ("h2d", "execute", "d2h", "end_to_end", "host_staging", "host_enqueue")
@@ -833,66 +877,201 @@ def _aipp_line(a: dict) -> str:
     return "; ".join(parts)
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised in the main thread so that a run stops as on Ctrl-C (exit 143)."""
+
+
+def _on_sigterm(signum, frame):
+    raise Terminated()
+
+
+def _terminated(exc) -> bool:
+    """Whether a KeyboardInterrupt came from SIGTERM (the executor's waits wrap it in Interrupted)."""
+    return any(isinstance(e, Terminated) for e in (exc, exc.__cause__, exc.__context__))
+
+
+# the options whose values decide what a run writes: --resume refuses to continue when one differs
+RESUME_OPTIONS = ("inputs", "limit", "outfmt")
+HOST_BOUND = 0.85           # under this fraction of the bound, the summary says which side set the pace
+
+
 def run_files(args) -> int:
+    import signal
+
     import fastexec
+    from fastexec._core import DEFAULT_DEPTH
 
-    from . import batchfiles
+    from . import batchfiles, filestream
 
-    if args.trace is not None:
-        _check_writable(args.trace, "--trace")
-    batchfiles.prepare_output(args.output, args.force, MANIFEST)      # before any work
+    for out_path, what in ((args.json, "--json"), (args.trace, "--trace")):
+        if out_path is not None:
+            _check_writable(out_path, what)
+    if args.trace == "-":
+        raise UsageError("--trace: a file name is needed ('-' is for --json)")
+    if args.resume and args.force:
+        raise UsageError("--resume and --force: choose one (continue the earlier run, or replace it)")
+    started = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
+    previous = batchfiles.read_manifest(args.output, MANIFEST) if args.resume else None
+    if previous is None:
+        batchfiles.prepare_output(args.output, args.force, MANIFEST)      # before any work
     _init_acl(args)
     path = _resolve_model(args.model)
     aipp = _aipp_config(args.aipp_config)
+    emu = None
+    if fastexec.backend_info()["emulator"]:
+        from . import emulator as emu
+    options = {"inputs": list(args.input), "limit": args.limit, "outfmt": args.outfmt, "depth": args.depth,
+               "instances": args.instances, "mode": args.mode, "device": args.device[0], "devices": args.device,
+               "aipp_config": os.path.abspath(args.aipp_config) if args.aipp_config else None}
+    depth = args.depth or DEFAULT_DEPTH[args.mode] + filestream.READERS
+    t_setup = time.perf_counter()
     with fastexec.Device(args.device[0]) as device, fastexec.Model(path, device=device) as model:
         _check_aipp(model, aipp)
         units = batchfiles.plan(model.inputs, args.input, args.limit)      # all checks before device work
         out_dirs = batchfiles.output_dirs(args.output, model.outputs)
-        manifest = {"schema": "fastexec.run/1", "tool": {"name": "fastexec", "version": fastexec.__version__},
-                    "started_at": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-                    "argv": ["fastexec"] + list(args.argv), "model": os.path.abspath(path),
-                    "options": {"inputs": list(args.input), "limit": args.limit, "depth": args.depth,
-                                "instances": args.instances, "mode": args.mode,
-                                "device": args.device[0], "devices": args.device,
-                                "aipp_config": os.path.abspath(args.aipp_config) if args.aipp_config else None},
-                    "complete": False,
+        ext = "." + args.outfmt
+        done = set()
+        if previous is not None:
+            done = batchfiles.resumable(args.output, previous, os.path.abspath(path), options, RESUME_OPTIONS,
+                                        units, out_dirs, ext)
+        manifest = {"schema": "fastexec.run/2", "tool": {"name": "fastexec", "version": fastexec.__version__},
+                    "started_at": started, "argv": ["fastexec"] + list(args.argv), "model": os.path.abspath(path),
+                    "options": options, "complete": False,
                     "folders": sorted(os.path.relpath(d, args.output) for d in out_dirs),
-                    "files": batchfiles.planned_files(args.output, units, out_dirs)}
+                    "files": batchfiles.planned_files(args.output, units, out_dirs, ext),
+                    "completed": sorted(units[i].stem for i in done)}
+        if previous is not None:
+            manifest["resumed"] = previous.get("resumed", []) + [{"started_at": previous.get("started_at"),
+                                                                    "completed": len(done)}]
         batchfiles.write_manifest(args.output, MANIFEST, manifest)      # lists what this run may write
-        samples = sum(u.rows for u in units)
-        bar = _progress(args, samples, unit="sample")
-        t0 = time.perf_counter()
+        todo = [i for i in range(len(units)) if i not in done]
+        bar = _progress(args, sum(units[i].rows for i in todo), unit="sample")
+        error = None
+        old_term = signal.signal(signal.SIGTERM, _on_sigterm)
         try:
-            with fastexec.Executor(model, depth=args.depth, instances=args.instances, mode=args.mode,
-                                   devices=args.device, trace=RUN_TRACE_RING if args.trace is not None else 0,
+            with fastexec.Executor(model, depth=depth, instances=args.instances, mode=args.mode, devices=args.device,
                                    aipp=aipp) as ex:
-                counts = batchfiles.run(ex, units, model.inputs, out_dirs, bar)
+                calibration = ex.calibrate(args.calibration_batches) if args.calibration_batches else None
+                ex.reset_stats()
+                if args.trace is not None:
+                    ex.start_trace(RUN_TRACE_RING)
+                overruns0 = emu.counters()["overruns"] if emu is not None else None
+                setup_s = time.perf_counter() - t_setup
+                try:
+                    fig = filestream.stream(ex, units, model.inputs, out_dirs, args.outfmt, todo, bar)
+                except (KeyboardInterrupt, batchfiles.InputFileError, filestream.OutputFileError) as exc:
+                    fig, error = getattr(exc, "figures", None), exc
                 st = ex.stats()
+                trace_facts = None
                 if args.trace is not None:
                     ex.stop_trace()
                     trace_facts = _write_trace(args, [ex.trace_records()], st)
+                model_desc = {"path": os.path.abspath(path), "batch_size": ex.batch_size,
+                              "inputs": [_spec(s) for s in ex.inputs], "outputs": [_spec(s) for s in ex.outputs]}
+                overruns = emu.counters()["overruns"] - overruns0 if emu is not None else None
+                depth = ex.depth
         finally:
+            signal.signal(signal.SIGTERM, old_term)
             if bar is not None:
                 bar.close()
-        wall = time.perf_counter() - t0
-    manifest.update({"complete": True, "files_written": counts["files_out"],
-                     "failed": [stem for stem, _ in counts["failed"]]})
-    batchfiles.write_manifest(args.output, MANIFEST, manifest)
-    print(f"model       {os.path.abspath(path)}")
-    print(f"processed   {counts['files_in']} input file(s), {counts['samples']} samples, {st['batches']} batches "
-          f"in {wall:.3f} s")
-    pipeline = f"device pipeline {st['throughput']['samples_per_s'] or 0:.1f} samples/s"
-    if st["batches"] >= SHORT_RUN_BATCHES and st["bound"]["efficiency"] is not None:
-        pipeline += f", {100 * st['bound']['efficiency']:.1f}% of its bound"
-    else:
-        pipeline += f"; too few batches (under {SHORT_RUN_BATCHES}) to compare with its bound"
-    print(f"throughput  {counts['samples'] / wall:.1f} samples/s, {counts['files_in'] / wall:.1f} files/s ({pipeline})")
-    print(f"wrote       {counts['files_out']} file(s) under {os.path.abspath(args.output)} (listed in {MANIFEST})")
-    if args.trace is not None:
-        print(f"trace       {trace_facts['batches']} batches written to {trace_facts['path']}")
-    for stem, error in counts["failed"]:
-        print(f"fastexec run: error: {stem}: not written, its batch failed: {_message(error)}", file=sys.stderr)
-    return 1 if counts["failed"] else 0
+        if fig is None:             # stopped before streaming began
+            raise error
+        written = set(fig["completed"])
+        manifest["completed"] = sorted(units[i].stem for i in done | written)
+        manifest.update({"complete": error is None, "files_written": len(written) * len(out_dirs),
+                         "failed": [units[ui].stem for ui, _ in fig["failed"]]})
+        if error is not None:
+            manifest["stopped"] = _message(error) if not isinstance(error, KeyboardInterrupt) else \
+                ("terminated (SIGTERM)" if _terminated(error) else "interrupted (Ctrl-C)")
+        batchfiles.write_manifest(args.output, MANIFEST, manifest)
+    summary = {"schema": "fastexec.run-summary/1", **_facts(args, started, emu),
+               "model": model_desc,
+               "settings": {"device": args.device[0], "devices": args.device, "depth": depth,
+                            "instances": args.instances, "mode": args.mode,
+                            "aipp_config": options["aipp_config"], "calibration_batches": args.calibration_batches, "outfmt": args.outfmt,
+                            "readers": fig["readers"], "writers": fig["writers"], "execute_api": st["execute_api"]},
+               "interrupted": isinstance(error, KeyboardInterrupt), "error": None if error is None else _message(error),
+               "files_in": len(units), "files_skipped": len(done), "files_written": len(written) * len(out_dirs),
+               "batches": fig["batches"], "samples": fig["samples"], "setup_s": setup_s, "wall_s": fig["wall_s"],
+               **_figures(st, fig["samples"], fig["wall_s"], calibration),
+               "emulator_overruns": overruns, "trace": trace_facts}
+    summary["io"] = _io_figures(fig, summary)
+    summary["warnings"] = _run_warnings(summary)
+    summary["files"] = batchfiles.file_map(args.output, units, out_dirs, ext, done, written,
+                                           {ui for ui, _ in fig["failed"]})
+    _print_run_summary(summary, args.output, sys.stderr if args.json == "-" else sys.stdout)
+    if trace_facts is not None:
+        print(f"trace       {trace_facts['batches']} batches written to {trace_facts['path']}",
+              file=sys.stderr if args.json == "-" else sys.stdout)
+    if args.json:
+        _write_json(args.json, summary)
+    for ui, exc in fig["failed"]:
+        print(f"fastexec run: error: {units[ui].stem}: not written, its batch failed: {_message(exc)}", file=sys.stderr)
+    if error is not None:
+        raise error
+    return 1 if fig["failed"] else 0
+
+
+def _io_figures(fig, summary) -> dict:
+    """How busy the file threads and the device were over the run's wall time."""
+    wall = fig["wall_s"] or None
+    cal = summary["calibration"]
+    execute_ms = cal["execute_ms"] if cal else summary["latency_ms"]["execute"]["mean"]
+    device_s = summary["batches"] * execute_ms / 1e3 if execute_ms is not None else None
+    return {"readers": fig["readers"], "read_busy_s": fig["read_busy_s"],
+            "reader_utilization": fig["read_busy_s"] / fig["readers"] / wall if wall else None,
+            "slot_wait_s": fig["slot_wait_s"],
+            "writers": fig["writers"], "write_busy_s": fig["write_busy_s"],
+            "writer_utilization": fig["write_busy_s"] / fig["writers"] / wall if wall else None,
+            "result_wait_s": fig["result_wait_s"],
+            "device_busy_s": device_s, "device_utilization": device_s / wall if wall and device_s is not None else None}
+
+
+def _run_warnings(r) -> list:
+    w = []
+    io, eff = r["io"], r["bound"]["efficiency"]
+    if r["batches"] < SHORT_RUN_BATCHES:
+        w.append(f"too short: {r['batches']} batches (under {SHORT_RUN_BATCHES}); the comparison with the bound "
+                 "does not mean much")
+    if eff is not None and eff < HOST_BOUND and io["device_utilization"] is not None:
+        busiest = max(("readers were", io["reader_utilization"] or 0), ("writer was", io["writer_utilization"] or 0),
+                      key=lambda x: x[1])
+        if busiest[1] > io["device_utilization"]:
+            w.append(f"host-bound: the {busiest[0]} busy {100 * busiest[1]:.0f}% of the run, the device "
+                     f"{100 * io['device_utilization']:.0f}% (reading {io['read_busy_s']:.3f} s over {io['readers']} "
+                     f"threads, writing {io['write_busy_s']:.3f} s, device {io['device_busy_s']:.3f} s in "
+                     f"{r['wall_s']:.3f} s): the files, not the device, set the pace")
+        else:
+            w.append(f"neither the device ({100 * io['device_utilization']:.0f}% busy) nor the file threads "
+                     f"(readers {100 * (io['reader_utilization'] or 0):.0f}%, writer "
+                     f"{100 * (io['writer_utilization'] or 0):.0f}%) were saturated: the host's CPUs were shared "
+                     "(other processes, or the Python threads waiting on each other)")
+    if r.get("emulator_overruns"):
+        w.append(f"the emulator reported {r['emulator_overruns']} overruns: the host's real work took longer than "
+                 "the modelled device time")
+    return w
+
+
+def _print_run_summary(r, out_dir, out) -> None:
+    def p(text=""):
+        print(text, file=out)
+
+    t, b = r["throughput"], r["bound"]
+    p(f"model       {r['model']['path']}")
+    skipped = f", {r['files_skipped']} skipped (complete in the manifest)" if r["files_skipped"] else ""
+    p(f"processed   {r['files_in'] - r['files_skipped']} input file(s){skipped}, {r['samples']} samples, "
+      f"{r['batches']} batches in {r['wall_s']:.3f} s" + ("  (interrupted)" if r["interrupted"] else ""))
+    files_per_s = (r["files_in"] - r["files_skipped"]) / r["wall_s"] if r["wall_s"] else 0
+    line = f"throughput  {t['samples_per_s'] or 0:.1f} samples/s, {files_per_s:.1f} files/s end to end"
+    if b["samples_per_s"] and b["efficiency"] is not None:
+        line += f"; {100 * b['efficiency']:.1f}% of the device bound ({b['samples_per_s']:.1f} samples/s, {b['source']})"
+    p(line)
+    io = r["io"]
+    p(f"file i/o    readers busy {io['read_busy_s']:.3f} s ({io['readers']} threads), writer busy "
+      f"{io['write_busy_s']:.3f} s, device busy {io['device_busy_s'] or 0:.3f} s")
+    p(f"wrote       {r['files_written']} file(s) under {os.path.abspath(out_dir)} (listed in {MANIFEST})")
+    for w in r["warnings"]:
+        p(f"warning: {w}")
 
 
 def _init_acl(args) -> None:
@@ -908,4 +1087,3 @@ def _init_acl(args) -> None:
 
 if __name__ == "__main__":
     sys.exit(main())
-

@@ -103,16 +103,16 @@ def check_written(out, out_specs, stems, expected, rows, singles=None):
         assert start == len(exp)
 
 
-def interrupt_when(proc, ready, waiting_for):
-    """SIGINT the running `proc` once ready() holds (polled for 30 s at most); its (stdout,
-    stderr). The process is killed if anything fails on the way."""
+def interrupt_when(proc, ready, waiting_for, sig=signal.SIGINT):
+    """Send `sig` (SIGINT) to the running `proc` once ready() holds (polled for 30 s at most);
+    its (stdout, stderr). The process is killed if anything fails on the way."""
     try:
         deadline = time.monotonic() + 30
         while not ready():
             assert proc.poll() is None, ("finished before it could be interrupted", proc.communicate())
             assert time.monotonic() < deadline, f"no {waiting_for} appeared"
             time.sleep(0.01)
-        proc.send_signal(signal.SIGINT)
+        proc.send_signal(sig)
         return proc.communicate(timeout=30)
     finally:
         if proc.poll() is None:

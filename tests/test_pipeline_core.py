@@ -1106,8 +1106,9 @@ def test_imap_index_with_interleaved_submits():
 def test_cli_run_writes_every_good_file(tmp_path):
     """Defect: `fastexec run` inherited imap's loss: with 4 input files whose 3rd fails to queue
     it wrote 0 of the 3 good files. Model `tiny` (one sample, one batch, per file), the 4th
-    aclmdlExecuteAsync call failing (1 warm-up + files 0, 1, 2): a non-zero exit, the outputs of
-    files 0, 1 and 3 written and correct, nothing for file 2, which the error names."""
+    aclmdlExecuteAsync call failing (1 warm-up + files 0, 1, 2; no calibration batches): a non-zero
+    exit, the outputs of files 0, 1 and 3 written and correct, nothing for file 2, which the error
+    names."""
     folder = tmp_path / "in"
     folder.mkdir()
     data = {}
@@ -1119,7 +1120,8 @@ def test_cli_run_writes_every_good_file(tmp_path):
     env = child_env(FASTEXEC_EMU_FAULTS=f"call:aclmdlExecuteAsync:4:{EXEC_FAULT}")
     try:
         proc = subprocess.run([sys.executable, "-m", "fastexec.cli", "run", "tiny", "--input", str(folder),
-                               "--output", str(out), "--no-progress"], capture_output=True, text=True, env=env, timeout=60)
+                               "--output", str(out), "--no-progress", "--calibration-batches", "0"],
+                              capture_output=True, text=True, env=env, timeout=60)
     except subprocess.TimeoutExpired:
         pytest.fail("fastexec run hung")
     assert proc.returncode > 0, (proc.returncode, proc.stdout, proc.stderr)
