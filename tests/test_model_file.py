@@ -43,7 +43,7 @@ def np_dtype(name: str) -> np.dtype:
 # Samples
 # ==============================================================================================
 
-EXPECTED_SAMPLES = {"resnet50-int8", "balanced", "tiny", "dynamic-batch", "multi-io"}
+EXPECTED_SAMPLES = {"resnet50-int8", "balanced", "tiny", "dynamic-batch", "dynamic-hw", "dynamic-dims", "dynamic-shape", "multi-io"}
 
 
 def test_sample_set_is_exactly_the_documented_one():
@@ -215,6 +215,8 @@ def io_lines(kind, n, dtype="float32", dims="2,8"):
 
 LONG = "n" * 128
 DYN = {4: "input x float32 ND -1,8", 5: "output y float32 ND -1,8"}
+HW = {4: "input x float32 NCHW 1,3,-1,-1", 5: "output y float32 ND 1,2", 6: "kernel segment_sum"}
+DIMS = {4: "input x float32 ND -1,-1", 5: "output y float32 ND -1,-1"}
 
 # (id, text, line number or None for "model file:", substring of the message)
 REJECT_CASES = [
@@ -268,8 +270,9 @@ REJECT_CASES = [
     ("dims-junk", with_lines({4: "input x float32 ND 2,8x"}), 4, "got a non-integer at position 1"),
     ("dims-plus", with_lines({4: "input x float32 ND +2,8"}), 4, "got a non-integer at position 0"),
     ("dims-float", with_lines({4: "input x float32 ND 2,8.0"}), 4, "a non-integer"),
-    ("dims-zero", with_lines({4: "input x float32 ND 2,0"}), 4, "dims[1] must be >= 1, got 0"),
-    ("dims-negative", with_lines({4: "input x float32 ND 2,-1"}), 4, "dims[1] must be >= 1, got -1"),
+    ("dims-zero", with_lines({4: "input x float32 ND 2,0"}), 4, "dims[1] must be >= 1, or -1 for a dynamic dim, got 0"),
+    ("dims-negative", with_lines({4: "input x float32 ND 2,-2"}), 4, "dims[1] must be >= 1, or -1 for a dynamic dim, got -2"),
+    ("dims-minus-one-static", with_lines({4: "input x float32 ND 2,-1"}), 4, "input 'x': dims[1] is -1 (dynamic) but the model has no dynamic_hw, dynamic_dims or dynamic_shape line"),
     ("dims0-zero", with_lines({4: "input x float32 ND 0,8"}), 4, "dims[0] must be >= 1, or -1 for a dynamic batch, got 0"),
     ("dims0-minus-two", with_lines({4: "input x float32 ND -2,8"}), 4, "dims[0] must be >= 1, or -1"),
     ("dims-int64-overflow", with_lines({4: "input x float32 ND 2,9223372036854775808"}), 4, "dims[1] is out of the int64 range"),
@@ -325,6 +328,39 @@ REJECT_CASES = [
     ("affine-int-fractional-scale", with_lines({4: "input x int32 ND 2,8", 5: "output y int32 ND 2,8", 6: "kernel affine scale=2.5"}), 6, "kernel 'affine' on int32 tensors (input 'x') needs an integer scale within the int64 range, got 2.5"),
     ("affine-bool-fractional-bias", with_lines({4: "input x bool ND 2,8", 5: "output y bool ND 2,8", 6: "kernel affine bias=0.5"}), 6, "needs an integer bias within the int64 range, got 0.5"),
     ("affine-int-scale-beyond-int64", with_lines({4: "input x uint64 ND 2,8", 5: "output y uint64 ND 2,8", 6: "kernel affine scale=9223372036854775808"}), 6, "needs an integer scale within the int64 range, got 9.2233720368547758e+18"),
+    # dynamic_hw / dynamic_dims / dynamic_shape
+    ("hw-one-value", with_lines(HW, ["dynamic_hw 16,16;32"]), 8, "dynamic_hw gear 1 '32': expected H,W (two integers)"),
+    ("hw-three-values", with_lines(HW, ["dynamic_hw 16,16,3"]), 8, "dynamic_hw gear 0 '16,16,3': expected H,W (two integers)"),
+    ("hw-zero", with_lines(HW, ["dynamic_hw 16,0"]), 8, "dynamic_hw gear 0 value 1 must be in 1..9223372036854775807, got '0'"),
+    ("hw-empty-field", with_lines(HW, ["dynamic_hw 16,16;;"]), 8, "bad dynamic_hw '16,16;;': expected ';'-separated gears of comma-separated integers, got an empty field in gear 1 at position 0"),
+    ("hw-junk", with_lines(HW, ["dynamic_hw 16,1x"]), 8, "got a non-integer in gear 0 at position 1"),
+    ("hw-repeat", with_lines(HW, ["dynamic_hw 16,16;8,8;16,16"]), 8, "dynamic_hw gear 2 ('16,16') repeats gear 0"),
+    ("hw-overflow", with_lines(HW, ["dynamic_hw 16,9223372036854775808"]), 8, "dynamic_hw gear 0 value 1 must be in 1..9223372036854775807"),
+    ("hw-too-many", with_lines(HW, ["dynamic_hw " + ";".join(f"{i},{i}" for i in range(1, 130))]), 8, "too many dynamic_hw gears: expected at most 128"),
+    ("hw-wrong-axes", with_lines({4: "input x float32 NCHW 1,-1,8,-1", 5: "output y float32 ND 1,2", 6: "kernel segment_sum"}, ["dynamic_hw 16,16"]), 4, "input 'x': dynamic_hw needs -1 exactly at the H and W axes of a 4-dim NCHW or NHWC input, got NCHW 1,-1,8,-1"),
+    ("hw-nd-format", with_lines({4: "input x float32 ND 1,3,-1,-1", 5: "output y float32 ND 1,2", 6: "kernel segment_sum"}, ["dynamic_hw 16,16"]), 4, "dynamic_hw needs -1 exactly at the H and W axes"),
+    ("hw-no-dynamic-input", with_lines(append=["dynamic_hw 16,16"]), 8, "dynamic_hw: no input has a -1 dim"),
+    ("hw-and-batch", with_lines(HW, ["dynamic_batch 1,2", "dynamic_hw 16,16"]), 9, "dynamic_hw: a model declares at most one of dynamic_batch, dynamic_hw, dynamic_dims, dynamic_shape (it also has dynamic_batch)"),
+    ("hw-output-dims-too-big", with_lines({**HW, 5: "output y float32 ND 1,4000"}, ["dynamic_hw 16,16;64,64"]), 5, "output 'y' holds 4000 elements per sample, more than the 768 of input 'x': kernel 'segment_sum' needs 1 <= output sample elements <= input sample elements (at input shape 1,3,16,16)"),
+    ("duplicate-dynamic_hw", with_lines(HW, ["dynamic_hw 1,1", "dynamic_hw 1,1"]), 9, "duplicate key 'dynamic_hw'"),
+    ("dims-count-differs", with_lines(DIMS, ["dynamic_dims 1,8;2"]), 8, "dynamic_dims gear 1 has 1 values but gear 0 has 2"),
+    ("dims-wrong-count", with_lines(DIMS, ["dynamic_dims 1;2"]), 8, "dynamic_dims gears have 1 values but the inputs have 2 -1 dims"),
+    ("dims-repeat", with_lines(DIMS, ["dynamic_dims 1,8;1,8"]), 8, "dynamic_dims gear 1 ('1,8') repeats gear 0"),
+    ("dims-negative-value", with_lines(DIMS, ["dynamic_dims 1,-8"]), 8, "dynamic_dims gear 0 value 1 must be in 1..9223372036854775807, got '-8'"),
+    ("dims-too-many-values", with_lines(DIMS, ["dynamic_dims " + ",".join(["1"] * 65)]), 8, "dynamic_dims gear 0 has more than 64 values"),
+    ("dims-identity-elems", with_lines({4: "input x float32 ND -1,-1", 5: "output y float32 ND -1,4", 6: "kernel identity"}, ["dynamic_dims 1,4;1,8"]), 5, "output 'y' holds 4 elements per sample but input 'x' holds 8: kernel 'identity' needs equal sample element counts (at input shape 1,8)"),
+    ("dims-output-minus-one-unmatched", with_lines({4: "input x float32 ND -1,8", 5: "output y float32 ND 2,-1"}, ["dynamic_dims 1;2"]), 5, "output 'y': dims[1] is -1, so input 0 must have a -1 dims[1] too (an output's -1 dim takes its input's value)"),
+    ("dims-output-batch-differs", with_lines({4: "input x float32 ND 2,-1", 5: "output y float32 ND 3,-1"}, ["dynamic_dims 1;2"]), 5, "output 'y': dims[0] is 3 but input 'x' has 2: output 0 keeps the batch dimension of input 0"),
+    ("dims-too-large", with_lines(DIMS, ["dynamic_dims 1,8;1048576,1048577"]), 4, "input 'x' is too large: at shape 1048576,1048577 it holds more than 1099511627776 bytes"),
+    ("shape-bad-range", with_lines(DIMS, ["dynamic_shape 1~8,4"]), 8, "bad dynamic_shape '1~8,4': expected comma-separated MIN~MAX ranges, got '4' at position 1"),
+    ("shape-range-reversed", with_lines(DIMS, ["dynamic_shape 1~8,9~4"]), 8, "dynamic_shape range 1 must satisfy 1 <= MIN <= MAX <= 9223372036854775807, got '9~4'"),
+    ("shape-range-zero", with_lines(DIMS, ["dynamic_shape 0~8,1~4"]), 8, "dynamic_shape range 0 must satisfy"),
+    ("shape-wrong-count", with_lines(DIMS, ["dynamic_shape 1~8"]), 8, "dynamic_shape has 1 ranges but the inputs have 2 -1 dims"),
+    ("shape-too-many", with_lines(DIMS, ["dynamic_shape " + ",".join(["1~2"] * 65)]), 8, "too many dynamic_shape ranges: expected at most 64"),
+    ("shape-and-dims", with_lines(DIMS, ["dynamic_dims 1,8", "dynamic_shape 1~8,1~8"]), 9, "dynamic_shape: a model declares at most one of"),
+    ("shape-identity-subset", with_lines({4: "input x float32 ND -1,-1", 5: "output y float32 ND -1,4", 6: "kernel identity"}, ["dynamic_shape 1~2,4~8"]), 5, "kernel 'identity' needs equal sample element counts (at input shape 2,8)"),
+    ("batch-minus-one-inner", with_lines({4: "input x float32 ND -1,-1", 5: "output y float32 ND -1,8"}, ["dynamic_batch 1,2"]), 4, "input 'x': dims[1] is -1 but dynamic_batch makes only dims[0] dynamic"),
+    ("per-element-negative", with_lines(append=["per_element_us -1"]), 8, "per_element_us must be >= 0, got '-1'"),
     ("line-too-long", "# " + "x" * 4095 + "\n" + BASE, 1, "line is 4097 bytes long: expected at most 4096"),
     ("long-line-later", with_lines(append=["#" * 5000]), 8, "line is 5000 bytes long"),
     ("nul-in-comment", with_lines({1: "# a \0 b"}), 1, "NUL byte: a model file is text"),
@@ -348,6 +384,11 @@ ACCEPT_CASES = [
     ("output-name-equals-input-name", with_lines({5: "output x float32 ND 2,8"})),
     ("tensor-name-punctuation", with_lines({4: "input in:0/a.b[1]=x float32 ND 2,8"})),
     ("dynamic", with_lines(DYN, ["dynamic_batch 1,2,4,8", "per_sample_us 0.25"])),
+    ("dynamic-hw", with_lines(HW, ["dynamic_hw 16,16;8,32", "per_element_us 0.001"])),
+    ("dynamic-hw-nhwc", with_lines({**HW, 4: "input x float32 NHWC 1,-1,-1,3"}, ["dynamic_hw 4,4"])),
+    ("dynamic-dims", with_lines(DIMS, ["dynamic_dims 1,8;2,16;4,4"])),
+    ("dynamic-shape", with_lines(DIMS, ["dynamic_shape 1~8,2~2"])),
+    ("dynamic-shape-segment-sum", with_lines({4: "input x float32 ND -1,-1,4", 5: "output y float16 ND -1,4", 6: "kernel segment_sum"}, ["dynamic_shape 1~8,1~100"])),
 ]
 
 
@@ -397,7 +438,11 @@ VALIDATE_CASES = [
     ("dims-empty", dict(inputs=[TensorDef("x", "float32", "ND", ())]), "dims must be a non-empty sequence"),
     ("dims-float", dict(inputs=[TensorDef("x", "float32", "ND", (2, 8.0))]), "dims[1] must be an integer, got 8.0"),
     ("dims-bool", dict(inputs=[TensorDef("x", "float32", "ND", (True, 8))]), "dims[0] must be an integer, got True"),
-    ("dims-zero", dict(inputs=[TensorDef("x", "float32", "ND", (2, 0))]), "dims[1] must be >= 1, got 0"),
+    ("dims-zero", dict(inputs=[TensorDef("x", "float32", "ND", (2, 0))]), "dims[1] must be >= 1, or -1 for a dynamic dim, got 0"),
+    ("two-profiles", dict(inputs=[TensorDef("x", "float32", "ND", (-1, -1))], outputs=[TensorDef("y", "float32", "ND", (-1, -1))],
+                          dynamic_dims=[(1, 2)], dynamic_shape=[(1, 2), (1, 2)]), "at most one of"),
+    ("shape-range-reversed", dict(inputs=[TensorDef("x", "float32", "ND", (2, -1))], outputs=[TensorDef("y", "float32", "ND", (2, -1))],
+                                  dynamic_shape=[(4, 2)]), "dynamic_shape range 0 must satisfy 1 <= MIN <= MAX"),
     ("dims-huge", dict(inputs=[TensorDef("x", "float32", "ND", (2, 1 << 63))]), "out of the int64 range"),
     ("dims-too-many", dict(inputs=[TensorDef("x", "float32", "ND", (2,) + (1,) * 128)]), "too many dims"),
     ("too-large", dict(inputs=[TensorDef("x", "float32", "ND", (2, 1 << 39))]), "is too large: one sample"),
