@@ -803,6 +803,9 @@ def expected_info(model: ModelDef) -> dict:
         "weight_bytes": str(model.weight_bytes),
         "max_batch": str(model.max_batch),
         "gears": " ".join(str(g) for g in model.dynamic_batch),
+        "per_element_ns": str(model.per_element_ns),
+        "dyn_kind": str(0 if model.profile is None else mf.PROFILE_KEYS.index(model.profile) + 1),
+        "profile": " ".join(f"{','.join(map(str, v))}={model.exec_ns(model.shapes_of(v)[0])}" for v in model.dyn_values()),
         "input": [tensor(k, t) for k, t in enumerate(model.inputs)],
         "output": [tensor(k, t) for k, t in enumerate(model.outputs)],
     }
@@ -922,7 +925,9 @@ def test_c_parser_nul_byte_file(c_driver, tmp_path):
 # ---- kernels: C output == numpy reference, bit for bit ----------------------------------------
 
 
-def run_c_kernel(c_driver: CDriver, tmp_path: Path, model: ModelDef, inputs: list[np.ndarray], batch: int):
+def run_c_kernel(c_driver: CDriver, tmp_path: Path, model: ModelDef, inputs: list[np.ndarray], batch: int | None,
+                 values: tuple[int, ...] = ()):
+    """The C kernel at `batch` (static / dynamic batch) or at the -1 input dims `values`."""
     model_path = mf.write_model(tmp_path / "k.om", model)
     in_paths, out_paths = [], []
     for k, x in enumerate(inputs):
@@ -930,10 +935,12 @@ def run_c_kernel(c_driver: CDriver, tmp_path: Path, model: ModelDef, inputs: lis
         p.write_bytes(np.ascontiguousarray(x).tobytes())
         in_paths.append(p)
     out_paths = [tmp_path / f"out{k}.bin" for k in range(len(model.outputs))]
-    res = c_driver.run(["--run", model_path, batch, *in_paths, *out_paths], checked=False)
+    how = ["--run", model_path, batch] if batch is not None else ["--run-dyn", model_path, ",".join(map(str, values))]
+    res = c_driver.run([*how, *in_paths, *out_paths], checked=False)
     assert res.returncode == 0, res.stderr
-    return [np.fromfile(p, dtype=np_dtype(t.dtype)).reshape((batch,) + t.dims[1:])
-            for p, t in zip(out_paths, model.outputs)]
+    shapes = model.shapes_of(values)[1] if batch is None else [(batch,) + t.dims[1:] for t in model.outputs]
+    return [np.fromfile(p, dtype=np_dtype(t.dtype)).reshape(shape)
+            for p, t, shape in zip(out_paths, model.outputs, shapes)]
 
 
 def assert_bit_equal(got: np.ndarray, want: np.ndarray, what: str):
@@ -1036,6 +1043,19 @@ def test_c_segment_sum_large_integer_segments(c_driver, tmp_path):
 def test_c_kernels_on_samples(c_driver, tmp_path, name):
     model = SAMPLES[name]
     rng = np.random.default_rng(len(name))
+    if model.profile not in (None, "dynamic_batch"):
+        values = model.dyn_values()
+        if model.dynamic_shape:  # the bounds and random shapes inside the ranges
+            values += [tuple(int(rng.integers(lo, hi + 1)) for lo, hi in model.dynamic_shape) for _ in range(4)]
+        for v in values:
+            in_shapes, out_shapes = model.shapes_of(v)
+            xs = [random_tensor(t.dtype, s, rng) for t, s in zip(model.inputs, in_shapes)]
+            want = mf.reference_outputs(model, xs)
+            assert [w.shape for w in want] == out_shapes
+            got = run_c_kernel(c_driver, tmp_path, model, xs, None, v)
+            for t, g, w in zip(model.outputs, got, want):
+                assert_bit_equal(g, w, f"{name} at {v} {t.name}")
+        return
     batches = model.dynamic_batch or (model.max_batch,)
     for batch in batches:
         xs = [random_tensor(t.dtype, (batch,) + t.dims[1:], rng) for t in model.inputs]
