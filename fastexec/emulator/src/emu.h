@@ -200,7 +200,7 @@ typedef struct emu_task {
     union {
         struct { void *dst; const void *src; size_t n; aclrtMemcpyKind dir; } copy;
         struct { void *dst; int value; size_t n; } memset;
-        struct { emu_model *model; uint64_t batch; void *in[EMU_MAX_IO]; void *out[EMU_MAX_IO]; } exec;
+        struct { emu_model *model; uint64_t batch; emu_dyn_values vals; void *in[EMU_MAX_IO]; void *out[EMU_MAX_IO]; } exec;
         struct { emu_event *ev; emu_snapshot *snap; } record;
         struct { emu_event *ev; emu_snapshot *snap; } wait;
         struct { aclrtCallback fn; void *data; int block; } callback;
@@ -330,7 +330,7 @@ void emu_config_clear(void);
 /* ---------------------------------------------------------------- models */
 void emu_exec_task_run(emu_stream *s, emu_task *t);
 void emu_exec_task_done(emu_task *t, aclError err);
-uint64_t emu_exec_duration_ns(const emu_model *m, uint64_t batch);
+uint64_t emu_exec_duration_ns(const emu_model *m, const emu_dyn_values *vals);
 /* One tensor of an operator, as aclmdlCreateAndGetOpDesc reports it. */
 typedef struct {
     aclDataType dtype;
