@@ -63,6 +63,14 @@ cdef enum:
     PLAN_SERIAL = 0
     PLAN_OVERLAP = 1
 
+    # A model's dynamic profile (one at most).
+    DYN_NONE = 0
+    DYN_BATCH = 1                   # gears of the batch (aclmdlSetDynamicBatchSize)
+    DYN_HW = 2                      # height/width gears (aclmdlSetDynamicHWSize)
+    DYN_DIMS = 3                    # gears giving every input a shape (aclmdlSetInputDynamicDims)
+    DYN_SHAPE = 4                   # -1 dims within ranges (aclmdlSetDatasetTensorDesc per dataset)
+    MAX_SHAPE_DIMS = 16             # dims per tensor of a dynamic HW / dims / shape model
+
 
 cdef struct Status:
     aclError code                   # 0: no failure
@@ -83,8 +91,14 @@ cdef struct Slot:
     IOBuf* outs
     void** in_hosts                 # the pinned input / output pointers as arrays (C API)
     void** out_hosts
-    void* dyn_dev                   # the dynamic-batch tensor (dynamic models)
+    void* dyn_dev                   # the hidden gear tensor (dynamic batch / HW / dims models)
     aclDataBuffer* dyn_buf
+    int gear                        # the batch's gear (an index into the pipeline's gears), -1: none
+    int ds_gear                     # the gear its input dataset carries, -1: none set yet
+    size_t* in_n                    # bytes of each input this batch copies in (its gear's or shape's)
+    size_t* out_n                   # bytes of each output it copies out
+    int64_t* in_shape               # dynamic shape: each input's dims (n_in x MAX_SHAPE_DIMS)
+    int64_t* out_shape              # dynamic HW / dims / shape: each output's real dims (n_out x MAX_SHAPE_DIMS)
     aclmdlDataset* in_ds
     aclmdlDataset* out_ds
     aclrtEvent ev[N_EVENTS]
@@ -116,6 +130,9 @@ cdef struct Inst:
     int n_streams                   # created so far
     uint32_t model_id
     Slot* slots
+    int gear                        # the model's gear (model-global in ACL), -1: none set
+    int switching                   # a thread is draining it to change its gear
+    int enqueuing                   # threads queueing batches on it at its current gear
 
 
 cdef struct Series:
@@ -145,6 +162,9 @@ cdef struct Stats:
     uint64_t cal_batches            # Executor.calibrate(): uncontended batches measured (0: none)
     double cal_ms[N_STAGES]         # their mean h2d, execute, d2h (ms); kept by reset_stats
     uint64_t batches
+    uint64_t samples                # rows of the finished batches
+    uint64_t drains                 # gear changes that waited for the instance's batches in flight
+    uint64_t gear_sets              # gear settings of a slot's dataset (no wait when the model kept its gear)
     double wall                     # time with batches on the device, closed intervals (s)
     double active_since             # start of the open interval, or 0
 
@@ -162,7 +182,20 @@ cdef struct Pipeline:
     size_t out_row[MAX_IO]
     size_t in_bytes[MAX_IO]         # bytes of one full batch, as the model reports them
     size_t out_bytes[MAX_IO]
-    bint dynamic                    # the model has a dynamic-batch input
+    bint dynamic                    # the model has the hidden gear input (dynamic batch / HW / dims)
+    int dyn_kind                    # DYN_*
+    int n_gears                     # gears of a dynamic batch / HW / dims model
+    uint64_t* gear_rows             # dynamic batch: each gear's batch, ascending
+    int64_t* gear_vals              # dynamic HW: (h, w); dynamic dims: every input's dims concatenated
+    int gear_nvals                  # values per gear in gear_vals
+    size_t* gear_in_bytes           # n_gears x n_in: each input's bytes at the gear
+    size_t* gear_out_bytes          # n_gears x n_out
+    int64_t* gear_out_shape         # n_gears x n_out x MAX_SHAPE_DIMS: each output's dims at the gear
+    int in_ndims[MAX_IO]
+    int out_ndims[MAX_IO]
+    size_t in_item[MAX_IO]          # element sizes (dynamic shape: bytes from dims)
+    size_t out_item[MAX_IO]
+    const char* out_name[MAX_IO]    # for messages (the executor keeps the strings alive)
     Plan plan
     aclmdlExecConfigHandle* config  # NULL: aclmdlExecuteAsync
     double batch_timeout            # the exec config's stream-sync timeout (s), 0 for none

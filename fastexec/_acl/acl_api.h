@@ -43,7 +43,11 @@
     X(aclrtGetSocName) X(aclrtSynchronizeStreamWithTimeout) X(aclrtSynchronizeEventWithTimeout)                \
     X(aclrtCreateStreamWithConfig) X(aclrtMallocAlign32) X(aclrtHostRegister) X(aclrtHostUnregister)           \
     X(aclrtLaunchHostFunc) X(aclmdlQuerySize) X(aclmdlExecuteV2) X(aclmdlExecuteAsyncV2)                       \
-    X(aclmdlCreateExecConfigHandle) X(aclmdlSetExecConfigOpt) X(aclmdlDestroyExecConfigHandle)
+    X(aclmdlCreateExecConfigHandle) X(aclmdlSetExecConfigOpt) X(aclmdlDestroyExecConfigHandle)                \
+    X(aclmdlGetDynamicHW) X(aclmdlSetDynamicHWSize) X(aclmdlGetInputDynamicGearCount)                          \
+    X(aclmdlGetInputDynamicDims) X(aclmdlSetInputDynamicDims) X(aclmdlGetInputDimsRange)                       \
+    X(aclmdlGetCurOutputDims) X(aclmdlSetDatasetTensorDesc) X(aclmdlGetDatasetTensorDesc)                      \
+    X(aclCreateTensorDesc) X(aclDestroyTensorDesc) X(aclGetTensorDescNumDims) X(aclGetTensorDescDimV2)
 
 #define FX_ACL_FIELD(name) __typeof__(&name) name;
 typedef struct {
