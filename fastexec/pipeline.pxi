@@ -622,7 +622,7 @@ cdef aclError _gear_begin(Pipeline* p, Inst* inst, Slot* s, const char** api, in
             rc = aclrtSynchronizeStream(inst.streams[j])
             if rc:
                 return rc
-    if s.ds_gear != s.gear:
+    if s.ds_gear != s.gear or role[0] != GEAR_KEPT:   # a switch sets the model's gear even if the dataset has it
         rc = _set_gear(p, inst, s, api)
         if rc:
             return rc
