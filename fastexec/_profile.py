@@ -8,7 +8,6 @@ input's shape must be one gear's), "dynamic_shape" (every dim within its range).
 """
 from __future__ import annotations
 
-import math
 
 from .errors import FastexecError
 
@@ -115,8 +114,9 @@ class Profile:
             raise ValueError(f"inputs {shown}: each shape is in some gear, but no one gear has them all ({self.allowed()})")
         raise ValueError(f"input '{bad.name}': shape {given} is no gear of the model ({self.allowed()})")
 
-    def largest(self):
-        """Input shapes of the largest batch the profile allows (the warm-up's)."""
+    def warm_up_shapes(self):
+        """Input shapes of the warm-up batch: the last gear (where every slot starts), or the
+        ranges' lower bounds (a dynamic shape: any output_size holds it)."""
         if self.kind == "dynamic_shape":
-            return [tuple(hi for _, hi in rng) for rng in self.ranges]
-        return list(max(self.gears, key=lambda g: sum(math.prod(s) for s in g)))
+            return [tuple(lo for lo, _ in rng) for rng in self.ranges]
+        return list(self.gears[-1])

@@ -326,7 +326,7 @@ cdef class Executor:
         """One batch of zeros through every instance: surfaces a runtime that refuses the
         execute call (e.g. aclmdlExecuteAsyncV2 on an SoC without it) here, not mid-run."""
         if self.profile.shaped:
-            zeros = [np.zeros(shape, dtype=s.dtype) for s, shape in zip(self.in_specs, self.profile.largest())]
+            zeros = [np.zeros(shape, dtype=s.dtype) for s, shape in zip(self.in_specs, self.profile.warm_up_shapes())]
         else:
             zeros = [np.zeros((self.batch_size,) + tuple(s.shape[1:]), dtype=s.dtype) for s in self.in_specs]
         tickets = [self.submit(zeros) for _ in range(self.n_instances)]
