@@ -773,8 +773,8 @@ cdef class Executor:
                     else "aclmdlExecuteAsync"})
         return out
 
-    def calibrate(self, batches=50):
-        """calibrate(batches=50) -> dict
+    def calibrate(self, batches=50, inputs=None):
+        """calibrate(batches=50, inputs=None) -> dict
 
         Measure the uncontended stage times (trtexec's separate profile run): `batches`
         full batches of zeros, one at a time, so each copy and compute engine serves one batch
@@ -782,7 +782,9 @@ cdef class Executor:
         reports: a host hiccup in a few batches does not move them) become the basis of
         stats()'s bound, compute-only throughput and utilisation, until the next calibrate().
         The other figures are left as they were (calibration batches are not counted). Call it
-        while no other batches are in flight. Returns stats()["calibration"]."""
+        while no other batches are in flight. Returns stats()["calibration"]. `inputs`: the batch
+        to measure instead (e.g. one gear or shape of a dynamic model; default: zeros of a full
+        batch, or of a dynamic HW / dims model's last gear, a dynamic shape's lower bounds)."""
         self._usable()
         if isinstance(batches, bool) or not isinstance(batches, int) or batches < 1:
             raise ValueError(f"calibrate(): batches must be an int >= 1 (got {batches!r})")
@@ -798,7 +800,12 @@ cdef class Executor:
                 stats_reset(self.p.stats, self.p.in_flight != 0)
                 pthread_mutex_unlock(&self.p.mu)
             try:
-                x = [np.zeros((self.batch_size,) + tuple(s.shape[1:]), s.dtype) for s in self.in_specs]
+                if inputs is not None:
+                    x = inputs
+                elif self.profile.shaped:
+                    x = [np.zeros(shape, s.dtype) for s, shape in zip(self.in_specs, self.profile.warm_up_shapes())]
+                else:
+                    x = [np.zeros((self.batch_size,) + tuple(s.shape[1:]), s.dtype) for s in self.in_specs]
                 outs = self.run(x)
                 for i in range(batches - 1):
                     self.run(x, out=outs)
