@@ -335,6 +335,9 @@ def bench(args) -> int:
         duration = DEFAULT_DURATION_S
     with fastexec.Device(args.device) as device, fastexec.Model(path, device=device) as model:
         dynamic, batch = _dynamic_batch(model, np, args)
+        if dynamic is not None and "naive" in args.compare:
+            raise UsageError("--compare naive runs full batches at the model's largest gear; it does not take "
+                             "--dym-batch, --dym-hw, --dym-dims or --dym-shape")
         if options:
             config = fastexec.ExecConfig(**options)
         try:
