@@ -434,9 +434,10 @@ cdef inline size_t _dims_bytes(const int64_t* dims, int nd, size_t item) noexcep
 
 cdef aclError pl_shape(Pipeline* p, Slot* s, int gear, const int64_t* in_dims, const char** api) noexcept nogil:
     """A dynamic HW / dims batch's gear, or a dynamic-shape batch's input dims (n_in x
-    MAX_SHAPE_DIMS), for the reserved slot: the bytes it copies each way, its rows, and for a
-    dynamic shape the input dataset's tensor descriptions (per dataset: no model state)."""
-    cdef int i, j
+    MAX_SHAPE_DIMS), for the reserved slot: the bytes it copies each way (and a gear's output
+    dims), and for a dynamic shape the input dataset's tensor descriptions (per dataset: no
+    model state). Called before pl_stage."""
+    cdef int i
     cdef aclTensorDesc* d
     cdef aclError rc
     if p.dyn_kind == DYN_HW or p.dyn_kind == DYN_DIMS:
