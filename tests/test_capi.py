@@ -214,3 +214,16 @@ def test_abi_snapshot_changes_only_with_a_version_bump():
 
 def test_get_include_holds_the_header():
     assert HEADER.is_file() and (Path(fastexec.get_include()) / "acl" / "acl.h").is_file()
+
+
+@pytest.mark.parametrize("what", ["submit_one", "acquire_one"])
+def test_rows_api_refuses_shaped_models_and_runs_dynamic_batch(probe, device, what):
+    """The C API's batches are rows: a dynamic HW / dims / shape model is refused with a clear
+    error (its batches have shapes: the Python API takes them); a dynamic batch takes any rows."""
+    for name in ("dynamic-hw", "dynamic-dims", "dynamic-shape"):
+        with fastexec.Executor(emulator.sample_model(name)) as ex:
+            status, message = probe.probe(ex, what)
+            assert status == 1 and "the C API takes batches of rows" in message, (name, status, message)
+    with fastexec.Executor(emulator.sample_model("dynamic-batch")) as ex:
+        status, message = probe.probe(ex, what)
+        assert status == 0, message
