@@ -63,6 +63,9 @@ cdef class Model(DeviceChild):
     cdef readonly list inputs
     cdef readonly list outputs
     cdef readonly tuple dynamic_batch
+    cdef readonly list dynamic_hw
+    cdef readonly list dynamic_dims
+    cdef readonly object dynamic_kind
     cdef readonly long dynamic_input_index
     cdef readonly long aipp_input_index   # the dynamic AIPP parameter input (ACL_DYNAMIC_AIPP_NAME), or -1
     cdef readonly dict aipp               # per input name: its AIPP (Model.aipp)
@@ -102,6 +105,8 @@ cdef class Executor:
     cdef readonly uint64_t batch_size
     cdef list in_specs
     cdef list out_specs
+    cdef object profile             # fastexec._profile.Profile: the shapes a batch may have
+    cdef list out_names             # bytes the pipeline's out_name pointers point into
     cdef dict done                  # finished Python batches moved out of their slots, by ticket
     cdef readonly object aipp       # the AippConfig of a dynamic AIPP model (None otherwise)
     cdef AippParams aipp_params     # it, as the aclmdlAIPP every slot's AIPP input starts with
@@ -118,6 +123,8 @@ cdef class Executor:
     cdef int _collect(self, int64_t k, Waiter* w, str what) except -1
     cdef object _take(self, int64_t k, bint store)
     cdef int _enqueue(self, int64_t k) except -1
+    cdef int _stage_shaped(self, int64_t k, list arrays) except -1
+    cdef int _output_table(self, int i) except -1
     cdef _teardown(self)
     cdef _uncount(self)
     cdef _detach(self)

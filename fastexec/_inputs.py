@@ -54,10 +54,11 @@ def check_same_model(first, other, instance: int):
                             f"instance 0 has {first.batch_size} (gears {first.dynamic_batch})")
 
 
-def order_inputs(specs, inputs, batch_size: int, whole: bool) -> list:
+def order_inputs(specs, inputs, batch_size: int, whole: bool, shaped: bool = False) -> list:
     """Inputs (a list in input order, a dict by name, or one array for a single-input model) as
     one C-contiguous array per model input, all with the same rows; at most `batch_size` rows
-    unless `whole`."""
+    unless `whole`. `shaped` (a dynamic HW / dims / shape model): the shapes are left to the
+    model's profile (fastexec._profile)."""
     names = [s.name for s in specs]
     if isinstance(inputs, dict):
         unknown = [k for k in inputs if k not in names]
@@ -83,6 +84,12 @@ def order_inputs(specs, inputs, batch_size: int, whole: bool) -> list:
         sample = tuple(spec.shape[1:])
         if a.dtype != spec.dtype:
             raise TypeError(f"input '{spec.name}': expected dtype {spec.dtype}, got {a.dtype}")
+        if shaped:
+            if not a.flags.c_contiguous:
+                raise ValueError(f"input '{spec.name}': the array is not C-contiguous; pass numpy.ascontiguousarray(...)")
+            if a.size == 0:
+                raise ValueError(f"input '{spec.name}': the batch is empty")
+            continue
         if a.ndim != len(spec.shape) or a.shape[1:] != sample:
             want = "(N, " + ", ".join(map(str, sample)) + ")" if sample else "(N,)"
             raise ValueError(f"input '{spec.name}': expected shape {want}, got {tuple(a.shape)}")

@@ -63,6 +63,14 @@ cdef enum:
     PLAN_SERIAL = 0
     PLAN_OVERLAP = 1
 
+    # A model's dynamic profile (one at most).
+    DYN_NONE = 0
+    DYN_BATCH = 1                   # gears of the batch (aclmdlSetDynamicBatchSize)
+    DYN_HW = 2                      # height/width gears (aclmdlSetDynamicHWSize)
+    DYN_DIMS = 3                    # gears giving every input a shape (aclmdlSetInputDynamicDims)
+    DYN_SHAPE = 4                   # -1 dims within ranges (aclmdlSetDatasetTensorDesc per dataset)
+    MAX_SHAPE_DIMS = 16             # dims per tensor of a dynamic HW / dims / shape model
+
 
 cdef struct Status:
     aclError code                   # 0: no failure
@@ -83,12 +91,18 @@ cdef struct Slot:
     IOBuf* outs
     void** in_hosts                 # the pinned input / output pointers as arrays (C API)
     void** out_hosts
-    void* dyn_dev                   # the dynamic-batch tensor (dynamic models)
+    void* dyn_dev                   # the hidden gear tensor (dynamic batch / HW / dims models)
     aclDataBuffer* dyn_buf
     void* aipp_dev                  # the dynamic AIPP parameter input (ACL_DYNAMIC_AIPP_NAME)
     aclDataBuffer* aipp_buf
     const aclmdlAIPP* aipp_next     # the reserved batch's own AIPP parameters (NULL: the executor's)
     bint aipp_own                   # aipp_dev holds a batch's own parameters, not the executor's
+    int gear                        # the batch's gear (an index into the pipeline's gears), -1: none
+    int ds_gear                     # the gear its input dataset carries, -1: none set yet
+    size_t* in_n                    # bytes of each input this batch copies in (its gear's or shape's)
+    size_t* out_n                   # bytes of each output it copies out
+    int64_t* in_shape               # dynamic shape: each input's dims (n_in x MAX_SHAPE_DIMS)
+    int64_t* out_shape              # dynamic HW / dims / shape: each output's real dims (n_out x MAX_SHAPE_DIMS)
     aclmdlDataset* in_ds
     aclmdlDataset* out_ds
     aclrtEvent ev[N_EVENTS]
@@ -131,6 +145,9 @@ cdef struct Inst:
     aclrtContext ctx                # the context of the instance's device: its streams, events,
                                     # memory and model live there
     int device                      # that device's id
+    int gear                        # the model's gear (model-global in ACL), -1: none set
+    int switching                   # a thread is draining it to change its gear
+    int enqueuing                   # threads queueing batches on it at its current gear
 
 
 cdef struct Series:
@@ -160,6 +177,9 @@ cdef struct Stats:
     uint64_t cal_batches            # Executor.calibrate(): uncontended batches measured (0: none)
     double cal_ms[N_STAGES]         # their mean h2d, execute, d2h (ms); kept by reset_stats
     uint64_t batches
+    uint64_t samples                # rows of the finished batches
+    uint64_t drains                 # gear changes that waited for the instance's batches in flight
+    uint64_t gear_sets              # gear settings of a slot's dataset (no wait when the model kept its gear)
     double wall                     # time with batches on the device, closed intervals (s)
     double active_since             # start of the open interval, or 0
 
@@ -180,6 +200,20 @@ cdef struct Pipeline:
     bint dynamic                    # the model has a dynamic-batch input
     int aipp_index                  # its dynamic AIPP parameter input, or -1
     const aclmdlAIPP* aipp          # the executor's dynamic AIPP parameters (every slot's default)
+    bint dynamic                    # the model has the hidden gear input (dynamic batch / HW / dims)
+    int dyn_kind                    # DYN_*
+    int n_gears                     # gears of a dynamic batch / HW / dims model
+    uint64_t* gear_rows             # dynamic batch: each gear's batch, ascending
+    int64_t* gear_vals              # dynamic HW: (h, w); dynamic dims: every input's dims concatenated
+    int gear_nvals                  # values per gear in gear_vals
+    size_t* gear_in_bytes           # n_gears x n_in: each input's bytes at the gear
+    size_t* gear_out_bytes          # n_gears x n_out
+    int64_t* gear_out_shape         # n_gears x n_out x MAX_SHAPE_DIMS: each output's dims at the gear
+    int in_ndims[MAX_IO]
+    int out_ndims[MAX_IO]
+    size_t in_item[MAX_IO]          # element sizes (dynamic shape: bytes from dims)
+    size_t out_item[MAX_IO]
+    const char* out_name[MAX_IO]    # for messages (the executor keeps the strings alive)
     Plan plan
     aclmdlExecConfigHandle* config  # NULL: aclmdlExecuteAsync
     double batch_timeout            # the exec config's stream-sync timeout (s), 0 for none
@@ -206,6 +240,7 @@ cdef enum:
     TRACE_SPANS = 256               # pipeline-level spans kept
     PSPAN_DRAIN = 0                 # pipeline-level spans: waiting for the device to empty
     PSPAN_STOP_DRAIN = 1            # after an interrupt or a timeout
+    PSPAN_GEAR_DRAIN = 2            # an instance emptied before its gear changes (dynamic models)
 
 
 cdef struct TraceRecord:

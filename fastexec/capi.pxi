@@ -119,6 +119,11 @@ cdef const char* _last_error() noexcept nogil:
     return fx_capi_error
 
 
+# The C API's batches are rows; a batch of a dynamic HW / dims / shape model has a shape.
+cdef const char* _SHAPED_ONLY_PYTHON = ("the C API takes batches of rows (static and dynamic-batch models); "
+                                        "a dynamic HW / dims / shape model's batches go through the Python API")
+
+
 cdef int _usable(fastexec_executor* h) noexcept nogil:
     cdef CHandle* c = <CHandle*>h
     if c == NULL:
@@ -311,6 +316,8 @@ cdef int _submit_impl(fastexec_executor* h, const void* const* inputs, uint64_t 
         return st
     if inputs == NULL or ticket == NULL:
         return _fail_with(FASTEXEC_ERR_INVALID_ARGUMENT, "submit: inputs and ticket must not be NULL")
+    if c.p.dyn_kind >= DYN_HW:
+        return _fail_with(FASTEXEC_ERR_INVALID_ARGUMENT, _SHAPED_ONLY_PYTHON)
     for i in range(c.n_in):
         if inputs[i] == NULL:
             return _fail_with(FASTEXEC_ERR_INVALID_ARGUMENT, "submit: an input pointer is NULL")
@@ -335,6 +342,8 @@ cdef int _acquire_impl(fastexec_executor* h, void** inputs, int64_t* ticket) noe
         return st
     if inputs == NULL or ticket == NULL:
         return _fail_with(FASTEXEC_ERR_INVALID_ARGUMENT, "acquire: inputs and ticket must not be NULL")
+    if c.p.dyn_kind >= DYN_HW:
+        return _fail_with(FASTEXEC_ERR_INVALID_ARGUMENT, _SHAPED_ONLY_PYTHON)
     st = _reserve_c(c, &k)
     if st:
         return st

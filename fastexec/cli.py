@@ -113,6 +113,30 @@ def _outfmt(text):
     return value
 
 
+def _hw(text):
+    parts = text.split(",")
+    if len(parts) != 2:
+        raise argparse.ArgumentTypeError(f"expected H,W (two integers), got {text!r}")
+    return tuple(_positive_int(v) for v in parts)
+
+
+def _named_shapes(text):
+    """NAME:D1,D2[;NAME:...] -> {name: (d1, d2, ...)} in the order given."""
+    shapes = {}
+    for part in text.split(";"):
+        name, sep, dims = part.rpartition(":")
+        if not sep or not name or not dims:
+            raise argparse.ArgumentTypeError(f"expected NAME:D1,D2[;NAME:...], got {part!r} in {text!r}")
+        if name in shapes:
+            raise argparse.ArgumentTypeError(f"input {name!r} is given twice in {text!r}")
+        shapes[name] = tuple(_positive_int(d) for d in dims.split(","))
+    return shapes
+
+
+def _sizes(text):
+    return [_positive_int(v) for v in text.split(",")]
+
+
 def _version() -> str:
     from . import __version__
 
@@ -169,6 +193,19 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--aipp-config", metavar="FILE", help="the dynamic AIPP parameters of a model with a dynamic AIPP input: an ATC AIPP config file "
                         "(aipp_op { key : value ... }, as ais_bench's --aipp_config and ATC's --insert_op_conf take)")
     b.add_argument("--no-progress", action="store_true", help="no progress bar")
+    dym = b.add_argument_group("dynamic models (ais_bench's spellings --dymBatch, --dymHW, --dymDims, --dymShape and "
+                               "--outputSize are accepted too)")
+    shape = dym.add_mutually_exclusive_group()
+    shape.add_argument("--dym-batch", "--dymBatch", type=_positive_int, metavar="N",
+                       help="dynamic-batch model: batches of N rows (run at the smallest gear >= N)")
+    shape.add_argument("--dym-hw", "--dymHW", type=_hw, metavar="H,W", help="dynamic-HW model: the height/width gear")
+    shape.add_argument("--dym-dims", "--dymDims", type=_named_shapes, metavar="NAME:D1,D2[;NAME:...]",
+                       help="dynamic-dims model: every input's shape of one gear")
+    shape.add_argument("--dym-shape", "--dymShape", type=_named_shapes, metavar="NAME:D1,D2[;NAME:...]",
+                       help="dynamic-shape model: every input's shape, within the model's ranges")
+    dym.add_argument("--output-size", "--outputSize", type=_sizes, metavar="N[,N...]",
+                     help="bytes of each output buffer (one value for all outputs, or one per output) where the model "
+                          "gives none or too little (dynamic shapes)")
 
     inf = sub.add_parser("info", help="the ACL runtime in use: backend, library, SoC, devices, memory",
                          description="Show which ACL runtime fastexec uses and the devices it sees.")
@@ -177,7 +214,7 @@ def build_parser() -> argparse.ArgumentParser:
                           "device memory, copies both ways (with their bandwidth)")
     inf.add_argument("--device", type=_nonnegative_int, default=0, help="device for --check (default: 0)")
 
-    i = sub.add_parser("inspect", help="a model's inputs, outputs and dynamic-batch gears",
+    i = sub.add_parser("inspect", help="a model's inputs, outputs, dynamic gears and ranges",
                        description="Show a model's inputs and outputs (name, dtype, shape, format, bytes) and gears.")
     i.add_argument("model", help="a .om file, or the name of a bundled emulator sample")
     i.add_argument("--json", action="store_true", help="print JSON instead of a table")
@@ -390,12 +427,16 @@ def bench(args) -> int:
     aipp = _aipp_config(args.aipp_config)
     with fastexec.Device(args.device[0]) as device, fastexec.Model(path, device=device) as model:
         _check_aipp(model, aipp, args.compare)
+        dynamic, batch = _dynamic_batch(model, np, args)
+        if dynamic is not None and "naive" in args.compare:
+            raise UsageError("--compare naive runs full batches at the model's largest gear; it does not take "
+                             "--dym-batch, --dym-hw, --dym-dims or --dym-shape")
         if options:
             config = fastexec.ExecConfig(**options)
         try:
             with fastexec.Executor(model, depth=args.depth, config=config, instances=args.instances, mode=args.mode,
-                                   devices=args.device, aipp=aipp) as ex:
-                result = _measure(ex, np, args, args.batches, duration, emu)
+                                   devices=args.device, aipp=aipp, output_size=args.output_size) as ex:
+                result = _measure(ex, np, args, args.batches, duration, emu, batch)
                 depth = ex.depth
         finally:
             if config is not None:
@@ -413,7 +454,8 @@ def bench(args) -> int:
                      "warmup_batches": args.warmup, "calibration_batches": args.calibration_batches,
                      "batches": args.batches, "duration_s": duration,
                      "exec_config": options, "execute_api": "aclmdlExecuteAsyncV2" if options else "aclmdlExecuteAsync",
-                     "aipp_config": os.path.abspath(args.aipp_config) if args.aipp_config else None},
+                     "aipp_config": os.path.abspath(args.aipp_config) if args.aipp_config else None,
+                     "dynamic": dynamic},
     })
     result["warnings"] = _warnings(result)
     _print_summary(result, out)
@@ -422,17 +464,94 @@ def bench(args) -> int:
     return 130 if result["interrupted"] else 0
 
 
-def _measure(ex, np, args, batches, duration, emu) -> dict:
-    B = ex.batch_size
+def _dynamic_batch(model, np, args):
+    """(settings.dynamic, one batch) for --dym-batch / --dym-hw / --dym-dims / --dym-shape:
+    what the JSON records of the gear or shape, and the batch every measured batch repeats;
+    (None, None) without them. UsageError when the option does not fit the model."""
+    kind = model.dynamic_kind
+    names = [s.name for s in model.inputs]
     rng = np.random.default_rng(0)
-    inputs = [rng.integers(0, 100, (B * CHUNK,) + tuple(s.shape[1:])).astype(s.dtype) for s in ex.inputs]
-    out = ex.run(inputs)                          # also touches the output pages once
+
+    def batch_of(shapes):
+        return [rng.integers(0, 100, shape).astype(s.dtype) for s, shape in zip(model.inputs, shapes)]
+
+    if args.dym_batch is not None:
+        if kind != "dynamic_batch":
+            raise UsageError(f"--dym-batch: {model.source} is not a dynamic-batch model ({kind or 'static'})")
+        n = args.dym_batch
+        gears = sorted(model.dynamic_batch)
+        if n > gears[-1]:
+            raise UsageError(f"--dym-batch: {n} rows is more than the largest gear; the gears are {', '.join(map(str, gears))}")
+        gear = next(g for g in gears if g >= n)
+        shapes = [(n,) + tuple(s.shape[1:]) for s in model.inputs]
+        return {"kind": kind, "samples_per_batch": n, "gear": gear,
+                "shapes": {k: list(v) for k, v in zip(names, shapes)}}, batch_of(shapes)
+    if args.dym_hw is not None:
+        if kind != "dynamic_hw":
+            raise UsageError(f"--dym-hw: {model.source} is not a dynamic-HW model ({kind or 'static'})")
+        h, w = args.dym_hw
+        if (h, w) not in model.dynamic_hw:
+            raise UsageError(f"--dym-hw: {h},{w} is no gear of the model; the gears are "
+                             + ", ".join(f"{a},{b}" for a, b in model.dynamic_hw))
+        shapes = []
+        for s in model.inputs:
+            shape = list(s.shape)
+            axes = [i for i, d in enumerate(shape) if d < 0]
+            if axes:
+                shape[axes[0]], shape[axes[-1]] = h, w
+            shapes.append(tuple(shape))
+        return {"kind": kind, "samples_per_batch": shapes[0][0], "gear": [h, w],
+                "shapes": {k: list(v) for k, v in zip(names, shapes)}}, batch_of(shapes)
+    given = args.dym_dims if args.dym_dims is not None else args.dym_shape
+    if given is not None:
+        option = "--dym-dims" if args.dym_dims is not None else "--dym-shape"
+        want = "dynamic_dims" if args.dym_dims is not None else "dynamic_shape"
+        if kind != want:
+            raise UsageError(f"{option}: {model.source} is not a {want.replace('_', '-')} model ({kind or 'static'})")
+        unknown = [k for k in given if k not in names]
+        missing = [k for k in names if k not in given]
+        if unknown or missing:
+            raise UsageError(f"{option}: give a shape for every input ({', '.join(names)}); "
+                             + (f"unknown {unknown[0]!r}" if unknown else f"missing {missing[0]!r}"))
+        shapes = [given[k] for k in names]
+        return {"kind": kind, "samples_per_batch": shapes[0][0] if shapes[0] else 1,
+                "gear": None, "shapes": {k: list(v) for k, v in zip(names, shapes)}}, batch_of(shapes)
+    if kind in ("dynamic_hw", "dynamic_dims", "dynamic_shape"):
+        flag = {"dynamic_hw": "--dym-hw H,W", "dynamic_dims": "--dym-dims NAME:D1,D2[;...]",
+                "dynamic_shape": "--dym-shape NAME:D1,D2[;...]"}[kind]
+        raise UsageError(f"{model.source} is a {kind.replace('_', '-')} model: give the shape to measure with {flag}")
+    return None, None
+
+
+def _measure(ex, np, args, batches, duration, emu, batch=None) -> dict:
+    """The measured run: CHUNK full batches per run() call, or, with a dynamic `batch` (its
+    gear or shape), CHUNK copies of it per imap() call."""
+    B = ex.batch_size if batch is None else (batch[0].shape[0] if batch[0].ndim else 1)
+    if batch is None:
+        rng = np.random.default_rng(0)
+        inputs = [rng.integers(0, 100, (B * CHUNK,) + tuple(s.shape[1:])).astype(s.dtype) for s in ex.inputs]
+        out = ex.run(inputs)                          # also touches the output pages once
+
+        def run_chunk(n):
+            if n == CHUNK:
+                ex.run(inputs, out=out)
+            else:
+                ex.run([a[: B * n] for a in inputs])
+    else:
+        try:
+            ex.run(batch)                             # a shape the model refuses fails here, named
+        except ValueError as exc:
+            raise UsageError(str(exc)) from None
+
+        def run_chunk(n):
+            for _ in ex.imap([batch] * n):
+                pass
     left = args.warmup
     while left > 0:
         n = min(left, CHUNK)
-        ex.run([a[: B * n] for a in inputs])
+        run_chunk(n)
         left -= n
-    calibration = ex.calibrate(args.calibration_batches) if args.calibration_batches else None
+    calibration = ex.calibrate(args.calibration_batches, inputs=batch) if args.calibration_batches else None
     times_file = None
     if args.export_times:
         times_file = open(args.export_times, "w")
@@ -460,10 +579,7 @@ def _measure(ex, np, args, batches, duration, emu) -> dict:
                 n = min(CHUNK, batches - done)
                 if n <= 0:
                     break
-            if n == CHUNK:
-                ex.run(inputs, out=out)
-            else:
-                ex.run([a[: B * n] for a in inputs])
+            run_chunk(n)
             done += n
             marks.append((time.perf_counter() - t0, done))
             if times_file is not None:
@@ -488,9 +604,9 @@ def _measure(ex, np, args, batches, duration, emu) -> dict:
         trace_facts = _write_trace(args, pieces, st)
     wall = st["wall_s"]
     return {
-        "batch_size": B, "inputs": ex.inputs, "outputs": ex.outputs, "interrupted": interrupted,
+        "batch_size": ex.batch_size, "inputs": ex.inputs, "outputs": ex.outputs, "interrupted": interrupted,
         "batches": st["batches"], "samples": st["batches"] * B, "wall_s": wall,
-        **_figures(st, st["batches"] * B, wall, calibration),
+        **_figures(st, st["batches"] * B, wall, calibration, B / ex.batch_size),
         "stability": _stability(marks, B),
         "emulator_overruns": emu.counters()["overruns"] - overruns0 if emu is not None else None,
         "export_times": ({"path": os.path.abspath(args.export_times), "batches": exported, "dropped": dropped}
@@ -523,22 +639,27 @@ def _write_trace(args, pieces, st) -> dict:
     return facts
 
 
-def _figures(st, samples, wall, calibration) -> dict:
+def _figures(st, samples, wall, calibration, scale=1.0) -> dict:
     """The figures bench and run report alike, from Executor.stats() over `samples` samples in
-    `wall` seconds: throughput, device utilisation, per-stage latencies, the calibration and the
-    bound (its efficiency: the throughput's fraction of it)."""
+    `wall` seconds: throughput, device utilisation, per-stage latencies, gear drains, the
+    calibration and the bound (its efficiency: the throughput's fraction of it). `scale`: the
+    samples of a measured batch over the model's batch size (bench's --dym gears and shapes),
+    for the rates stats() gives per full batch."""
     b = st["bound"]
     batches = st["batches"]
     sps = samples / wall if wall else None
+    bound_sps = b["samples_per_s"] * scale if b["samples_per_s"] else b["samples_per_s"]
+    compute_sps = b["compute_only_samples_per_s"]
     return {
         "throughput": {"samples_per_s": sps, "batches_per_s": batches / wall if wall else None,
-                       "compute_only_samples_per_s": b["compute_only_samples_per_s"]},
+                       "compute_only_samples_per_s": compute_sps * scale if compute_sps else compute_sps},
+        "drains": st["drains"],
         "device_utilization": b["device_utilization"],
         "latency_ms": {name: _stats_row(st[name]) for name in ("h2d", "execute", "d2h", "end_to_end", "host_enqueue",
                                                                 "host_staging")},
         "calibration": calibration,
-        "bound": {"period_ms": b["period_ms"], "samples_per_s": b["samples_per_s"],
-                  "efficiency": sps / b["samples_per_s"] if sps is not None and b["samples_per_s"] else None,
+        "bound": {"period_ms": b["period_ms"], "samples_per_s": bound_sps,
+                  "efficiency": sps / bound_sps if sps is not None and bound_sps else None,
                   "source": b["source"], "engines": {kind: len(st["devices"]) for kind in ("h2d", "compute", "d2h")}},
     }
 
@@ -643,7 +764,8 @@ def _warnings(r) -> list:
 
 
 def _spec(spec) -> dict:
-    return {"name": spec.name, "shape": list(spec.shape), "dtype": str(spec.dtype), "format": spec.format, "bytes": spec.nbytes}
+    return {"name": spec.name, "shape": list(spec.shape), "dtype": str(spec.dtype), "format": spec.format, "bytes": spec.nbytes,
+            "range": [list(r) for r in spec.shape_range] if spec.shape_range is not None else None}
 
 
 def _progress(args, total, unit="batch"):
@@ -686,6 +808,12 @@ def _print_summary(r: dict, out=sys.stdout) -> None:
     p(f"backend    {backend}, SoC {r['backend']['soc']}, {s['execute_api']}, depth {s['depth']}, "
       f"instances {s['instances']}, mode {s['mode']}"
       + (f", devices {','.join(map(str, s['devices']))}" if len(s.get("devices", ())) > 1 else ""))
+    dyn = s.get("dynamic")
+    if dyn:
+        p(f"dynamic    {dyn['kind']}: {dyn['samples_per_batch']} samples per batch"
+          + (f", gear {dyn['gear']}" if dyn["gear"] is not None else "")
+          + ", shapes " + "; ".join(f"{k} ({', '.join(map(str, v))})" for k, v in dyn["shapes"].items())
+          + f", {r.get('drains', 0)} drains")
     p(f"measured   {r['batches']} batches ({r['samples']} samples) in {r['wall_s']:.3f} s"
       + ("  (interrupted)" if r["interrupted"] else ""))
     if not r["batches"]:
@@ -827,7 +955,10 @@ def inspect(args) -> int:
     path = _resolve_model(args.model)
     with fastexec.Model(path) as model:
         desc = {"model": os.path.abspath(path), "batch_size": model.batch_size,
+                "dynamic_kind": model.dynamic_kind,
                 "dynamic_batch": list(model.dynamic_batch),
+                "dynamic_hw": [list(g) for g in model.dynamic_hw],
+                "dynamic_dims": [{k: list(v) for k, v in g.items()} for g in model.dynamic_dims],
                 "inputs": [_spec(s) for s in model.inputs], "outputs": [_spec(s) for s in model.outputs],
                 "aipp": {name: _aipp_json(a) for name, a in model.aipp.items()}}
     if args.json:
@@ -836,12 +967,24 @@ def inspect(args) -> int:
     print(f"model  {desc['model']}")
     print(f"batch  {desc['batch_size']}" + (f"  (dynamic batch gears: {', '.join(map(str, desc['dynamic_batch']))})"
                                             if desc["dynamic_batch"] else ""))
-    rows = [(kind, t["name"], t["dtype"], "(" + ", ".join(map(str, t["shape"])) + ")", t["format"], str(t["bytes"]))
+    if desc["dynamic_hw"]:
+        print("dynamic height/width gears: " + ", ".join(f"{h}x{w}" for h, w in desc["dynamic_hw"]))
+    for k, gear in enumerate(desc["dynamic_dims"]):
+        print(f"dynamic dims gear {k}: " + " ".join(f"{n} ({', '.join(map(str, v))})" for n, v in gear.items()))
+    if desc["dynamic_kind"] == "dynamic_shape":
+        print("dynamic shape: each -1 dim within the range shown")
+
+    def ranges(t):
+        if t["range"] is None:
+            return "?"
+        return "(" + ", ".join(str(lo) if lo == hi else f"{lo}..{hi}" for lo, hi in t["range"]) + ")"
+
+    rows = [(kind, t["name"], t["dtype"], "(" + ", ".join(map(str, t["shape"])) + ")", ranges(t), t["format"], str(t["bytes"]))
             for kind in ("input", "output") for t in desc[kind + "s"]]
-    head = ("", "name", "dtype", "shape", "format", "bytes")
+    head = ("", "name", "dtype", "shape", "range", "format", "bytes")
     widths = [max(len(r[i]) for r in rows + [head]) for i in range(len(head))]
     for r in [head] + rows:
-        print("  ".join(c.ljust(w) if i < 5 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths))).rstrip())
+        print("  ".join(c.ljust(w) if i < 6 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths))).rstrip())
     for name, a in desc["aipp"].items():
         print(f"aipp   {name}: {_aipp_line(a)}")
     return 0

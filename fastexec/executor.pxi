@@ -17,6 +17,7 @@ from libc.stdlib cimport calloc, free, malloc
 from libc.string cimport memcpy, memset
 
 from fastexec._inputs import check_model, check_same_model, order_inputs, output_arrays
+from fastexec._profile import Profile
 from fastexec.errors import BatchError, InUseError, Interrupted, WaitTimeout
 
 MODES = ("overlap", "serial")
@@ -76,9 +77,9 @@ cdef class Executor:
     """Runs a model through a pipeline that keeps the device busy.
 
     ``Executor(model, depth=None, config=None, instances=1, mode="overlap", devices=None, trace=0,
-    aipp=None)``: `model` is a Model (or a path or bytes, loaded on each device); `depth` slots per instance
-    (default 4 in overlap mode, 2 in serial mode); `config` an ExecConfig to execute with
-    aclmdlExecuteAsyncV2 (its stream_sync_timeout_ms is then every batch's deadline, from the
+    aipp=None, output_size=None)``: `model` is a Model (or a path or bytes, loaded on each
+    device); `depth` slots per instance (default 4 in overlap mode, 2 in serial mode); `config`
+    an ExecConfig to execute with aclmdlExecuteAsyncV2 (its stream_sync_timeout_ms is then every batch's deadline, from the
     moment it is queued); `instances` loads the model that many times per device and spreads
     batches over them, keeping output order; `devices` the device ids to run on (default: the
     Model's device, or 0), batch k on device devices[k % len(devices)], each device with its own
@@ -89,6 +90,15 @@ cdef class Executor:
     stream. `aipp`: the :class:`fastexec.AippConfig` of a model with dynamic AIPP (required for
     one, refused otherwise), set once in every slot; ``submit(..., aipp=...)`` gives one batch its
     own. A model with static AIPP needs nothing: its input is the raw image.
+    `output_size`: bytes of each output buffer of a dynamic-shape model (one int, or one per
+    output), where the model gives none or a smaller one than a batch needs.
+
+    Dynamic models (``Model.dynamic_kind``): a batch may have any shape the profile allows. A
+    dynamic-batch batch of r rows runs at the smallest gear >= r (``run()``: full batches at the
+    largest gear, the tail at the smallest holding it); a dynamic HW / dims batch must have one
+    gear's shapes, a dynamic-shape batch shapes within the ranges; outputs come back with their
+    real dims. An instance changes its gear only when nothing of it is in flight (a drain,
+    counted in ``stats()["drains"]``); batches of the instance's gear never wait.
 
     Ways in: ``run(inputs)`` (whole arrays, the loop in C with the GIL released),
     ``imap(batches)`` (ordered streaming), ``submit(inputs)`` / ``result(ticket)``, the zero-copy
@@ -110,7 +120,7 @@ cdef class Executor:
         self.done = {}
 
     def __init__(self, model, depth=None, ExecConfig config=None, int instances=1, str mode="overlap", devices=None,
-                 trace=0, aipp=None):
+                 trace=0, aipp=None, output_size=None):
         if mode not in MODES:
             raise ValueError(f"Executor: mode must be one of {', '.join(MODES)} (got {mode!r})")
         if depth is None:
@@ -153,6 +163,7 @@ cdef class Executor:
         self.owns_models[device_ids.index(first.device.id)] = owned
         self.aipp = aipp
         try:
+            self.profile = Profile(first, output_size)
             self._build(first)
             self.is_open = True
             self._warm_up()
@@ -169,7 +180,11 @@ cdef class Executor:
         cdef Pipeline* p
         cdef Model m
         cdef int i
-        in_rows, out_rows = check_model(first, first.batch_size)
+        if self.profile.shaped:
+            self.profile.check_model()
+            in_rows, out_rows = [0] * len(first.inputs), [0] * len(first.outputs)
+        else:
+            in_rows, out_rows = check_model(first, first.batch_size)
         self.batch_size = first.batch_size
         self.in_specs = list(first.inputs)
         self.out_specs = list(first.outputs)
@@ -184,9 +199,10 @@ cdef class Executor:
             p.in_bytes[i] = self.in_specs[i].nbytes
         for i in range(self.n_out):
             p.out_row[i] = out_rows[i]
-            p.out_bytes[i] = self.out_specs[i].nbytes
+            p.out_bytes[i] = self.profile.output_sizes[i] if self.profile.shaped else self.out_specs[i].nbytes
         p.dynamic = first.dynamic_input_index >= 0
         self._setup_aipp(first)
+        self._describe_profile(first)
         p.plan = _plan(self.overlap)
         p.sliced_sync = (symbol_available(b"aclrtSynchronizeEventWithTimeout")
                          and symbol_available(b"aclrtSynchronizeStreamWithTimeout"))
@@ -241,10 +257,87 @@ cdef class Executor:
         from fastexec.aipp import AippConfig
         if not isinstance(cfg, AippConfig):
             raise TypeError(f"{what}: aipp must be a fastexec.AippConfig, got {type(cfg).__name__}")
-        first = <Model>self.models[0]
+        first = next(m for m in self.models if m is not None)
         info = next(v for v in first.aipp.values() if v["mode"] == "dynamic")
         cfg.check(self.batch_size, max_src_image_size=info["max_src_image_size"])
         return AippParams(cfg, self.batch_size)
+
+    def _describe_profile(self, Model first):
+        """The pipeline's view of the model's profile: its kind, each tensor's dims and item
+        size, and the gears with each input's bytes at them."""
+        cdef Pipeline* p = self.p
+        cdef int i, g, j
+        kinds = {None: DYN_NONE, "dynamic_batch": DYN_BATCH, "dynamic_hw": DYN_HW, "dynamic_dims": DYN_DIMS,
+                 "dynamic_shape": DYN_SHAPE}
+        p.dyn_kind = kinds[first.dynamic_kind]
+        self.out_names = [spec.name.encode() for spec in self.out_specs]
+        for i in range(self.n_in):
+            p.in_ndims[i] = len(self.in_specs[i].shape)
+            p.in_item[i] = self.in_specs[i].dtype.itemsize
+        for i in range(self.n_out):
+            p.out_ndims[i] = len(self.out_specs[i].shape)
+            p.out_item[i] = self.out_specs[i].dtype.itemsize
+            p.out_name[i] = <const char*>(<bytes>self.out_names[i])
+        if p.dyn_kind == DYN_BATCH:
+            gears = sorted(first.dynamic_batch)
+        elif p.dyn_kind in (DYN_HW, DYN_DIMS):
+            gears = self.profile.gears
+        else:
+            return
+        p.n_gears = len(gears)
+        p.gear_rows = <uint64_t*>calloc(p.n_gears, sizeof(uint64_t))
+        p.gear_in_bytes = <size_t*>calloc(p.n_gears * max(self.n_in, 1), sizeof(size_t))
+        p.gear_out_bytes = <size_t*>calloc(p.n_gears * max(self.n_out, 1), sizeof(size_t))
+        p.gear_out_shape = <int64_t*>calloc(p.n_gears * max(self.n_out, 1) * MAX_SHAPE_DIMS, sizeof(int64_t))
+        p.gear_nvals = 2 if p.dyn_kind == DYN_HW else sum(len(s.shape) for s in self.in_specs)
+        p.gear_vals = <int64_t*>calloc(p.n_gears * max(p.gear_nvals, 1), sizeof(int64_t))
+        if (p.gear_rows == NULL or p.gear_in_bytes == NULL or p.gear_out_bytes == NULL or p.gear_out_shape == NULL
+                or p.gear_vals == NULL):
+            raise MemoryError()
+        for g, gear in enumerate(gears):
+            if p.dyn_kind == DYN_BATCH:
+                p.gear_rows[g] = gear
+                for i in range(self.n_in):
+                    p.gear_in_bytes[g * self.n_in + i] = gear * p.in_row[i]
+                for i in range(self.n_out):
+                    p.gear_out_bytes[g * self.n_out + i] = gear * p.out_row[i]
+                continue
+            p.gear_rows[g] = gear[0][0] if gear[0] else 1
+            vals = list(first.dynamic_hw[g]) if p.dyn_kind == DYN_HW else [d for shape in gear for d in shape]
+            for j, v in enumerate(vals):
+                p.gear_vals[g * p.gear_nvals + j] = v
+            for i, shape in enumerate(gear):
+                p.gear_in_bytes[g * self.n_in + i] = math.prod(shape) * self.in_specs[i].dtype.itemsize
+
+    cdef int _output_table(self, int i) except -1:
+        """Dynamic HW / dims: each output's dims and bytes at every gear, read with
+        aclmdlGetCurOutputDims after setting the gear on instance i's first slot (nothing is in
+        flight yet); the slot and the model end at the largest gear, as they started."""
+        cdef Pipeline* p = self.p
+        cdef Inst* inst = &p.insts[i]
+        cdef Slot* s = &inst.slots[0]
+        cdef Model m = self.models[i]
+        cdef aclmdlIODims dims
+        cdef const char* api
+        cdef int g, o, d
+        for g in range(p.n_gears):
+            s.gear = g
+            check(_set_gear(p, inst, s, &api), api)
+            for o in range(self.n_out):
+                check(aclmdlGetCurOutputDims(m.desc, o, &dims), "aclmdlGetCurOutputDims")
+                shape = tuple(dims.dims[d] for d in range(dims.dimCount))
+                if len(shape) != p.out_ndims[o] or any(v < 0 for v in shape):
+                    raise FastexecError(f"Executor: the runtime gives output '{self.out_specs[o].name}' dims {shape} at "
+                                        f"gear {g}; expected {p.out_ndims[o]} known dims")
+                nbytes = math.prod(shape) * self.out_specs[o].dtype.itemsize
+                if nbytes > p.out_bytes[o]:
+                    raise FastexecError(f"Executor: output '{self.out_specs[o].name}' holds {nbytes} bytes at gear {g}, "
+                                        f"more than the {p.out_bytes[o]} the model gives it")
+                p.gear_out_bytes[g * self.n_out + o] = nbytes
+                for d in range(len(shape)):
+                    p.gear_out_shape[(g * self.n_out + o) * MAX_SHAPE_DIMS + d] = shape[d]
+        s.ds_gear = p.n_gears - 1
+        return 0
 
     cdef _allocate(self, int i):
         """Instance i: its streams and slots (every pointer stored as soon as it exists, so a
@@ -253,10 +346,12 @@ cdef class Executor:
         cdef Slot* slot
         cdef int j, s
         cdef Model m = self.models[i]
+        cdef const char* api = ""
         m.device.activate()
         inst.ctx = m.device.ctx
         inst.device = m.device.id
         inst.model_id = m.model_id
+        inst.gear = -1
         for j in range(self.p.plan.n_streams):
             check(aclrtCreateStream(&inst.streams[j]), "aclrtCreateStream")
             inst.n_streams = j + 1
@@ -266,8 +361,15 @@ cdef class Executor:
             slot.outs = <IOBuf*>calloc(max(self.n_out, 1), sizeof(IOBuf))
             slot.in_hosts = <void**>calloc(max(self.n_in, 1), sizeof(void*))
             slot.out_hosts = <void**>calloc(max(self.n_out, 1), sizeof(void*))
-            if slot.ins == NULL or slot.outs == NULL or slot.in_hosts == NULL or slot.out_hosts == NULL:
+            slot.in_n = <size_t*>calloc(max(self.n_in, 1), sizeof(size_t))
+            slot.out_n = <size_t*>calloc(max(self.n_out, 1), sizeof(size_t))
+            slot.in_shape = <int64_t*>calloc(max(self.n_in, 1) * MAX_SHAPE_DIMS, sizeof(int64_t))
+            slot.out_shape = <int64_t*>calloc(max(self.n_out, 1) * MAX_SHAPE_DIMS, sizeof(int64_t))
+            if (slot.ins == NULL or slot.outs == NULL or slot.in_hosts == NULL or slot.out_hosts == NULL
+                    or slot.in_n == NULL or slot.out_n == NULL or slot.in_shape == NULL or slot.out_shape == NULL):
                 raise MemoryError()
+            slot.gear = -1
+            slot.ds_gear = -1
             slot.in_ds = aclmdlCreateDataset()
             if slot.in_ds == NULL:
                 raise AclError(500000, "aclmdlCreateDataset", "the runtime returned no dataset")
@@ -277,17 +379,21 @@ cdef class Executor:
             for j in range(self.n_in):
                 _alloc_io(&slot.ins[j], self.p.in_bytes[j])
                 slot.in_hosts[j] = slot.ins[j].host
+                slot.in_n[j] = self.p.in_bytes[j]
                 check(aclmdlAddDatasetBuffer(slot.in_ds, slot.ins[j].buf), "aclmdlAddDatasetBuffer")
             if self.p.dynamic:
-                # The dynamic-batch tensor is the model's last input; the executor always runs the
-                # largest gear (a partial batch is padded), so it is set once per slot.
-                check(aclrtMalloc(&slot.dyn_dev, 8, ACL_MEM_MALLOC_HUGE_FIRST), "aclrtMalloc")
-                slot.dyn_buf = aclCreateDataBuffer(slot.dyn_dev, 8)
+                # The hidden gear tensor follows the data inputs. Each slot's dataset starts at
+                # the largest gear; pl_enqueue changes it per batch (see _gear_begin).
+                dyn_bytes = max(8, aclmdlGetInputSizeByIndex(m.desc, m.dynamic_input_index))
+                check(aclrtMalloc(&slot.dyn_dev, dyn_bytes, ACL_MEM_MALLOC_HUGE_FIRST), "aclrtMalloc")
+                slot.dyn_buf = aclCreateDataBuffer(slot.dyn_dev, dyn_bytes)
                 if slot.dyn_buf == NULL:
                     raise AclError(500000, "aclCreateDataBuffer", "the runtime returned no data buffer")
                 check(aclmdlAddDatasetBuffer(slot.in_ds, slot.dyn_buf), "aclmdlAddDatasetBuffer")
-                check(aclmdlSetDynamicBatchSize(inst.model_id, slot.in_ds, aclmdlGetDatasetNumBuffers(slot.in_ds) - 1,
-                                                self.batch_size), "aclmdlSetDynamicBatchSize")
+                slot.gear = self.p.n_gears - 1
+                check(_set_gear(self.p, inst, slot, &api), api)
+                slot.ds_gear = slot.gear
+                inst.gear = slot.gear
             if self.p.aipp_index >= 0:
                 # The dynamic AIPP parameters: the executor's, set once; a batch with its own sets them
                 # in the core (pl_enqueue), and the next batch without puts the executor's back.
@@ -301,15 +407,21 @@ cdef class Executor:
             for j in range(self.n_out):
                 _alloc_io(&slot.outs[j], self.p.out_bytes[j])
                 slot.out_hosts[j] = slot.outs[j].host
+                slot.out_n[j] = self.p.out_bytes[j]
                 check(aclmdlAddDatasetBuffer(slot.out_ds, slot.outs[j].buf), "aclmdlAddDatasetBuffer")
             for j in range(N_EVENTS):
                 check(aclrtCreateEvent(&slot.ev[j]), "aclrtCreateEvent")
                 slot.n_events = j + 1
+        if i == 0 and (self.p.dyn_kind == DYN_HW or self.p.dyn_kind == DYN_DIMS):
+            self._output_table(i)
 
     def _warm_up(self):
         """One batch of zeros through every instance: surfaces a runtime that refuses the
         execute call (e.g. aclmdlExecuteAsyncV2 on an SoC without it) here, not mid-run."""
-        zeros = [np.zeros((self.batch_size,) + tuple(s.shape[1:]), dtype=s.dtype) for s in self.in_specs]
+        if self.profile.shaped:
+            zeros = [np.zeros(shape, dtype=s.dtype) for s, shape in zip(self.in_specs, self.profile.warm_up_shapes())]
+        else:
+            zeros = [np.zeros((self.batch_size,) + tuple(s.shape[1:]), dtype=s.dtype) for s in self.in_specs]
         tickets = [self.submit(zeros) for _ in range(self.n_instances)]
         for t in tickets:
             try:
@@ -417,8 +529,13 @@ cdef class Executor:
                 outs = []
                 for i in range(self.n_out):
                     spec = self.out_specs[i]
-                    arr = np.empty((s.rows,) + tuple(spec.shape[1:]), dtype=spec.dtype)
-                    memcpy(cnp.PyArray_DATA(arr), s.outs[i].host, s.rows * self.p.out_row[i])
+                    if self.profile.shaped:   # the batch's real dims
+                        shape = tuple(s.out_shape[i * MAX_SHAPE_DIMS + d] for d in range(self.p.out_ndims[i]))
+                        arr = np.empty(shape, dtype=spec.dtype)
+                        memcpy(cnp.PyArray_DATA(arr), s.outs[i].host, arr.nbytes)
+                    else:
+                        arr = np.empty((s.rows,) + tuple(spec.shape[1:]), dtype=spec.dtype)
+                        memcpy(cnp.PyArray_DATA(arr), s.outs[i].host, s.rows * self.p.out_row[i])
                     outs.append(arr)
                 value = outs
             if store:
@@ -439,11 +556,51 @@ cdef class Executor:
 
     # ------------------------------------------------------------ one batch: submit / result / staged
 
+    cdef int _stage_shaped(self, int64_t k, list arrays) except -1:
+        """The reserved batch k of a dynamic HW / dims / shape model: its gear or shape, then its
+        inputs (checked against the profile by the caller)."""
+        cdef Slot* s = pl_slot(self.p, k)
+        cdef int64_t dims[MAX_IO * MAX_SHAPE_DIMS]
+        cdef const char* src[MAX_IO]
+        cdef const char* api = ""
+        cdef aclError rc
+        cdef int i, d
+        match = self.profile.match(arrays)
+        if self.p.dyn_kind == DYN_SHAPE:
+            for i in range(self.n_in):
+                for d in range(arrays[i].ndim):
+                    dims[i * MAX_SHAPE_DIMS + d] = arrays[i].shape[d]
+        for i in range(self.n_in):
+            src[i] = <const char*>cnp.PyArray_DATA(<cnp.ndarray>arrays[i])
+        rc = pl_shape(self.p, s, match if self.p.dyn_kind != DYN_SHAPE else -1, dims, &api)
+        if rc:
+            check(rc, api)
+        s.rows = arrays[0].shape[0] if arrays[0].ndim else 1
+        with nogil:
+            pl_stage(self.p, s, src, s.rows)
+        return 0
+
     def submit(self, inputs, aipp=None):
-        """Queue one batch (at most batch_size rows); returns a ticket for result(). `aipp`: this
-        batch's own AippConfig (a dynamic AIPP model; the executor's otherwise), refused before
-        anything is queued when the runtime refuses it."""
+        """Queue one batch (at most batch_size rows; for a dynamic HW / dims / shape model, any
+        shapes the profile allows); returns a ticket for result(). `aipp`: this batch's own
+        AippConfig (a dynamic AIPP model; the executor's otherwise), refused before anything is
+        queued when the runtime refuses it."""
         self._usable()
+        cdef Waiter w
+        cdef int64_t t
+        if self.profile.shaped:
+            arrays = order_inputs(self.in_specs, inputs, self.batch_size, False, True)
+            self.profile.match(arrays)          # a bad shape fails before a slot is taken
+            waiter_init(&w, -1, True)
+            t = self._reserve(OWNER_PYTHON, &w, "submit()")
+            try:
+                self._stage_shaped(t, arrays)
+            except BaseException:
+                with nogil:
+                    pl_unreserve(self.p, pl_slot(self.p, t))
+                raise
+            self._enqueue(t)
+            return t
         arrays = order_inputs(self.in_specs, inputs, self.batch_size, False)
         cdef AippParams own = None
         if aipp is not None:
@@ -453,7 +610,6 @@ cdef class Executor:
         cdef const char* src[MAX_IO]
         cdef int i
         cdef uint64_t rows = arrays[0].shape[0]
-        cdef Waiter w
         for i in range(self.n_in):
             src[i] = <const char*>cnp.PyArray_DATA(<cnp.ndarray>arrays[i])
         waiter_init(&w, -1, True)
@@ -504,6 +660,9 @@ cdef class Executor:
         sets ``batch.ticket``; an exception in the block gives the slot back unqueued. The views
         must not be used after the block. Several blocks may be open at once, on any threads."""
         self._usable()
+        if self.profile.shaped:
+            raise FastexecError(f"staged(): a {self.profile.kind} model's batches take their shapes from submit(), imap() "
+                                "or run(); staged() fills fixed-shape buffers in place")
         return StagedBatch(self)
 
     # ------------------------------------------------------------ streaming: imap
@@ -615,6 +774,8 @@ cdef class Executor:
         WaitTimeout, with the same ``completed`` and ``outputs``, after the batches on the
         device finished (or INTERRUPT_DRAIN_S passed)."""
         self._usable()
+        if self.profile.shaped:
+            return self._run_shaped(inputs, out, timeout)
         arrays = order_inputs(self.in_specs, inputs, self.batch_size, True)
         cdef uint64_t n = arrays[0].shape[0]
         outputs = output_arrays(self.out_specs, out, n, self.in_specs, arrays)
@@ -662,6 +823,25 @@ cdef class Executor:
             free(job.ring_batch)
         return outputs
 
+    def _run_shaped(self, inputs, out, timeout):
+        """run() of a dynamic HW / dims / shape model: the inputs are one batch whose shapes the
+        profile allows (its gear's or within the ranges); its outputs, written into `out` if given."""
+        t = self.submit(inputs)
+        outs = self.result(t, timeout=timeout)
+        if out is None:
+            return outs
+        names = [s.name for s in self.out_specs]
+        given = [out[n] for n in names] if isinstance(out, dict) else ([out] if isinstance(out, np.ndarray) else list(out))
+        if len(given) != len(outs):
+            raise ValueError(f"out: expected {len(outs)} array(s) ({', '.join(names)}), got {len(given)}")
+        for name, dst, src in zip(names, given, outs):
+            if not isinstance(dst, np.ndarray) or dst.shape != src.shape or dst.dtype != src.dtype:
+                got = f"{dst.dtype} {dst.shape}" if isinstance(dst, np.ndarray) else type(dst).__name__
+                raise ValueError(f"out '{name}': expected a {src.dtype} array of shape {src.shape} (this batch's real "
+                                 f"dims), got {got}")
+            dst[...] = src
+        return given
+
     # ------------------------------------------------------------ stats, close
 
     def reset_stats(self):
@@ -702,8 +882,8 @@ cdef class Executor:
                     else "aclmdlExecuteAsync"})
         return out
 
-    def calibrate(self, batches=50):
-        """calibrate(batches=50) -> dict
+    def calibrate(self, batches=50, inputs=None):
+        """calibrate(batches=50, inputs=None) -> dict
 
         Measure the uncontended stage times (trtexec's separate profile run): `batches`
         full batches of zeros, one at a time, so each copy and compute engine serves one batch
@@ -711,7 +891,9 @@ cdef class Executor:
         reports: a host hiccup in a few batches does not move them) become the basis of
         stats()'s bound, compute-only throughput and utilisation, until the next calibrate().
         The other figures are left as they were (calibration batches are not counted). Call it
-        while no other batches are in flight. Returns stats()["calibration"]."""
+        while no other batches are in flight. Returns stats()["calibration"]. `inputs`: the batch
+        to measure instead (e.g. one gear or shape of a dynamic model; default: zeros of a full
+        batch, or of a dynamic HW / dims model's last gear, a dynamic shape's lower bounds)."""
         self._usable()
         if isinstance(batches, bool) or not isinstance(batches, int) or batches < 1:
             raise ValueError(f"calibrate(): batches must be an int >= 1 (got {batches!r})")
@@ -727,7 +909,12 @@ cdef class Executor:
                 stats_reset(self.p.stats, self.p.in_flight != 0)
                 pthread_mutex_unlock(&self.p.mu)
             try:
-                x = [np.zeros((self.batch_size,) + tuple(s.shape[1:]), s.dtype) for s in self.in_specs]
+                if inputs is not None:
+                    x = inputs
+                elif self.profile.shaped:
+                    x = [np.zeros(shape, s.dtype) for s, shape in zip(self.in_specs, self.profile.warm_up_shapes())]
+                else:
+                    x = [np.zeros((self.batch_size,) + tuple(s.shape[1:]), s.dtype) for s in self.in_specs]
                 outs = self.run(x)
                 for i in range(batches - 1):
                     self.run(x, out=outs)

@@ -5,6 +5,7 @@
 # staged, the C API):
 #   pl_reserve  the next ticket and its slot (FREE -> RESERVED), waiting for the slot if needed;
 #   pl_stage    copy its rows into the slot's pinned inputs (or the caller wrote them in place);
+#               a dynamic HW / dims / shape batch gives its gear or shape first (pl_shape);
 #   pl_enqueue  queue it by the stream plan (RESERVED -> QUEUED);
 #   pl_wait     wait for it and hold the slot (QUEUED -> DONE | FAILED -> HELD), then
 #   pl_release_ticket  give the slot back (HELD -> FREE, or RETIRING while the device may still use it).
@@ -98,6 +99,7 @@ cdef enum:
     SLICE_MS = 50                        # longest uninterrupted wait
     FX_STREAM_SYNC_TIMEOUT = 507046      # ACL_ERROR_RT_STREAM_SYNC_TIMEOUT
     FX_EVENT_SYNC_TIMEOUT = 507047       # ACL_ERROR_RT_EVENT_SYNC_TIMEOUT
+    FX_GE_FAILURE = 500002               # ACL_ERROR_GE_FAILURE (a dynamic shape the runtime did not describe)
 
 DEF SLICE_S = 0.05
 
@@ -362,6 +364,7 @@ cdef int pl_reserve(Pipeline* p, intptr_t owner, bint try_only, Waiter* w, int64
             s.owner = owner
             s.reserver = fx_thread_id()
             s.rows = 0
+            s.gear = -1
             s.t_stage = 0
             s.t_stage0 = 0
             s.t_held = 0
@@ -404,21 +407,77 @@ cdef void pl_unreserve(Pipeline* p, Slot* s) noexcept nogil:
     pthread_mutex_unlock(&p.mu)
 
 
+cdef inline int pl_batch_gear(Pipeline* p, uint64_t rows) noexcept nogil:
+    """Dynamic batch: the smallest gear holding `rows` (rows <= the largest gear)."""
+    cdef int g = 0
+    while g < p.n_gears - 1 and p.gear_rows[g] < rows:
+        g += 1
+    return g
+
+
 cdef void pl_stage(Pipeline* p, Slot* s, const char** src, uint64_t rows) noexcept nogil:
     """Copy `rows` rows of each input into the reserved slot's pinned buffers, zero-padding the
-    rest of the batch."""
+    rest of the batch (of its gear, for a dynamic batch). A dynamic HW / dims / shape batch
+    copies the bytes of the shape pl_shape gave it."""
     cdef double t0 = fx_now()
     cdef int i
-    cdef size_t n
+    cdef size_t n, pad
+    cdef uint64_t gear_rows = p.gear_rows[pl_batch_gear(p, rows)] if p.dyn_kind == DYN_BATCH else 0
     for i in range(p.n_in):
-        n = rows * p.in_row[i]
+        if p.dyn_kind == DYN_NONE or p.dyn_kind == DYN_BATCH:
+            n = rows * p.in_row[i]
+            pad = gear_rows * p.in_row[i] if p.dyn_kind == DYN_BATCH else s.ins[i].nbytes
+        else:
+            n = pad = s.in_n[i]
         memcpy(s.ins[i].host, src[i], n)
-        if n < s.ins[i].nbytes:
-            memset(<char*>s.ins[i].host + n, 0, s.ins[i].nbytes - n)
+        if n < pad:
+            memset(<char*>s.ins[i].host + n, 0, pad - n)
     s.rows = rows
     s.t_stage1 = fx_now()
     s.t_stage0 = t0
     s.t_stage = s.t_stage1 - t0
+
+
+cdef inline size_t _dims_bytes(const int64_t* dims, int nd, size_t item) noexcept nogil:
+    cdef size_t n = item
+    cdef int j
+    for j in range(nd):
+        n *= <size_t>dims[j]
+    return n
+
+
+cdef aclError pl_shape(Pipeline* p, Slot* s, int gear, const int64_t* in_dims, const char** api) noexcept nogil:
+    """A dynamic HW / dims batch's gear, or a dynamic-shape batch's input dims (n_in x
+    MAX_SHAPE_DIMS), for the reserved slot: the bytes it copies each way (and a gear's output
+    dims), and for a dynamic shape the input dataset's tensor descriptions (per dataset: no
+    model state). Called before pl_stage."""
+    cdef int i
+    cdef aclTensorDesc* d
+    cdef aclError rc
+    if p.dyn_kind == DYN_HW or p.dyn_kind == DYN_DIMS:
+        s.gear = gear
+        for i in range(p.n_in):
+            s.in_n[i] = p.gear_in_bytes[gear * p.n_in + i]
+        for i in range(p.n_out):
+            s.out_n[i] = p.gear_out_bytes[gear * p.n_out + i]
+            memcpy(&s.out_shape[i * MAX_SHAPE_DIMS], &p.gear_out_shape[(gear * p.n_out + i) * MAX_SHAPE_DIMS],
+                   MAX_SHAPE_DIMS * sizeof(int64_t))
+        return ACL_SUCCESS
+    for i in range(p.n_in):
+        memcpy(&s.in_shape[i * MAX_SHAPE_DIMS], &in_dims[i * MAX_SHAPE_DIMS], MAX_SHAPE_DIMS * sizeof(int64_t))
+        s.in_n[i] = _dims_bytes(&in_dims[i * MAX_SHAPE_DIMS], p.in_ndims[i], p.in_item[i])
+        api[0] = "aclCreateTensorDesc"
+        d = aclCreateTensorDesc(ACL_DT_UNDEFINED, p.in_ndims[i], &in_dims[i * MAX_SHAPE_DIMS], ACL_FORMAT_UNDEFINED)
+        if d == NULL:
+            return FX_GE_FAILURE
+        api[0] = "aclmdlSetDatasetTensorDesc"
+        rc = aclmdlSetDatasetTensorDesc(s.in_ds, d, i)
+        aclDestroyTensorDesc(d)
+        if rc:
+            return rc
+    for i in range(p.n_out):
+        s.out_n[i] = s.outs[i].nbytes   # the real size is known once it ran
+    return ACL_SUCCESS
 
 
 cdef aclError _queue_stage(Pipeline* p, Inst* inst, Slot* s, int stage, aclrtStream st, const char** api) noexcept nogil:
@@ -427,7 +486,7 @@ cdef aclError _queue_stage(Pipeline* p, Inst* inst, Slot* s, int stage, aclrtStr
     if stage == 0:
         api[0] = "aclrtMemcpyAsync"
         for i in range(p.n_in):
-            rc = aclrtMemcpyAsync(s.ins[i].dev, s.ins[i].nbytes, s.ins[i].host, s.ins[i].nbytes,
+            rc = aclrtMemcpyAsync(s.ins[i].dev, s.ins[i].nbytes, s.ins[i].host, s.in_n[i],
                                   ACL_MEMCPY_HOST_TO_DEVICE, st)
             if rc:
                 return rc
@@ -441,7 +500,7 @@ cdef aclError _queue_stage(Pipeline* p, Inst* inst, Slot* s, int stage, aclrtStr
     else:
         api[0] = "aclrtMemcpyAsync"
         for i in range(p.n_out):
-            rc = aclrtMemcpyAsync(s.outs[i].host, s.outs[i].nbytes, s.outs[i].dev, s.outs[i].nbytes,
+            rc = aclrtMemcpyAsync(s.outs[i].host, s.outs[i].nbytes, s.outs[i].dev, s.out_n[i],
                                   ACL_MEMCPY_DEVICE_TO_HOST, st)
             if rc:
                 return rc
@@ -478,6 +537,8 @@ cdef int pl_enqueue(Pipeline* p, int64_t k, Status* err) noexcept nogil:
     cdef aclrtStream st
     cdef int stage, here
     cdef double t0 = fx_now(), now
+    cdef int gear_role = GEAR_NONE
+    cdef int i
     s.recorded = False
     rc = pl_activate(inst)
     if rc == ACL_SUCCESS:
@@ -486,6 +547,19 @@ cdef int pl_enqueue(Pipeline* p, int64_t k, Status* err) noexcept nogil:
         status_set(err, rc, api, NULL)
         pl_unreserve(p, s)
         return PL_FAILED
+    if p.dyn_kind == DYN_BATCH:
+        s.gear = pl_batch_gear(p, s.rows)
+        for i in range(p.n_in):
+            s.in_n[i] = p.gear_in_bytes[s.gear * p.n_in + i]
+        for i in range(p.n_out):
+            s.out_n[i] = p.gear_out_bytes[s.gear * p.n_out + i]
+    if p.dynamic:
+        rc = _gear_begin(p, inst, s, &api, &gear_role)
+        if rc:
+            _gear_end(p, inst, gear_role)
+            status_set(err, rc, api, NULL)
+            pl_unreserve(p, s)
+            return PL_FAILED
     for stage in range(N_STAGES):
         here = p.plan.stream_of[stage]
         st = inst.streams[here]
@@ -523,9 +597,104 @@ cdef int pl_enqueue(Pipeline* p, int64_t k, Status* err) noexcept nogil:
         s.deadline = now + p.batch_timeout if p.batch_timeout > 0 else 0
         s.state = SLOT_QUEUED
         _device_started(p, now)
+    _gear_end_locked(p, inst, gear_role)
     _changed(p)
     pthread_mutex_unlock(&p.mu)
     return PL_FAILED if rc else PL_OK
+
+
+cdef enum:
+    GEAR_NONE = 0                   # the batch needs no gear (or it failed before taking a role)
+    GEAR_KEPT = 1                   # queued at the instance's gear (counted in inst.enqueuing)
+    GEAR_SWITCHED = 2               # changed the instance's gear (inst.switching)
+    GEAR_DRAINED = 3                # changed it after waiting for the instance's batches in flight
+
+
+cdef aclError _set_gear(Pipeline* p, Inst* inst, Slot* s, const char** api) noexcept nogil:
+    """Set the slot's gear on its input dataset (the hidden tensor follows the data inputs)."""
+    cdef aclmdlIODims dims
+    cdef int g = s.gear
+    cdef int j
+    if p.dyn_kind == DYN_BATCH:
+        api[0] = "aclmdlSetDynamicBatchSize"
+        return aclmdlSetDynamicBatchSize(inst.model_id, s.in_ds, p.n_in, p.gear_rows[g])
+    if p.dyn_kind == DYN_HW:
+        api[0] = "aclmdlSetDynamicHWSize"
+        return aclmdlSetDynamicHWSize(inst.model_id, s.in_ds, p.n_in, <uint64_t>p.gear_vals[2 * g], <uint64_t>p.gear_vals[2 * g + 1])
+    memset(&dims, 0, sizeof(dims))
+    dims.dimCount = p.gear_nvals
+    for j in range(p.gear_nvals):
+        dims.dims[j] = p.gear_vals[g * p.gear_nvals + j]
+    api[0] = "aclmdlSetInputDynamicDims"
+    return aclmdlSetInputDynamicDims(inst.model_id, s.in_ds, p.n_in, &dims)
+
+
+cdef aclError _gear_begin(Pipeline* p, Inst* inst, Slot* s, const char** api, int* role) noexcept nogil:
+    """Before queueing batch s on `inst`: ACL keeps a model's gear model-global and sets it with
+    a synchronous copy, so the instance's gear changes only when nothing of it is in flight (a
+    drain) and by one thread at a time; batches at the instance's gear queue side by side. The
+    slot's dataset is set to the batch's gear when it carries another. `role` says what to undo."""
+    cdef bint busy = False
+    cdef int j
+    cdef Slot* o
+    cdef aclError rc
+    cdef double t0
+    pthread_mutex_lock(&p.mu)
+    while True:
+        if inst.switching or (s.gear != inst.gear and inst.enqueuing):
+            fx_cond_wait_until(&p.changed, &p.mu, fx_now() + SLICE_S)
+            continue
+        if s.gear == inst.gear:
+            inst.enqueuing += 1
+            role[0] = GEAR_KEPT
+        else:
+            inst.switching = 1
+            role[0] = GEAR_SWITCHED
+            for j in range(p.depth):
+                o = &inst.slots[j]
+                if o != s and (o.state == SLOT_QUEUED or o.device_busy) and not _device_done(o, o.ticket, p):
+                    busy = True
+        break
+    pthread_mutex_unlock(&p.mu)
+    if busy:
+        role[0] = GEAR_DRAINED
+        t0 = fx_now()
+        for j in range(inst.n_streams):
+            api[0] = "aclrtSynchronizeStream"
+            rc = aclrtSynchronizeStream(inst.streams[j])
+            if rc:
+                return rc
+        pthread_mutex_lock(&p.mu)
+        trace_span(p, PSPAN_GEAR_DRAIN, t0, fx_now())
+        pthread_mutex_unlock(&p.mu)
+    if s.ds_gear != s.gear or role[0] != GEAR_KEPT:   # a switch sets the model's gear even if the dataset has it
+        rc = _set_gear(p, inst, s, api)
+        if rc:
+            return rc
+        s.ds_gear = s.gear
+        pthread_mutex_lock(&p.mu)
+        p.stats.gear_sets += 1
+        pthread_mutex_unlock(&p.mu)
+    if role[0] != GEAR_KEPT:
+        inst.gear = s.gear
+    return ACL_SUCCESS
+
+
+cdef void _gear_end_locked(Pipeline* p, Inst* inst, int role) noexcept nogil:
+    """Mutex held: the batch is queued (or failed): undo _gear_begin's role."""
+    if role == GEAR_KEPT:
+        inst.enqueuing -= 1
+    elif role != GEAR_NONE:
+        inst.switching = 0
+        if role == GEAR_DRAINED:
+            p.stats.drains += 1
+
+
+cdef void _gear_end(Pipeline* p, Inst* inst, int role) noexcept nogil:
+    pthread_mutex_lock(&p.mu)
+    _gear_end_locked(p, inst, role)
+    _changed(p)
+    pthread_mutex_unlock(&p.mu)
 
 
 cdef void _record_times(Pipeline* p, Slot* s, float* ms) noexcept nogil:
@@ -567,6 +736,7 @@ cdef void _finish(Pipeline* p, Slot* s, aclError rc, const char* api, const floa
         series_add(&t.series[SERIES_STAGING], s.t_stage * 1e3)
         series_add(&t.series[SERIES_ENQUEUE], s.t_enqueue * 1e3)
         t.batches += 1
+        t.samples += s.rows
     _device_stopped(p)
     _changed(p)
 
@@ -600,6 +770,36 @@ cdef void _time_out(Pipeline* p, Slot* s, int64_t k) noexcept nogil:
     _changed(p)
 
 
+cdef aclError _real_output_shapes(Pipeline* p, Slot* s, char* message, const char** api) noexcept nogil:
+    """A dynamic-shape batch ran: each output's real dims from the output dataset's tensor
+    descriptions; an output larger than its buffer fails the batch (never a truncation)."""
+    cdef aclTensorDesc* d
+    cdef size_t nd, j, n
+    cdef int i
+    cdef int64_t v
+    for i in range(p.n_out):
+        api[0] = "aclmdlGetDatasetTensorDesc"
+        d = aclmdlGetDatasetTensorDesc(s.out_ds, i)
+        if d == NULL:
+            return FX_GE_FAILURE
+        nd = aclGetTensorDescNumDims(d)
+        if nd != <size_t>p.out_ndims[i]:
+            snprintf(message, STATUS_MESSAGE, "output '%s' came back with %zu dims, the model describes %d",
+                     p.out_name[i], nd, p.out_ndims[i])
+            return FX_GE_FAILURE
+        n = p.out_item[i]
+        for j in range(nd):
+            if aclGetTensorDescDimV2(d, j, &v) or v < 0:
+                return FX_GE_FAILURE
+            s.out_shape[i * MAX_SHAPE_DIMS + j] = v
+            n *= <size_t>v
+        if n > s.outs[i].nbytes:
+            snprintf(message, STATUS_MESSAGE, "output '%s' of this batch holds %zu bytes, more than its %zu-byte buffer; "
+                     "give the Executor a larger output_size=", p.out_name[i], n, s.outs[i].nbytes)
+            return FX_GE_FAILURE
+    return ACL_SUCCESS
+
+
 cdef int pl_wait(Pipeline* p, int64_t k, intptr_t owner, Waiter* w) noexcept nogil:
     """Wait for batch k of `owner` and hold its slot (HELD; its status says whether it failed):
     PL_OK; PL_UNKNOWN (k is in no slot, is another owner's, or is not queued); PL_EXPIRED (the
@@ -612,6 +812,7 @@ cdef int pl_wait(Pipeline* p, int64_t k, intptr_t owner, Waiter* w) noexcept nog
     cdef float ms[N_STAGES]
     cdef uint64_t dev_us[2 * N_STAGES]
     cdef bint tracing
+    cdef char too_large[STATUS_MESSAGE]
     pthread_mutex_lock(&p.mu)
     while True:
         if p.insts == NULL:
@@ -649,12 +850,15 @@ cdef int pl_wait(Pipeline* p, int64_t k, intptr_t owner, Waiter* w) noexcept nog
         r = _wait_device(p, s, k, deadline, w, &rc)
         if tracing:
             wait1 = fx_now()
+        too_large[0] = 0
         if r == PL_OK and rc == ACL_SUCCESS:
             rc = _stage_errors(p, s, &api)
             if rc == ACL_SUCCESS:
                 _record_times(p, s, ms)
                 if tracing:
                     trace_device_times(p, s, dev_us)
+            if rc == ACL_SUCCESS and p.dyn_kind == DYN_SHAPE:
+                rc = _real_output_shapes(p, s, too_large, &api)
         pthread_mutex_lock(&p.mu)
         s.waiters -= 1
         if s.state != SLOT_QUEUED or s.ticket != k:
@@ -663,6 +867,8 @@ cdef int pl_wait(Pipeline* p, int64_t k, intptr_t owner, Waiter* w) noexcept nog
             _finish(p, s, rc, api, ms)
             if trace_on(p):
                 trace_push(p, s, rc != ACL_SUCCESS, dev_us if tracing and rc == ACL_SUCCESS else NULL, wait0, wait1)
+            if too_large[0]:
+                status_set(&s.status, rc, api, too_large)
         elif r == PL_EXPIRED and s.deadline != 0 and fx_now() >= s.deadline:
             _time_out(p, s, k)
         else:
@@ -865,6 +1071,10 @@ cdef void pl_free_resources(Pipeline* p, Status* err) noexcept nogil:
                 free(s.outs)
                 free(s.in_hosts)
                 free(s.out_hosts)
+                free(s.in_n)
+                free(s.out_n)
+                free(s.in_shape)
+                free(s.out_shape)
             free(inst.slots)
             inst.slots = NULL
     pthread_mutex_lock(&p.mu)
@@ -885,5 +1095,10 @@ cdef void pl_destroy(Pipeline* p) noexcept nogil:
         free(p.insts)
     fx_sync_destroy(&p.mu, &p.changed)
     trace_free(p.trace)
+    free(p.gear_rows)
+    free(p.gear_vals)
+    free(p.gear_in_bytes)
+    free(p.gear_out_bytes)
+    free(p.gear_out_shape)
     free(p.stats)
     free(p)

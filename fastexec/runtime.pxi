@@ -8,6 +8,7 @@
 # - Calls on another thread make the device's context current on that thread first.
 
 import atexit
+import math
 import warnings
 
 cimport cython
@@ -17,9 +18,9 @@ cimport numpy as cnp
 import numpy as np
 
 from cpython.buffer cimport PyBUF_WRITABLE, PyBuffer_FillInfo
-from libc.stdint cimport int32_t, uint32_t, uint64_t
+from libc.stdint cimport int32_t, intptr_t, uint32_t, uint64_t
 from libc.stdlib cimport calloc, free
-from libc.string cimport memcpy
+from libc.string cimport memcpy, memset
 
 cnp.import_array()
 
@@ -66,9 +67,10 @@ _FORMATS = {
     ACL_FORMAT_NDC1HWC0: "NDC1HWC0", ACL_FRACTAL_Z_3D: "FRACTAL_Z_3D", ACL_FORMAT_NC: "NC", ACL_FORMAT_NCL: "NCL",
 }
 
-TensorSpec = namedtuple("TensorSpec", ["name", "shape", "dtype", "format", "nbytes"])
-TensorSpec.__doc__ = """One model input or output: name, shape (-1 marks the dynamic batch axis), numpy dtype,
-ACL format name, and bytes at the largest batch."""
+TensorSpec = namedtuple("TensorSpec", ["name", "shape", "dtype", "format", "nbytes", "shape_range"], defaults=(None,))
+TensorSpec.__doc__ = """One model input or output: name, shape (-1 marks a dynamic dim), numpy dtype, ACL format
+name, bytes at the largest batch / gear / range bound, and shape_range: a (min, max) per dim ((d, d) for a
+fixed dim) over the model's gears or ranges; None for an output whose dynamic dims the runtime cannot bound."""
 
 
 # ================================================================ Device
@@ -561,8 +563,11 @@ cdef class Model(DeviceChild):
     device id (then the model opens and closes its own Device).
 
     ``inputs`` / ``outputs``: lists of TensorSpec; ``dynamic_batch``: the batch gears (empty for
-    a static model); ``batch_size``: the static batch (or the largest gear); ``aipp``: per input
-    name, its AIPP (a static input shows its raw image: uint8 NHWC in the byte layout of
+    a static model); ``dynamic_hw``: the (height, width) gears; ``dynamic_dims``: the gears of a
+    dynamic-dims model, each a dict input name -> shape; ``dynamic_kind``: "dynamic_batch",
+    "dynamic_hw", "dynamic_dims", "dynamic_shape" (-1 dims within TensorSpec.shape_range) or
+    None; ``batch_size``: the static batch (or the largest gear, or the range's upper bound); ``aipp``: per
+    input name, its AIPP (a static input shows its raw image: uint8 NHWC in the byte layout of
     aclmdlGetInputDimsV2, e.g. n,h*3/2,w,1 for YUV420SP_U8 frames).
     """
 
@@ -609,14 +614,25 @@ cdef class Model(DeviceChild):
     cdef _describe(self):
         cdef aclmdlIODims dims
         cdef aclmdlBatch batch
+        cdef aclmdlHW hw
+        cdef aclmdlIODimsRange rng
+        cdef size_t n_dims_gears = 0
+        cdef aclmdlIODims* gear_dims = NULL
         check(aclmdlGetDynamicBatch(self.desc, &batch), "aclmdlGetDynamicBatch")
         self.dynamic_batch = tuple(batch.batch[i] for i in range(batch.batchCount))
         self.dynamic_input_index = -1
         self._describe_aipp()
+        names = [aclmdlGetInputNameByIndex(self.desc, i).decode() for i in range(aclmdlGetNumInputs(self.desc))]
+        hidden = ACL_DYNAMIC_TENSOR_NAME.decode() in names
+        self.dynamic_hw = []
+        if hidden and not self.dynamic_batch and not fx_acl_is_missing(b"aclmdlGetDynamicHW"):
+            check(aclmdlGetDynamicHW(self.desc, <size_t>-1, &hw), "aclmdlGetDynamicHW")
+            self.dynamic_hw = [(int(hw.hw[i][0]), int(hw.hw[i][1])) for i in range(hw.hwCount)]
+        if hidden and not self.dynamic_batch and not self.dynamic_hw and not fx_acl_is_missing(b"aclmdlGetInputDynamicGearCount"):
+            check(aclmdlGetInputDynamicGearCount(self.desc, <size_t>-1, &n_dims_gears), "aclmdlGetInputDynamicGearCount")
         inputs = []
-        for i in range(aclmdlGetNumInputs(self.desc)):
-            name = aclmdlGetInputNameByIndex(self.desc, i).decode()
-            if self.dynamic_batch and name == ACL_DYNAMIC_TENSOR_NAME.decode():
+        for i, name in enumerate(names):
+            if hidden and name == ACL_DYNAMIC_TENSOR_NAME.decode():
                 self.dynamic_input_index = i
                 continue
             if i == self.aipp_input_index:
@@ -625,22 +641,61 @@ cdef class Model(DeviceChild):
                 check(aclmdlGetInputDimsV2(self.desc, i, &dims), "aclmdlGetInputDimsV2")
             else:
                 check(aclmdlGetInputDims(self.desc, i, &dims), "aclmdlGetInputDims")
-            inputs.append(TensorSpec(name, tuple(dims.dims[d] for d in range(dims.dimCount)),
-                                     _dtype_of(aclmdlGetInputDataType(self.desc, i)),
-                                     _FORMATS.get(aclmdlGetInputFormat(self.desc, i), "UNDEFINED"),
-                                     aclmdlGetInputSizeByIndex(self.desc, i)))
+            shape = tuple(dims.dims[d] for d in range(dims.dimCount))
+            shape_range = tuple((d, d) for d in shape)
+            if any(d < 0 for d in shape) and not fx_acl_is_missing(b"aclmdlGetInputDimsRange"):
+                check(aclmdlGetInputDimsRange(self.desc, i, &rng), "aclmdlGetInputDimsRange")
+                shape_range = tuple((int(rng.range[d][0]), int(rng.range[d][1])) for d in range(rng.rangeCount))
+            dtype = _dtype_of(aclmdlGetInputDataType(self.desc, i))
+            nbytes = aclmdlGetInputSizeByIndex(self.desc, i)
+            if nbytes == 0 and shape_range and all(hi > 0 for _, hi in shape_range):
+                nbytes = math.prod(hi for _, hi in shape_range) * dtype.itemsize   # the ranges' upper bounds
+            inputs.append(TensorSpec(name, shape, dtype, _FORMATS.get(aclmdlGetInputFormat(self.desc, i), "UNDEFINED"),
+                                     nbytes, shape_range))
         outputs = []
         for i in range(aclmdlGetNumOutputs(self.desc)):
             check(aclmdlGetOutputDims(self.desc, i, &dims), "aclmdlGetOutputDims")
-            outputs.append(TensorSpec(aclmdlGetOutputNameByIndex(self.desc, i).decode(),
-                                      tuple(dims.dims[d] for d in range(dims.dimCount)),
+            shape = tuple(dims.dims[d] for d in range(dims.dimCount))
+            outputs.append(TensorSpec(aclmdlGetOutputNameByIndex(self.desc, i).decode(), shape,
                                       _dtype_of(aclmdlGetOutputDataType(self.desc, i)),
                                       _FORMATS.get(aclmdlGetOutputFormat(self.desc, i), "UNDEFINED"),
-                                      aclmdlGetOutputSizeByIndex(self.desc, i)))
+                                      aclmdlGetOutputSizeByIndex(self.desc, i),
+                                      None if any(d < 0 for d in shape) else tuple((d, d) for d in shape)))
+        self.dynamic_dims = []
+        if n_dims_gears:
+            gear_dims = <aclmdlIODims*>calloc(n_dims_gears, sizeof(aclmdlIODims))
+            if gear_dims == NULL:
+                raise MemoryError()
+            try:
+                check(aclmdlGetInputDynamicDims(self.desc, <size_t>-1, gear_dims, n_dims_gears), "aclmdlGetInputDynamicDims")
+                for g in range(n_dims_gears):
+                    flat = [gear_dims[g].dims[d] for d in range(gear_dims[g].dimCount)]
+                    gear, at = {}, 0
+                    for spec in inputs:     # every input's dims, concatenated
+                        gear[spec.name] = tuple(flat[at:at + len(spec.shape)])
+                        at += len(spec.shape)
+                    self.dynamic_dims.append(gear)
+            finally:
+                free(gear_dims)
+        if self.dynamic_batch:
+            self.dynamic_kind = "dynamic_batch"
+        elif self.dynamic_hw:
+            self.dynamic_kind = "dynamic_hw"
+        elif self.dynamic_dims:
+            self.dynamic_kind = "dynamic_dims"
+        elif any(d < 0 for spec in inputs for d in spec.shape):
+            self.dynamic_kind = "dynamic_shape"
+        else:
+            self.dynamic_kind = None
         self.inputs = inputs
         self.outputs = outputs
         first = inputs[0].shape[0] if inputs and inputs[0].shape else 1
-        self.batch_size = max(self.dynamic_batch) if self.dynamic_batch else first
+        if self.dynamic_batch:
+            self.batch_size = max(self.dynamic_batch)
+        elif self.dynamic_kind is not None and inputs and inputs[0].shape_range:
+            self.batch_size = inputs[0].shape_range[0][1]
+        else:
+            self.batch_size = first
 
     cdef _describe_aipp(self):
         """self.aipp: {input name: {"mode": "static", ...aclmdlGetFirstAippInfo's parameters} or
@@ -677,11 +732,14 @@ cdef class Model(DeviceChild):
     def execute(self, inputs, outputs):
         """Synchronous aclmdlExecute over DeviceBuffers, one per input and one per output in
         model order, each at least the tensor's size; the datasets are made for the call (a
-        dynamic-batch model runs at its largest gear). Waits with the GIL released. Not for a
+        dynamic batch / HW / dims model runs at its largest gear; a dynamic-shape model needs the
+        Executor, which gives each batch its shape). Waits with the GIL released. Not for a
         model an Executor runs (ACL forbids mixing synchronous and asynchronous execution)."""
         self.ensure_open()
         if self.aipp_input_index >= 0:
             raise FastexecError("Model.execute: this model has dynamic AIPP; run it with Executor(model, aipp=AippConfig(...))")
+        if self.dynamic_kind == "dynamic_shape":
+            raise FastexecError("Model.execute: a dynamic-shape model needs each input's shape; run it with an Executor")
         inputs, outputs = list(inputs), list(outputs)
         for kind, bufs, specs in (("inputs", inputs, self.inputs), ("outputs", outputs, self.outputs)):
             if len(bufs) != len(specs):
@@ -701,11 +759,11 @@ cdef class Model(DeviceChild):
                 raise AclError(500000, "aclmdlCreateDataset", "the runtime returned no dataset")
             for b in inputs:
                 _add_buffer(ds_in, (<DeviceBuffer>b).ptr, (<DeviceBuffer>b).nbytes)
-            if self.dynamic_input_index >= 0:   # the dynamic-batch tensor, set per call as the samples do
-                check(aclrtMalloc(&dyn, 8, ACL_MEM_MALLOC_HUGE_FIRST), "aclrtMalloc")
-                _add_buffer(ds_in, dyn, 8)
-                check(aclmdlSetDynamicBatchSize(self.model_id, ds_in, aclmdlGetDatasetNumBuffers(ds_in) - 1,
-                                                self.batch_size), "aclmdlSetDynamicBatchSize")
+            if self.dynamic_input_index >= 0:   # the hidden gear tensor, set per call as the samples do
+                dyn_bytes = max(8, aclmdlGetInputSizeByIndex(self.desc, self.dynamic_input_index))
+                check(aclrtMalloc(&dyn, dyn_bytes, ACL_MEM_MALLOC_HUGE_FIRST), "aclrtMalloc")
+                _add_buffer(ds_in, dyn, dyn_bytes)
+                self._set_largest_gear(<intptr_t>ds_in, aclmdlGetDatasetNumBuffers(ds_in) - 1)
             for b in outputs:
                 _add_buffer(ds_out, (<DeviceBuffer>b).ptr, (<DeviceBuffer>b).nbytes)
             with nogil:
@@ -716,6 +774,23 @@ cdef class Model(DeviceChild):
             _destroy_dataset(ds_out)
             if dyn != NULL:
                 aclrtFree(dyn)
+
+    def _set_largest_gear(self, ds, size_t index):
+        """Set a gear model's largest gear on one of its input datasets (the hidden tensor at `index`)."""
+        cdef aclmdlIODims dims
+        cdef aclmdlDataset* d = <aclmdlDataset*><intptr_t>ds
+        if self.dynamic_batch:
+            check(aclmdlSetDynamicBatchSize(self.model_id, d, index, max(self.dynamic_batch)), "aclmdlSetDynamicBatchSize")
+        elif self.dynamic_hw:
+            h, w = self.dynamic_hw[-1]
+            check(aclmdlSetDynamicHWSize(self.model_id, d, index, h, w), "aclmdlSetDynamicHWSize")
+        elif self.dynamic_dims:
+            memset(&dims, 0, sizeof(dims))
+            flat = [v for spec in self.inputs for v in self.dynamic_dims[-1][spec.name]]
+            dims.dimCount = len(flat)
+            for i, v in enumerate(flat):
+                dims.dims[i] = v
+            check(aclmdlSetInputDynamicDims(self.model_id, d, index, &dims), "aclmdlSetInputDynamicDims")
 
     def close(self):
         """Unload the model (waits for its queued executions). Refused while an open Executor

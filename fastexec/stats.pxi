@@ -86,6 +86,9 @@ cdef void stats_reset(Stats* t, bint in_flight) noexcept nogil:
     for i in range(N_SERIES):
         series_reset(&t.series[i])
     t.batches = 0
+    t.samples = 0
+    t.drains = 0
+    t.gear_sets = 0
     t.wall = 0
     t.active_since = fx_now() if in_flight else 0
 
@@ -129,7 +132,10 @@ cdef double _device_period_ms(double h, double c, double d, int instances, bint 
 cdef object stats_report(const Stats* t, uint64_t batch_size, int instances, int devices, bint overlap):
     """The figures of Executor.stats() from a snapshot of the C state (`instances` per device)."""
     wall = stats_wall(t)
-    out = {"batches": int(t.batches), "wall_s": wall}
+    out = {"batches": int(t.batches), "wall_s": wall, "samples": int(t.samples),
+           # dynamic models: gear changes that waited for the instance's batches in flight, and
+           # gear settings of a slot's dataset while its instance kept its gear (no wait)
+           "drains": int(t.drains), "gear_sets": int(t.gear_sets)}
     for i in range(N_SERIES):
         out[SERIES_NAMES[i]] = series_summary(&t.series[i])
     b = out["batches"]

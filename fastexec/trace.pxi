@@ -32,7 +32,7 @@ cdef extern from *:
     long fx_gettid() nogil
 
 HOST_SPAN_NAMES = ("stage", "enqueue", "wait", "collect")
-PIPELINE_SPAN_NAMES = ("drain", "stop drain")
+PIPELINE_SPAN_NAMES = ("drain", "stop drain", "gear drain")
 
 
 cdef inline bint trace_on(Pipeline* p) noexcept nogil:

@@ -233,3 +233,16 @@ def test_c_batches_feed_the_trace(fxpipe, probe, device):
     assert (rec["device_us"] > 0).all() and not rec["failed"].any()
     assert (rec["host_s"][:, 3] >= rec["host_s"][:, 2]).all() and (rec["host_s"][:, 2] > 0).all()
     assert threading.get_native_id() not in set(rec["submit_thread"][:6].tolist())   # queued by the C threads
+
+
+@pytest.mark.parametrize("what", ["submit_one", "acquire_one"])
+def test_rows_api_refuses_shaped_models_and_runs_dynamic_batch(probe, device, what):
+    """The C API's batches are rows: a dynamic HW / dims / shape model is refused with a clear
+    error (its batches have shapes: the Python API takes them); a dynamic batch takes any rows."""
+    for name in ("dynamic-hw", "dynamic-dims", "dynamic-shape"):
+        with fastexec.Executor(emulator.sample_model(name)) as ex:
+            status, message = probe.probe(ex, what)
+            assert status == 1 and "the C API takes batches of rows" in message, (name, status, message)
+    with fastexec.Executor(emulator.sample_model("dynamic-batch")) as ex:
+        status, message = probe.probe(ex, what)
+        assert status == 0, message

@@ -23,7 +23,8 @@ def bench(*args, env_extra=None, timeout=120):
 
 def check_consistent(r: dict, batches=None):
     jsonschema.validate(r, SCHEMA)
-    B = r["model"]["batch_size"]
+    dyn = r["settings"]["dynamic"]
+    B = dyn["samples_per_batch"] if dyn else r["model"]["batch_size"]
     if batches is not None:
         assert r["batches"] == batches
     assert r["samples"] == r["batches"] * B
@@ -66,7 +67,8 @@ def test_bench_default_model_json(tmp_path):
     check_consistent(r, batches=50)
     assert r["schema"] == "fastexec.bench/2"
     assert Path(r["model"]["path"]).name == "resnet50-int8.om"
-    assert r["model"]["inputs"] == [{"name": "data", "shape": [8, 3, 224, 224], "dtype": "uint8", "format": "NCHW", "bytes": 1204224}]
+    assert r["model"]["inputs"] == [{"name": "data", "shape": [8, 3, 224, 224], "dtype": "uint8", "format": "NCHW", "bytes": 1204224,
+                                    "range": [[8, 8], [3, 3], [224, 224], [224, 224]]}]
     assert r["backend"]["emulator"] is True and r["backend"]["soc"] == "Ascend310P3"
     assert r["settings"]["execute_api"] == "aclmdlExecuteAsync"
     assert r["settings"]["mode"] == "overlap" and r["settings"]["depth"] == 4   # the defaults
@@ -369,3 +371,48 @@ def test_ctrl_c_prints_what_was_measured(tmp_path):
     assert any(w.startswith("interrupted") for w in r["warnings"])
     assert "(interrupted)" in stdout and "throughput" in stdout
     assert len(times.read_text().splitlines()) == 1 + r["batches"]
+
+
+def test_bench_dym_batch_records_the_gear_and_its_time(tmp_path):
+    """Real timing: --dym-batch 2 measures batches of 2 samples at gear 2 (modelled 100 + 2 x 20 us)."""
+    out = tmp_path / "out.json"
+    proc = bench("dynamic-batch", "--dym-batch", "2", "--batches", "200", "--json", str(out))
+    assert proc.returncode == 0, proc.stderr
+    r = json.loads(out.read_text())
+    check_consistent(r, batches=200)
+    assert r["settings"]["dynamic"] == {"kind": "dynamic_batch", "samples_per_batch": 2, "gear": 2,
+                                        "shapes": {"images": [2, 3, 16, 16]}}
+    assert r["samples"] == 400 and r["model"]["batch_size"] == 8
+    assert r["latency_ms"]["execute"]["p50"] == pytest.approx(0.14, abs=0.01)
+    assert r["calibration"]["execute_ms"] == pytest.approx(0.14, abs=0.01)
+    assert r["drains"] == 0
+    assert "gear 2" in proc.stdout
+
+
+@pytest.mark.parametrize("args,shapes", [
+    (["dynamic-hw", "--dymHW", "32,32"], {"image": [2, 3, 32, 32]}),
+    (["dynamic-dims", "--dymDims", "ids:4,64;mask:4,4"], {"ids": [4, 64], "mask": [4, 4]}),
+    (["dynamic-shape", "--dym-shape", "tokens:3,50", "--outputSize", "1024"], {"tokens": [3, 50]}),
+])
+def test_bench_dynamic_shapes(args, shapes):
+    proc = bench(*args, "--batches", "60", "--calibration-batches", "5", "--json", "-", env_extra={"FASTEXEC_EMU_FAST": "1"})
+    assert proc.returncode == 0, proc.stderr
+    r = json.loads(proc.stdout)
+    check_consistent(r, batches=60)
+    assert r["settings"]["dynamic"]["shapes"] == shapes
+    assert r["settings"]["dynamic"]["samples_per_batch"] == list(shapes.values())[0][0]
+
+
+@pytest.mark.parametrize("args,needle", [
+    (["dynamic-hw"], "is a dynamic-hw model: give the shape to measure with --dym-hw H,W"),
+    (["dynamic-hw", "--dym-hw", "7,7"], "--dym-hw: 7,7 is no gear of the model; the gears are 16,16, 32,32, 48,64"),
+    (["dynamic-dims", "--dym-dims", "ids:1,16"], "--dym-dims: give a shape for every input (ids, mask); missing 'mask'"),
+    (["dynamic-shape", "--dym-shape", "tokens:9,5"], "input 'tokens': shape (9, 5) is outside the model's range"),
+    (["tiny", "--dym-batch", "2"], "--dym-batch: "),
+    (["dynamic-batch", "--dym-batch", "9"], "9 rows is more than the largest gear; the gears are 1, 2, 4, 8"),
+    (["dynamic-batch", "--dym-batch", "2", "--dym-hw", "1,1"], "not allowed with argument"),
+])
+def test_bench_dynamic_option_errors(args, needle):
+    proc = bench(*args, "--batches", "5", env_extra={"FASTEXEC_EMU_FAST": "1"})
+    assert proc.returncode == 2, (proc.returncode, proc.stderr)
+    assert needle in proc.stderr, proc.stderr

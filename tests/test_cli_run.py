@@ -162,7 +162,13 @@ def test_info_shows_only_the_visible_devices():
     assert re.search(r"^  device 1: ", proc.stdout, re.M) and not re.search(r"^  device 2: ", proc.stdout, re.M)
 
 
-ROW = re.compile(r"^(input|output)\s+(\S+)\s+(\S+)\s+(\([^)]*\))\s+(\S+)\s+(\d+)$")
+ROW = re.compile(r"^(input|output)\s+(\S+)\s+(\S+)\s+(\([^)]*\))\s+(\([^)]*\)|\?)\s+(\S+)\s+(\d+)$")
+
+
+def range_text(spec):
+    if spec.shape_range is None:
+        return "?"
+    return "(" + ", ".join(str(lo) if lo == hi else f"{lo}..{hi}" for lo, hi in spec.shape_range) + ")"
 
 
 @pytest.mark.parametrize("name", SAMPLE_NAMES)
@@ -172,10 +178,10 @@ def test_inspect_table(name):
     lines = proc.stdout.splitlines()
     assert lines[0].split() == ["model", str(Path(model_path(name)).resolve())]
     rows = [ROW.match(l).groups() for l in lines if ROW.match(l)]
-    want = [(kind, s.name, str(s.dtype), "(" + ", ".join(map(str, s.shape)) + ")", s.format, str(s.nbytes))
+    want = [(kind, s.name, str(s.dtype), "(" + ", ".join(map(str, s.shape)) + ")", range_text(s), s.format, str(s.nbytes))
             for kind, specs in (("input", ins), ("output", outs)) for s in specs]
     assert rows == want
-    assert lines[2].split() == ["name", "dtype", "shape", "format", "bytes"]
+    assert lines[2].split() == ["name", "dtype", "shape", "range", "format", "bytes"]
     assert len(lines) == 3 + len(want)
     batch_line = lines[1]
     assert batch_line.split()[:2] == ["batch", str(batch)]
@@ -194,15 +200,27 @@ def test_inspect_json(name, tmp_path):
     with fastexec.Model(model_path(name)) as m:
         want = {
             "model": os.path.abspath(model_path(name)), "batch_size": m.batch_size,
-            "dynamic_batch": list(m.dynamic_batch),
+            "dynamic_kind": m.dynamic_kind, "dynamic_batch": list(m.dynamic_batch), "dynamic_hw": [], "dynamic_dims": [],
             "inputs": [{"name": s.name, "shape": list(s.shape), "dtype": str(s.dtype), "format": s.format,
-                        "bytes": s.nbytes} for s in m.inputs],
+                        "bytes": s.nbytes, "range": [list(r) for r in s.shape_range]} for s in m.inputs],
             "outputs": [{"name": s.name, "shape": list(s.shape), "dtype": str(s.dtype), "format": s.format,
-                         "bytes": s.nbytes} for s in m.outputs],
+                         "bytes": s.nbytes, "range": None if s.shape_range is None else [list(r) for r in s.shape_range]}
+                        for s in m.outputs],
             "aipp": {},
         }
     assert d == want
     assert d["dynamic_batch"] == ([1, 2, 4, 8] if name == "dynamic-batch" else [])
+
+
+def test_inspect_shows_gears_and_ranges():
+    lines = ok(cli("inspect", "dynamic-hw")).stdout.splitlines()
+    assert "dynamic height/width gears: 16x16, 32x32, 48x64" in lines
+    assert any(ROW.match(l) and ROW.match(l).group(5) == "(2, 3, 16..48, 16..64)" for l in lines)
+    lines = ok(cli("inspect", "dynamic-dims")).stdout.splitlines()
+    assert "dynamic dims gear 1: ids (2, 32) mask (2, 4)" in lines
+    d = json.loads(ok(cli("inspect", "dynamic-shape", "--json")).stdout)
+    assert d["dynamic_kind"] == "dynamic_shape" and d["inputs"][0]["range"] == [[1, 8], [1, 128]]
+    assert d["outputs"][0]["range"] is None
 
 
 def test_inspect_missing_model(tmp_path):

@@ -79,8 +79,8 @@ def test_module_cli_prints_flags_and_paths():
     assert cli("--dvpp-library") == emulator.dvpp_library_path()
     assert cli("--cflags", "--libs").split() == [f"-I{emulator.include_dir()}", *emulator.libs()]
     samples = dict(line.split("\t") for line in cli("--samples").splitlines())
-    assert set(samples) == {"resnet50-int8", "balanced", "tiny", "dynamic-batch", "multi-io", "compute-bound",
-                            "aipp-static", "aipp-dynamic"}
+    assert set(samples) == {"resnet50-int8", "balanced", "tiny", "dynamic-batch", "dynamic-hw", "dynamic-dims", "dynamic-shape",
+                            "multi-io", "compute-bound", "aipp-static", "aipp-dynamic"}
     assert all(Path(p).is_file() for p in samples.values())
 
 

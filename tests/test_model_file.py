@@ -43,8 +43,8 @@ def np_dtype(name: str) -> np.dtype:
 # Samples
 # ==============================================================================================
 
-EXPECTED_SAMPLES = {"resnet50-int8", "balanced", "tiny", "dynamic-batch", "multi-io", "compute-bound",
-                    "aipp-static", "aipp-dynamic"}
+EXPECTED_SAMPLES = {"resnet50-int8", "balanced", "tiny", "dynamic-batch", "dynamic-hw", "dynamic-dims", "dynamic-shape",
+                    "multi-io", "compute-bound", "aipp-static", "aipp-dynamic"}
 
 
 def test_sample_set_is_exactly_the_documented_one():
@@ -216,6 +216,8 @@ def io_lines(kind, n, dtype="float32", dims="2,8"):
 
 LONG = "n" * 128
 DYN = {4: "input x float32 ND -1,8", 5: "output y float32 ND -1,8"}
+HW = {4: "input x float32 NCHW 1,3,-1,-1", 5: "output y float32 ND 1,2", 6: "kernel segment_sum"}
+DIMS = {4: "input x float32 ND -1,-1", 5: "output y float32 ND -1,-1"}
 
 # (id, text, line number or None for "model file:", substring of the message)
 REJECT_CASES = [
@@ -269,8 +271,9 @@ REJECT_CASES = [
     ("dims-junk", with_lines({4: "input x float32 ND 2,8x"}), 4, "got a non-integer at position 1"),
     ("dims-plus", with_lines({4: "input x float32 ND +2,8"}), 4, "got a non-integer at position 0"),
     ("dims-float", with_lines({4: "input x float32 ND 2,8.0"}), 4, "a non-integer"),
-    ("dims-zero", with_lines({4: "input x float32 ND 2,0"}), 4, "dims[1] must be >= 1, got 0"),
-    ("dims-negative", with_lines({4: "input x float32 ND 2,-1"}), 4, "dims[1] must be >= 1, got -1"),
+    ("dims-zero", with_lines({4: "input x float32 ND 2,0"}), 4, "dims[1] must be >= 1, or -1 for a dynamic dim, got 0"),
+    ("dims-negative", with_lines({4: "input x float32 ND 2,-2"}), 4, "dims[1] must be >= 1, or -1 for a dynamic dim, got -2"),
+    ("dims-minus-one-static", with_lines({4: "input x float32 ND 2,-1"}), 4, "input 'x': dims[1] is -1 (dynamic) but the model has no dynamic_hw, dynamic_dims or dynamic_shape line"),
     ("dims0-zero", with_lines({4: "input x float32 ND 0,8"}), 4, "dims[0] must be >= 1, or -1 for a dynamic batch, got 0"),
     ("dims0-minus-two", with_lines({4: "input x float32 ND -2,8"}), 4, "dims[0] must be >= 1, or -1"),
     ("dims-int64-overflow", with_lines({4: "input x float32 ND 2,9223372036854775808"}), 4, "dims[1] is out of the int64 range"),
@@ -326,6 +329,39 @@ REJECT_CASES = [
     ("affine-int-fractional-scale", with_lines({4: "input x int32 ND 2,8", 5: "output y int32 ND 2,8", 6: "kernel affine scale=2.5"}), 6, "kernel 'affine' on int32 tensors (input 'x') needs an integer scale within the int64 range, got 2.5"),
     ("affine-bool-fractional-bias", with_lines({4: "input x bool ND 2,8", 5: "output y bool ND 2,8", 6: "kernel affine bias=0.5"}), 6, "needs an integer bias within the int64 range, got 0.5"),
     ("affine-int-scale-beyond-int64", with_lines({4: "input x uint64 ND 2,8", 5: "output y uint64 ND 2,8", 6: "kernel affine scale=9223372036854775808"}), 6, "needs an integer scale within the int64 range, got 9.2233720368547758e+18"),
+    # dynamic_hw / dynamic_dims / dynamic_shape
+    ("hw-one-value", with_lines(HW, ["dynamic_hw 16,16;32"]), 8, "dynamic_hw gear 1 '32': expected H,W (two integers)"),
+    ("hw-three-values", with_lines(HW, ["dynamic_hw 16,16,3"]), 8, "dynamic_hw gear 0 '16,16,3': expected H,W (two integers)"),
+    ("hw-zero", with_lines(HW, ["dynamic_hw 16,0"]), 8, "dynamic_hw gear 0 value 1 must be in 1..9223372036854775807, got '0'"),
+    ("hw-empty-field", with_lines(HW, ["dynamic_hw 16,16;;"]), 8, "bad dynamic_hw '16,16;;': expected ';'-separated gears of comma-separated integers, got an empty field in gear 1 at position 0"),
+    ("hw-junk", with_lines(HW, ["dynamic_hw 16,1x"]), 8, "got a non-integer in gear 0 at position 1"),
+    ("hw-repeat", with_lines(HW, ["dynamic_hw 16,16;8,8;16,16"]), 8, "dynamic_hw gear 2 ('16,16') repeats gear 0"),
+    ("hw-overflow", with_lines(HW, ["dynamic_hw 16,9223372036854775808"]), 8, "dynamic_hw gear 0 value 1 must be in 1..9223372036854775807"),
+    ("hw-too-many", with_lines(HW, ["dynamic_hw " + ";".join(f"{i},{i}" for i in range(1, 130))]), 8, "too many dynamic_hw gears: expected at most 128"),
+    ("hw-wrong-axes", with_lines({4: "input x float32 NCHW 1,-1,8,-1", 5: "output y float32 ND 1,2", 6: "kernel segment_sum"}, ["dynamic_hw 16,16"]), 4, "input 'x': dynamic_hw needs -1 exactly at the H and W axes of a 4-dim NCHW or NHWC input, got NCHW 1,-1,8,-1"),
+    ("hw-nd-format", with_lines({4: "input x float32 ND 1,3,-1,-1", 5: "output y float32 ND 1,2", 6: "kernel segment_sum"}, ["dynamic_hw 16,16"]), 4, "dynamic_hw needs -1 exactly at the H and W axes"),
+    ("hw-no-dynamic-input", with_lines(append=["dynamic_hw 16,16"]), 8, "dynamic_hw: no input has a -1 dim"),
+    ("hw-and-batch", with_lines(HW, ["dynamic_batch 1,2", "dynamic_hw 16,16"]), 9, "dynamic_hw: a model declares at most one of dynamic_batch, dynamic_hw, dynamic_dims, dynamic_shape (it also has dynamic_batch)"),
+    ("hw-output-dims-too-big", with_lines({**HW, 5: "output y float32 ND 1,4000"}, ["dynamic_hw 16,16;64,64"]), 5, "output 'y' holds 4000 elements per sample, more than the 768 of input 'x': kernel 'segment_sum' needs 1 <= output sample elements <= input sample elements (at input shape 1,3,16,16)"),
+    ("duplicate-dynamic_hw", with_lines(HW, ["dynamic_hw 1,1", "dynamic_hw 1,1"]), 9, "duplicate key 'dynamic_hw'"),
+    ("dims-count-differs", with_lines(DIMS, ["dynamic_dims 1,8;2"]), 8, "dynamic_dims gear 1 has 1 values but gear 0 has 2"),
+    ("dims-wrong-count", with_lines(DIMS, ["dynamic_dims 1;2"]), 8, "dynamic_dims gears have 1 values but the inputs have 2 -1 dims"),
+    ("dims-repeat", with_lines(DIMS, ["dynamic_dims 1,8;1,8"]), 8, "dynamic_dims gear 1 ('1,8') repeats gear 0"),
+    ("dims-negative-value", with_lines(DIMS, ["dynamic_dims 1,-8"]), 8, "dynamic_dims gear 0 value 1 must be in 1..9223372036854775807, got '-8'"),
+    ("dims-too-many-values", with_lines(DIMS, ["dynamic_dims " + ",".join(["1"] * 65)]), 8, "dynamic_dims gear 0 has more than 64 values"),
+    ("dims-identity-elems", with_lines({4: "input x float32 ND -1,-1", 5: "output y float32 ND -1,4", 6: "kernel identity"}, ["dynamic_dims 1,4;1,8"]), 5, "output 'y' holds 4 elements per sample but input 'x' holds 8: kernel 'identity' needs equal sample element counts (at input shape 1,8)"),
+    ("dims-output-minus-one-unmatched", with_lines({4: "input x float32 ND -1,8", 5: "output y float32 ND 2,-1"}, ["dynamic_dims 1;2"]), 5, "output 'y': dims[1] is -1, so input 0 must have a -1 dims[1] too (an output's -1 dim takes its input's value)"),
+    ("dims-output-batch-differs", with_lines({4: "input x float32 ND 2,-1", 5: "output y float32 ND 3,-1"}, ["dynamic_dims 1;2"]), 5, "output 'y': dims[0] is 3 but input 'x' has 2: output 0 keeps the batch dimension of input 0"),
+    ("dims-too-large", with_lines(DIMS, ["dynamic_dims 1,8;1048576,1048577"]), 4, "input 'x' is too large: at shape 1048576,1048577 it holds more than 1099511627776 bytes"),
+    ("shape-bad-range", with_lines(DIMS, ["dynamic_shape 1~8,4"]), 8, "bad dynamic_shape '1~8,4': expected comma-separated MIN~MAX ranges, got '4' at position 1"),
+    ("shape-range-reversed", with_lines(DIMS, ["dynamic_shape 1~8,9~4"]), 8, "dynamic_shape range 1 must satisfy 1 <= MIN <= MAX <= 9223372036854775807, got '9~4'"),
+    ("shape-range-zero", with_lines(DIMS, ["dynamic_shape 0~8,1~4"]), 8, "dynamic_shape range 0 must satisfy"),
+    ("shape-wrong-count", with_lines(DIMS, ["dynamic_shape 1~8"]), 8, "dynamic_shape has 1 ranges but the inputs have 2 -1 dims"),
+    ("shape-too-many", with_lines(DIMS, ["dynamic_shape " + ",".join(["1~2"] * 65)]), 8, "too many dynamic_shape ranges: expected at most 64"),
+    ("shape-and-dims", with_lines(DIMS, ["dynamic_dims 1,8", "dynamic_shape 1~8,1~8"]), 9, "dynamic_shape: a model declares at most one of"),
+    ("shape-identity-subset", with_lines({4: "input x float32 ND -1,-1", 5: "output y float32 ND -1,4", 6: "kernel identity"}, ["dynamic_shape 1~2,4~8"]), 5, "kernel 'identity' needs equal sample element counts (at input shape 2,8)"),
+    ("batch-minus-one-inner", with_lines({4: "input x float32 ND -1,-1", 5: "output y float32 ND -1,8"}, ["dynamic_batch 1,2"]), 4, "input 'x': dims[1] is -1 but dynamic_batch makes only dims[0] dynamic"),
+    ("per-element-negative", with_lines(append=["per_element_us -1"]), 8, "per_element_us must be >= 0, got '-1'"),
     ("line-too-long", "# " + "x" * 4095 + "\n" + BASE, 1, "line is 4097 bytes long: expected at most 4096"),
     ("long-line-later", with_lines(append=["#" * 5000]), 8, "line is 5000 bytes long"),
     ("nul-in-comment", with_lines({1: "# a \0 b"}), 1, "NUL byte: a model file is text"),
@@ -365,7 +401,7 @@ AIPP_REJECT_CASES = [
     ("aipp-dec-syntax", aipp_text(append=["aipp x min_chn_1 nan"]), 12, "'min_chn_1' must be a decimal number in [0, 255], got 'nan'"),
     ("aipp-reserved-name", with_lines({4: "input ascend_dynamic_aipp_data float32 ND 2,8"}), 4, "is reserved for the runtime's dynamic AIPP input"),
     ("aipp-mode-missing", aipp_text(lines={8: None}), 9, "aipp for input 'x': aipp_mode is missing: expected static or dynamic"),
-    ("aipp-dynamic-batch", aipp_text({4: "input x float16 NCHW -1,3,4,6", 5: "output y float16 NCHW -1,3,4,6"}, append=["dynamic_batch 1,2"]), 8, "AIPP and dynamic_batch cannot be combined"),
+    ("aipp-dynamic-batch", aipp_text({4: "input x float16 NCHW -1,3,4,6", 5: "output y float16 NCHW -1,3,4,6"}, append=["dynamic_batch 1,2"]), 8, "AIPP and a dynamic profile (dynamic_batch, dynamic_hw, dynamic_dims, dynamic_shape) cannot be combined"),
     ("aipp-not-4d", aipp_text({4: "input x float16 ND 2,72", 5: "output y float16 ND 2,72"}), 8, "the AIPP output must be a 4-dim NCHW or NHWC tensor, got 2 dims in format ND"),
     ("aipp-dtype", aipp_text({4: "input x uint8 NCHW 2,3,4,6", 5: "output y uint8 NCHW 2,3,4,6"}), 8, "the AIPP output must be float16 or float32, got uint8"),
     ("aipp-no-format", aipp_text(lines={9: None}), 8, "static AIPP needs input_format"),
@@ -409,6 +445,11 @@ ACCEPT_CASES = [
     ("aipp-yuv-crop-pad-nhwc-f32", aipp_text({4: "input x float32 NHWC 2,4,6,3", 5: "output y float32 NHWC 2,4,6,3"}, {**YUV_6x4, 10: "aipp x src_image_size_w 8"}, ["aipp x crop true", "aipp x load_start_pos_w 2", "aipp x crop_size_w 6", "aipp x crop_size_h 2", "aipp x padding true", "aipp x top_padding_size 1", "aipp x bottom_padding_size 1", "aipp x padding_value -0.5", "aipp x csc_switch false", "aipp x var_reci_chn_3 -65504"])),
     ("aipp-dynamic", aipp_text(lines=DYN_AIPP)),
     ("aipp-yuv400", aipp_text({4: "input x float16 NCHW 2,1,4,6", 5: "output y float16 NCHW 2,1,4,6"}, {9: "aipp x input_format YUV400_U8"})),
+    ("dynamic-hw", with_lines(HW, ["dynamic_hw 16,16;8,32", "per_element_us 0.001"])),
+    ("dynamic-hw-nhwc", with_lines({**HW, 4: "input x float32 NHWC 1,-1,-1,3"}, ["dynamic_hw 4,4"])),
+    ("dynamic-dims", with_lines(DIMS, ["dynamic_dims 1,8;2,16;4,4"])),
+    ("dynamic-shape", with_lines(DIMS, ["dynamic_shape 1~8,2~2"])),
+    ("dynamic-shape-segment-sum", with_lines({4: "input x float32 ND -1,-1,4", 5: "output y float16 ND -1,4", 6: "kernel segment_sum"}, ["dynamic_shape 1~8,1~100"])),
 ]
 
 
@@ -458,7 +499,11 @@ VALIDATE_CASES = [
     ("dims-empty", dict(inputs=[TensorDef("x", "float32", "ND", ())]), "dims must be a non-empty sequence"),
     ("dims-float", dict(inputs=[TensorDef("x", "float32", "ND", (2, 8.0))]), "dims[1] must be an integer, got 8.0"),
     ("dims-bool", dict(inputs=[TensorDef("x", "float32", "ND", (True, 8))]), "dims[0] must be an integer, got True"),
-    ("dims-zero", dict(inputs=[TensorDef("x", "float32", "ND", (2, 0))]), "dims[1] must be >= 1, got 0"),
+    ("dims-zero", dict(inputs=[TensorDef("x", "float32", "ND", (2, 0))]), "dims[1] must be >= 1, or -1 for a dynamic dim, got 0"),
+    ("two-profiles", dict(inputs=[TensorDef("x", "float32", "ND", (-1, -1))], outputs=[TensorDef("y", "float32", "ND", (-1, -1))],
+                          dynamic_dims=[(1, 2)], dynamic_shape=[(1, 2), (1, 2)]), "at most one of"),
+    ("shape-range-reversed", dict(inputs=[TensorDef("x", "float32", "ND", (2, -1))], outputs=[TensorDef("y", "float32", "ND", (2, -1))],
+                                  dynamic_shape=[(4, 2)]), "dynamic_shape range 0 must satisfy 1 <= MIN <= MAX"),
     ("dims-huge", dict(inputs=[TensorDef("x", "float32", "ND", (2, 1 << 63))]), "out of the int64 range"),
     ("dims-too-many", dict(inputs=[TensorDef("x", "float32", "ND", (2,) + (1,) * 128)]), "too many dims"),
     ("too-large", dict(inputs=[TensorDef("x", "float32", "ND", (2, 1 << 39))]), "is too large: one sample"),
@@ -838,6 +883,9 @@ def expected_info(model: ModelDef) -> dict:
         "weight_bytes": str(model.weight_bytes),
         "max_batch": str(model.max_batch),
         "gears": " ".join(str(g) for g in model.dynamic_batch),
+        "per_element_ns": str(model.per_element_ns),
+        "dyn_kind": str(0 if model.profile is None else mf.PROFILE_KEYS.index(model.profile) + 1),
+        "profile": " ".join(f"{','.join(map(str, v))}={model.exec_ns(model.shapes_of(v)[0])}" for v in model.dyn_values()),
         "input": [tensor(k, t) for k, t in enumerate(model.inputs)],
         "output": [tensor(k, t) for k, t in enumerate(model.outputs)],
     }
@@ -957,9 +1005,10 @@ def test_c_parser_nul_byte_file(c_driver, tmp_path):
 # ---- kernels: C output == numpy reference, bit for bit ----------------------------------------
 
 
-def run_c_kernel(c_driver: CDriver, tmp_path: Path, model: ModelDef, inputs: list[np.ndarray], batch: int,
-                 aipp=None):
-    """The C model run (AIPP, then the kernel); `aipp`: an AippConfig for the dynamic AIPP input."""
+def run_c_kernel(c_driver: CDriver, tmp_path: Path, model: ModelDef, inputs: list[np.ndarray], batch: int | None,
+                 values: tuple[int, ...] = (), aipp=None):
+    """The C model run (AIPP, then the kernel) at `batch` (static / dynamic batch) or at the -1
+    input dims `values`; `aipp`: an AippConfig for the dynamic AIPP input."""
     model_path = mf.write_model(tmp_path / "k.om", model)
     in_paths, out_paths = [], []
     for k, x in enumerate(inputs):
@@ -971,10 +1020,12 @@ def run_c_kernel(c_driver: CDriver, tmp_path: Path, model: ModelDef, inputs: lis
     if aipp is not None:
         extra = [tmp_path / "aipp.bin"]
         extra[0].write_bytes(encode_aipp(aipp, batch))
-    res = c_driver.run(["--run", model_path, batch, *in_paths, *out_paths, *extra], checked=False)
+    how = ["--run", model_path, batch] if batch is not None else ["--run-dyn", model_path, ",".join(map(str, values))]
+    res = c_driver.run([*how, *in_paths, *out_paths, *extra], checked=False)
     assert res.returncode == 0, res.stderr
-    return [np.fromfile(p, dtype=np_dtype(t.dtype)).reshape((batch,) + t.dims[1:])
-            for p, t in zip(out_paths, model.outputs)]
+    shapes = model.shapes_of(values)[1] if batch is None else [(batch,) + t.dims[1:] for t in model.outputs]
+    return [np.fromfile(p, dtype=np_dtype(t.dtype)).reshape(shape)
+            for p, t, shape in zip(out_paths, model.outputs, shapes)]
 
 
 def assert_bit_equal(got: np.ndarray, want: np.ndarray, what: str):
@@ -1077,6 +1128,19 @@ def test_c_segment_sum_large_integer_segments(c_driver, tmp_path):
 def test_c_kernels_on_samples(c_driver, tmp_path, name):
     model = SAMPLES[name]
     rng = np.random.default_rng(len(name))
+    if model.profile not in (None, "dynamic_batch"):
+        values = model.dyn_values()
+        if model.dynamic_shape:  # the bounds and random shapes inside the ranges
+            values += [tuple(int(rng.integers(lo, hi + 1)) for lo, hi in model.dynamic_shape) for _ in range(4)]
+        for v in values:
+            in_shapes, out_shapes = model.shapes_of(v)
+            xs = [random_tensor(t.dtype, s, rng) for t, s in zip(model.inputs, in_shapes)]
+            want = mf.reference_outputs(model, xs)
+            assert [w.shape for w in want] == out_shapes
+            got = run_c_kernel(c_driver, tmp_path, model, xs, None, v)
+            for t, g, w in zip(model.outputs, got, want):
+                assert_bit_equal(g, w, f"{name} at {v} {t.name}")
+        return
     batches = model.dynamic_batch or (model.max_batch,)
     shown = [mf.visible_input(model, k) for k in range(len(model.inputs))]
     aipp = SAMPLE_AIPP.get(name)

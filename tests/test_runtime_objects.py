@@ -839,14 +839,28 @@ def test_objects_left_open_at_interpreter_exit(extra):
 # ================================================================ Model
 
 
-def _tensor_spec(t: TensorDef, max_batch: int):
-    return fastexec.TensorSpec(t.name, tuple(t.dims), np.dtype(t.dtype), t.format, t.nbytes(max_batch))
+def _tensor_spec(md: ModelDef, output: bool, k: int):
+    """The TensorSpec the runtime should give: bytes at the largest gear / range bound; each
+    dim's range over the gears (inputs; an output's only when it has no dynamic dim)."""
+    t = md.outputs[k] if output else visible_input(md, k)   # an AIPP input shows its raw image
+    shapes = [(outs if output else ins)[k] for ins, outs in md.profile_shapes()]
+    if md.profile in (None, "dynamic_batch"):
+        shapes = [(md.max_batch if d == -1 else d for d in t.dims) for _ in (0,)]
+        shapes = [tuple(s) for s in shapes] + ([tuple(g if d == -1 else d for d in t.dims) for g in md.dynamic_batch])
+    nbytes = max(int(np.prod(s)) for s in shapes) * np.dtype(t.dtype).itemsize
+    rng = tuple((min(s[j] for s in shapes), max(s[j] for s in shapes)) for j in range(len(t.dims)))
+    if output and -1 in t.dims:
+        rng = None
+    return fastexec.TensorSpec(t.name, tuple(t.dims), np.dtype(t.dtype), t.format, nbytes, rng)
 
 
 def _check_model_matches(model, md: ModelDef):
-    shown = [visible_input(md, k) for k in range(len(md.inputs))]   # an AIPP input shows its raw image
-    assert model.inputs == [_tensor_spec(t, md.max_batch) for t in shown]
-    assert model.outputs == [_tensor_spec(t, md.max_batch) for t in md.outputs]
+    assert model.inputs == [_tensor_spec(md, False, k) for k in range(len(md.inputs))]
+    assert model.outputs == [_tensor_spec(md, True, k) for k in range(len(md.outputs))]
+    assert model.dynamic_kind == md.profile
+    assert model.dynamic_hw == list(md.dynamic_hw)
+    assert model.dynamic_dims == [dict(zip([t.name for t in md.inputs], ins)) for ins, _ in md.profile_shapes()] \
+        if md.dynamic_dims else model.dynamic_dims == []
     for spec in model.inputs + model.outputs:
         assert isinstance(spec, fastexec.TensorSpec)
         assert isinstance(spec.dtype, np.dtype)
@@ -895,6 +909,7 @@ def test_dynamic_batch_sample_details(device):
     for name in set(SAMPLES) - {"dynamic-batch"}:
         with fastexec.Model(emulator.sample_model(name), device=device) as model:
             assert model.dynamic_batch == ()
+            assert model.dynamic_kind == SAMPLES[name].profile
 
 
 def test_every_dtype_and_format_maps_to_numpy(device, tmp_path):

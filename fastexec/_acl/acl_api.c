@@ -86,6 +86,37 @@ static aclError stub_aclmdlSetAIPPPixelVarReci(aclmdlAIPP *a, float c0, float c1
 }
 static aclError stub_aclmdlSetInputAIPP(uint32_t m, aclmdlDataset *d, size_t i, const aclmdlAIPP *a) { (void)m; (void)d; (void)i; (void)a; return FX_ACL_SYMBOL_MISSING; }
 
+/* Dynamic HW / dims / shape models need these; a static or dynamic-batch model does not. */
+static aclError stub_aclmdlGetDynamicHW(const aclmdlDesc *d, size_t i, aclmdlHW *hw) { (void)d; (void)i; (void)hw; return FX_ACL_SYMBOL_MISSING; }
+static aclError stub_aclmdlSetDynamicHWSize(uint32_t m, aclmdlDataset *ds, size_t i, uint64_t h, uint64_t w)
+{
+    (void)m; (void)ds; (void)i; (void)h; (void)w;
+    return FX_ACL_SYMBOL_MISSING;
+}
+static aclError stub_aclmdlGetInputDynamicGearCount(const aclmdlDesc *d, size_t i, size_t *n) { (void)d; (void)i; (void)n; return FX_ACL_SYMBOL_MISSING; }
+static aclError stub_aclmdlGetInputDynamicDims(const aclmdlDesc *d, size_t i, aclmdlIODims *dims, size_t n)
+{
+    (void)d; (void)i; (void)dims; (void)n;
+    return FX_ACL_SYMBOL_MISSING;
+}
+static aclError stub_aclmdlSetInputDynamicDims(uint32_t m, aclmdlDataset *ds, size_t i, const aclmdlIODims *dims)
+{
+    (void)m; (void)ds; (void)i; (void)dims;
+    return FX_ACL_SYMBOL_MISSING;
+}
+static aclError stub_aclmdlGetInputDimsRange(const aclmdlDesc *d, size_t i, aclmdlIODimsRange *r) { (void)d; (void)i; (void)r; return FX_ACL_SYMBOL_MISSING; }
+static aclError stub_aclmdlGetCurOutputDims(const aclmdlDesc *d, size_t i, aclmdlIODims *dims) { (void)d; (void)i; (void)dims; return FX_ACL_SYMBOL_MISSING; }
+static aclError stub_aclmdlSetDatasetTensorDesc(aclmdlDataset *ds, aclTensorDesc *t, size_t i) { (void)ds; (void)t; (void)i; return FX_ACL_SYMBOL_MISSING; }
+static aclTensorDesc *stub_aclmdlGetDatasetTensorDesc(const aclmdlDataset *ds, size_t i) { (void)ds; (void)i; return NULL; }
+static aclTensorDesc *stub_aclCreateTensorDesc(aclDataType t, int n, const int64_t *dims, aclFormat f)
+{
+    (void)t; (void)n; (void)dims; (void)f;
+    return NULL;
+}
+static void stub_aclDestroyTensorDesc(const aclTensorDesc *d) { (void)d; }
+static size_t stub_aclGetTensorDescNumDims(const aclTensorDesc *d) { (void)d; return 0; }
+static aclError stub_aclGetTensorDescDimV2(const aclTensorDesc *d, size_t i, int64_t *v) { (void)d; (void)i; (void)v; return FX_ACL_SYMBOL_MISSING; }
+
 static void *find(void *const *handles, int n, const char *name)
 {
     for (int i = 0; i < n; i++) {

@@ -49,7 +49,11 @@
     X(aclmdlDestroyAIPP) X(aclmdlGetAippDataSize) X(aclmdlSetAIPPInputFormat) X(aclmdlSetAIPPCscParams)         \
     X(aclmdlSetAIPPRbuvSwapSwitch) X(aclmdlSetAIPPAxSwapSwitch) X(aclmdlSetAIPPSrcImageSize)                    \
     X(aclmdlSetAIPPCropParams) X(aclmdlSetAIPPPaddingParams) X(aclmdlSetAIPPDtcPixelMean)                        \
-    X(aclmdlSetAIPPDtcPixelMin) X(aclmdlSetAIPPPixelVarReci) X(aclmdlSetInputAIPP)
+    X(aclmdlSetAIPPDtcPixelMin) X(aclmdlSetAIPPPixelVarReci) X(aclmdlSetInputAIPP)                                            \
+    X(aclmdlGetDynamicHW) X(aclmdlSetDynamicHWSize) X(aclmdlGetInputDynamicGearCount)                          \
+    X(aclmdlGetInputDynamicDims) X(aclmdlSetInputDynamicDims) X(aclmdlGetInputDimsRange)                       \
+    X(aclmdlGetCurOutputDims) X(aclmdlSetDatasetTensorDesc) X(aclmdlGetDatasetTensorDesc)                      \
+    X(aclCreateTensorDesc) X(aclDestroyTensorDesc) X(aclGetTensorDescNumDims) X(aclGetTensorDescDimV2)
 
 #define FX_ACL_FIELD(name) __typeof__(&name) name;
 typedef struct {

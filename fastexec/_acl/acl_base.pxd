@@ -59,6 +59,10 @@ cdef extern from "acl_api.h" nogil:
     enum:
         FX_ACL_SYMBOL_MISSING
     const char* aclGetRecentErrMsg "fx_acl.aclGetRecentErrMsg"()
+    aclTensorDesc* aclCreateTensorDesc "fx_acl.aclCreateTensorDesc"(aclDataType dataType, int numDims, const int64_t* dims, aclFormat format)
+    void aclDestroyTensorDesc "fx_acl.aclDestroyTensorDesc"(const aclTensorDesc* desc)
+    size_t aclGetTensorDescNumDims "fx_acl.aclGetTensorDescNumDims"(const aclTensorDesc* desc)
+    aclError aclGetTensorDescDimV2 "fx_acl.aclGetTensorDescDimV2"(const aclTensorDesc* desc, size_t index, int64_t* dimSize)
     aclDataBuffer* aclCreateDataBuffer "fx_acl.aclCreateDataBuffer"(void* data, size_t size)
     aclError aclDestroyDataBuffer "fx_acl.aclDestroyDataBuffer"(const aclDataBuffer* dataBuffer)
     aclError aclUpdateDataBuffer "fx_acl.aclUpdateDataBuffer"(aclDataBuffer* dataBuffer, void* data, size_t size)

@@ -1,6 +1,6 @@
 # Declarations of <acl/acl_mdl.h>: models, descriptions, datasets, execution, exec configs.
 from libc.stdint cimport int8_t, int16_t, int32_t, int64_t, uint8_t, uint32_t, uint64_t
-from fastexec._acl.acl_base cimport aclError, aclrtStream, aclDataBuffer, aclDataType, aclFormat
+from fastexec._acl.acl_base cimport aclError, aclrtStream, aclDataBuffer, aclDataType, aclFormat, aclTensorDesc
 
 cdef extern from "acl/acl.h" nogil:
     ctypedef struct aclmdlDataset:
@@ -16,6 +16,12 @@ cdef extern from "acl/acl.h" nogil:
     ctypedef struct aclmdlBatch:
         size_t batchCount
         uint64_t batch[128]
+    ctypedef struct aclmdlHW:
+        size_t hwCount
+        uint64_t hw[128][2]
+    ctypedef struct aclmdlIODimsRange:
+        size_t rangeCount
+        int64_t range[128][2]
     ctypedef enum aclmdlExecConfigAttr:
         ACL_MDL_STREAM_SYNC_TIMEOUT
         ACL_MDL_EVENT_SYNC_TIMEOUT
@@ -85,6 +91,15 @@ cdef extern from "acl_api.h" nogil:
     aclError aclmdlGetOutputIndexByName "fx_acl.aclmdlGetOutputIndexByName"(const aclmdlDesc* modelDesc, const char* name, size_t* index)
     aclError aclmdlGetDynamicBatch "fx_acl.aclmdlGetDynamicBatch"(const aclmdlDesc* modelDesc, aclmdlBatch* batch)
     aclError aclmdlSetDynamicBatchSize "fx_acl.aclmdlSetDynamicBatchSize"(uint32_t modelId, aclmdlDataset* dataset, size_t index, uint64_t batchSize)
+    aclError aclmdlGetDynamicHW "fx_acl.aclmdlGetDynamicHW"(const aclmdlDesc* modelDesc, size_t index, aclmdlHW* hw)
+    aclError aclmdlSetDynamicHWSize "fx_acl.aclmdlSetDynamicHWSize"(uint32_t modelId, aclmdlDataset* dataset, size_t index, uint64_t height, uint64_t width)
+    aclError aclmdlGetInputDynamicGearCount "fx_acl.aclmdlGetInputDynamicGearCount"(const aclmdlDesc* modelDesc, size_t index, size_t* gearCount)
+    aclError aclmdlGetInputDynamicDims "fx_acl.aclmdlGetInputDynamicDims"(const aclmdlDesc* modelDesc, size_t index, aclmdlIODims* dims, size_t gearCount)
+    aclError aclmdlSetInputDynamicDims "fx_acl.aclmdlSetInputDynamicDims"(uint32_t modelId, aclmdlDataset* dataset, size_t index, const aclmdlIODims* dims)
+    aclError aclmdlGetInputDimsRange "fx_acl.aclmdlGetInputDimsRange"(const aclmdlDesc* modelDesc, size_t index, aclmdlIODimsRange* dimsRange)
+    aclError aclmdlGetCurOutputDims "fx_acl.aclmdlGetCurOutputDims"(const aclmdlDesc* modelDesc, size_t index, aclmdlIODims* dims)
+    aclError aclmdlSetDatasetTensorDesc "fx_acl.aclmdlSetDatasetTensorDesc"(aclmdlDataset* dataset, aclTensorDesc* tensorDesc, size_t index)
+    aclTensorDesc* aclmdlGetDatasetTensorDesc "fx_acl.aclmdlGetDatasetTensorDesc"(const aclmdlDataset* dataset, size_t index)
 
     aclmdlDataset* aclmdlCreateDataset "fx_acl.aclmdlCreateDataset"()
     aclError aclmdlDestroyDataset "fx_acl.aclmdlDestroyDataset"(const aclmdlDataset* dataset)

@@ -43,6 +43,7 @@ FORMAT_VERSION = 1
 MAX_IO = 32
 MAX_DIMS = 128
 MAX_GEARS = 128
+MAX_DYN_DIMS = 64  # -1 dims over all inputs (dynamic_hw / dynamic_dims / dynamic_shape)
 MAX_NAME_LEN = 127
 MAX_LINE_BYTES = 4096
 TENSOR_BYTES_LIMIT = 1 << 40
@@ -106,6 +107,10 @@ _KEYS = (
     "compute_us",
     "per_sample_us",
     "dynamic_batch",
+    "dynamic_hw",
+    "dynamic_dims",
+    "dynamic_shape",
+    "per_element_us",
     "workspace_bytes",
     "weight_bytes",
     "aipp",
@@ -115,6 +120,9 @@ _INT_RE = re.compile(r"-?[0-9]+")
 _DECIMAL_RE = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
 _MODEL_NAME_RE = re.compile(r"[A-Za-z0-9._-]{1,127}")
 _SEPARATORS_RE = re.compile(r"[ \t\r]+")
+PROFILE_KEYS = ("dynamic_batch", "dynamic_hw", "dynamic_dims", "dynamic_shape")
+# The height and width axes of a dynamic_hw input, by its format.
+HW_AXES = {"NCHW": (2, 3), "NHWC": (1, 2)}
 
 
 # ----------------------------------------------------------------------------------------------
@@ -162,8 +170,13 @@ class TensorDef:
 
     @property
     def sample_elems(self) -> int:
-        """Elements of one sample: the product of ``dims[1:]``."""
-        return math.prod(self.dims[1:])
+        """Elements of one sample: the product of ``dims[1:]`` (a dynamic dim there counts as 1)."""
+        return math.prod(abs(d) for d in self.dims[1:])
+
+    @property
+    def dynamic_axes(self) -> tuple[int, ...]:
+        """Axes whose dim is -1."""
+        return tuple(i for i, d in enumerate(self.dims) if d == -1)
 
     def nbytes(self, batch: int) -> int:
         """Bytes of this tensor holding ``batch`` samples."""
@@ -238,13 +251,19 @@ class ModelDef:
     workspace_bytes: int = 0
     weight_bytes: int = 0
     aipp: tuple = ()  # AippDef, one per AIPP input
+    dynamic_hw: tuple[tuple[int, int], ...] = ()  # (height, width) gears
+    dynamic_dims: tuple[tuple[int, ...], ...] = ()  # gears: a value for every -1 dim of the inputs, in order
+    dynamic_shape: tuple[tuple[int, int], ...] = ()  # a (min, max) range for every -1 dim of the inputs
+    per_element_us: float = 0.0
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "aipp", _as_tuple(self.aipp))
         object.__setattr__(self, "inputs", _as_tuple(self.inputs))
         object.__setattr__(self, "outputs", _as_tuple(self.outputs))
         object.__setattr__(self, "dynamic_batch", _as_tuple(self.dynamic_batch, _as_int))
-        for field in ("scale", "bias", "compute_us", "per_sample_us"):
+        for field in ("dynamic_hw", "dynamic_dims", "dynamic_shape"):
+            object.__setattr__(self, field, _as_tuple(getattr(self, field), lambda g: _as_tuple(g, _as_int)))
+        for field in ("scale", "bias", "compute_us", "per_sample_us", "per_element_us"):
             object.__setattr__(self, field, _as_float(getattr(self, field)))
         for field in ("workspace_bytes", "weight_bytes"):
             object.__setattr__(self, field, _as_int(getattr(self, field)))
@@ -262,10 +281,20 @@ class ModelDef:
         _check_kernel(self.kernel, self.scale, self.bias, p)
         _check_time("compute_us", self.compute_us, None, p)
         _check_time("per_sample_us", self.per_sample_us, None, p)
+        _check_time("per_element_us", self.per_element_us, None, p)
         if not isinstance(self.dynamic_batch, tuple):
             raise ValueError(f"{p}dynamic_batch must be a sequence of integers")
         if self.dynamic_batch:
             _check_gears(self.dynamic_batch, p)
+        for key in PROFILE_KEYS[1:]:
+            value = getattr(self, key)
+            if not isinstance(value, tuple) or not all(isinstance(g, tuple) for g in value):
+                raise ValueError(f"{p}{key} must be a sequence of integer sequences")
+            if value:
+                _parse_profile(key, _profile_token(key, value), p)
+        given = [k for k in PROFILE_KEYS if getattr(self, k)]
+        if len(given) > 1:
+            raise ValueError(f"{p}{given[1]}: a model declares at most one of {', '.join(PROFILE_KEYS)} (it also has {given[0]})")
         _check_bytes("workspace_bytes", self.workspace_bytes, None, p)
         _check_bytes("weight_bytes", self.weight_bytes, None, p)
         _check_aipp_defs(self, p)
@@ -278,12 +307,98 @@ class ModelDef:
 
     @property
     def is_dynamic(self) -> bool:
+        """A dynamic-batch model (the other dynamic kinds: :attr:`profile`)."""
         return bool(self.dynamic_batch)
 
     @property
+    def profile(self) -> str | None:
+        """Which dynamic profile the model declares: one of PROFILE_KEYS, or None (static)."""
+        return next((k for k in PROFILE_KEYS if getattr(self, k)), None)
+
+    @property
     def max_batch(self) -> int:
-        """dims[0] of a static model; the largest gear of a dynamic one."""
-        return self.dynamic_batch[-1] if self.dynamic_batch else self.inputs[0].dims[0]
+        """dims[0] of a static model; the largest gear of a dynamic-batch one; for the other
+        dynamic kinds, dims[0] of input 0 at its largest shape."""
+        if self.dynamic_batch:
+            return self.dynamic_batch[-1]
+        if self.profile is None:
+            return self.inputs[0].dims[0]
+        return max(ins[0][0] for ins, _ in self.profile_shapes())
+
+    @property
+    def per_element_ns(self) -> int:
+        return _us_to_ns(self.per_element_us)
+
+    def dyn_values(self) -> list[tuple[int, ...]]:
+        """Every gear as the values of the inputs' -1 dims in order; for dynamic_shape, the
+        lower and the upper bounds of the ranges. Empty for a static model."""
+        n_dyn = sum(len(t.dynamic_axes) for t in self.inputs)
+        if self.dynamic_batch:
+            return [(g,) * n_dyn for g in self.dynamic_batch]
+        if self.dynamic_hw:
+            return [tuple(v for t in self.inputs for v in (g if t.dynamic_axes else ())) for g in self.dynamic_hw]
+        if self.dynamic_dims:
+            return list(self.dynamic_dims)
+        if self.dynamic_shape:
+            return [tuple(r[0] for r in self.dynamic_shape), tuple(r[1] for r in self.dynamic_shape)]
+        return []
+
+    def shapes_of(self, values: Sequence[int]) -> tuple[list[tuple[int, ...]], list[tuple[int, ...]]]:
+        """The input and output shapes when the inputs' -1 dims take ``values`` (in order).
+        Output k's -1 dim at axis j is input k's dim at axis j."""
+        it = iter(values)
+        ins = [tuple(next(it) if d == -1 else d for d in t.dims) for t in self.inputs]
+        outs = [tuple(ins[k][j] if d == -1 else d for j, d in enumerate(t.dims)) for k, t in enumerate(self.outputs)]
+        return ins, outs
+
+    def profile_shapes(self) -> list[tuple[list[tuple[int, ...]], list[tuple[int, ...]]]]:
+        """:meth:`shapes_of` for every entry of :meth:`dyn_values` (the static shapes if none)."""
+        return [self.shapes_of(v) for v in (self.dyn_values() or [()])]
+
+    def exec_ns(self, input_shapes: Sequence[Sequence[int]]) -> int:
+        """Modelled time of one execution over inputs of these shapes:
+        compute_ns + per_sample_ns x dims[0] of input 0 + per_element_ns x all input elements."""
+        return (self.compute_ns + self.per_sample_ns * input_shapes[0][0]
+                + self.per_element_ns * sum(math.prod(s) for s in input_shapes))
+
+    def match_shapes(self, input_shapes: Sequence[Sequence[int]]) -> tuple[int, ...]:
+        """The values of the inputs' -1 dims for inputs of these shapes; ValueError naming the
+        input, the given shape and the allowed gears or ranges when they fit no gear/range."""
+        values: list[int] = []
+        for t, shape in zip(self.inputs, input_shapes):
+            shape = tuple(int(d) for d in shape)
+            if len(shape) != len(t.dims) or any(d != -1 and d != g for d, g in zip(t.dims, shape)):
+                raise ValueError(f"input '{t.name}' has shape {shape}; the model takes {_dims_text(t.dims)}"
+                                 f"{self.allowed_text(t)}")
+            values.extend(shape[i] for i in t.dynamic_axes)
+        v = tuple(values)
+        if self.dynamic_shape:
+            for (lo, hi), x, (t, axis) in zip(self.dynamic_shape, v, self._dyn_slots()):
+                if not lo <= x <= hi:
+                    raise ValueError(f"input '{t.name}' has shape {tuple(input_shapes[self.inputs.index(t)])}: "
+                                     f"dims[{axis}]={x} is outside its range {lo}..{hi}{self.allowed_text(t)}")
+            return v
+        gears = self.dyn_values()
+        if gears and v not in gears:
+            bad = next((t for t, s in zip(self.inputs, input_shapes) if t.dynamic_axes), self.inputs[0])
+            shown = ", ".join(f"'{t.name}' {tuple(s)}" for t, s in zip(self.inputs, input_shapes) if t.dynamic_axes)
+            raise ValueError(f"input '{bad.name}': shapes {shown} are no gear of model '{self.name}'{self.allowed_text(None)}")
+        return v
+
+    def _dyn_slots(self) -> list[tuple[TensorDef, int]]:
+        return [(t, a) for t in self.inputs for a in t.dynamic_axes]
+
+    def allowed_text(self, tensor: TensorDef | None) -> str:
+        """': gears are ...' / ': ranges are ...' for error messages ('' for a static model)."""
+        if self.dynamic_shape:
+            rng = ", ".join(f"{t.name}[{a}] in {lo}..{hi}" for (t, a), (lo, hi) in zip(self._dyn_slots(), self.dynamic_shape))
+            return f" (ranges: {rng})"
+        if not self.dyn_values():
+            return ""
+        gears = []
+        for ins, _ in self.profile_shapes():
+            gears.append(" ".join(f"{t.name}:{_dims_text(s)}" for t, s in zip(self.inputs, ins) if t.dynamic_axes))
+        return f" (gears: {'; '.join(gears)})"
 
     @property
     def compute_ns(self) -> int:
@@ -292,6 +407,10 @@ class ModelDef:
     @property
     def per_sample_ns(self) -> int:
         return _us_to_ns(self.per_sample_us)
+
+
+def _dims_text(dims: Sequence[int]) -> str:
+    return ",".join(str(d) for d in dims)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -447,8 +566,8 @@ def _check_dim(kind: str, name: str, i: int, d: Any, p: str) -> None:
         raise ValueError(f"{p}{kind} '{name}': dims[{i}] is out of the int64 range")
     if i == 0 and d < 1 and d != -1:
         raise ValueError(f"{p}{kind} '{name}': dims[0] must be >= 1, or -1 for a dynamic batch, got {d}")
-    if i > 0 and d < 1:
-        raise ValueError(f"{p}{kind} '{name}': dims[{i}] must be >= 1, got {d}")
+    if i > 0 and d < 1 and d != -1:
+        raise ValueError(f"{p}{kind} '{name}': dims[{i}] must be >= 1, or -1 for a dynamic dim, got {d}")
 
 
 def _check_kernel_name(kernel: Any, p: str) -> None:
@@ -580,8 +699,9 @@ def _check_aipp_model(m: "ModelDef", where: _Where) -> None:
         n = t.name
         if a.aipp_mode is None:
             raise ValueError(f"{p}aipp for input '{n}': aipp_mode is missing: expected static or dynamic")
-        if m.dynamic_batch:
-            raise ValueError(f"{p}aipp for input '{n}': AIPP and dynamic_batch cannot be combined in the emulator")
+        if m.profile is not None:
+            raise ValueError(f"{p}aipp for input '{n}': AIPP and a dynamic profile (dynamic_batch, dynamic_hw, "
+                             "dynamic_dims, dynamic_shape) cannot be combined in the emulator")
         nchw = t.format == "NCHW"
         if len(t.dims) != 4 or t.format not in ("NCHW", "NHWC"):
             raise ValueError(f"{p}aipp for input '{n}': the AIPP output must be a 4-dim NCHW or NHWC tensor, got "
@@ -639,6 +759,94 @@ def _check_aipp_model(m: "ModelDef", where: _Where) -> None:
         if (ow, oh) != (w, h):
             raise ValueError(f"{p}aipp for input '{n}': the AIPP output is {ow}x{oh} (width x height) but the input "
                              f"is {w}x{h}")
+def _profile_token(key: str, value: tuple) -> str:
+    """The text form of a dynamic_hw / dynamic_dims / dynamic_shape value."""
+    if key == "dynamic_shape":
+        return ",".join("~".join(str(v) for v in r) for r in value)
+    return ";".join(",".join(str(v) for v in g) for g in value)
+
+
+def _parse_profile(key: str, tok: str, p: str) -> tuple:
+    """dynamic_hw 'H,W;H,W', dynamic_dims 'V,V,..;V,V,..' or dynamic_shape 'MIN~MAX,MIN~MAX'.
+    Field by field, each fully checked before the next is read (the C parser's order)."""
+    if key == "dynamic_shape":
+        ranges = []
+        for i, f in enumerate(tok.split(",")):
+            if i == MAX_DYN_DIMS:
+                raise ValueError(f"{p}too many dynamic_shape ranges: expected at most {MAX_DYN_DIMS}")
+            lo, sep, hi = f.partition("~")
+            if not sep or not _INT_RE.fullmatch(lo) or not _INT_RE.fullmatch(hi):
+                raise ValueError(
+                    f"{p}bad dynamic_shape {_quote(tok)}: expected comma-separated MIN~MAX ranges, got {_quote(f)} at position {i}"
+                )
+            a, b = int(lo), int(hi)
+            if not 1 <= a <= b <= _INT64_MAX:
+                raise ValueError(f"{p}dynamic_shape range {i} must satisfy 1 <= MIN <= MAX <= {_INT64_MAX}, got {_quote(f)}")
+            ranges.append((a, b))
+        return tuple(ranges)
+    gears: list[tuple[int, ...]] = []
+    for i, g in enumerate(tok.split(";")):
+        if i == MAX_GEARS:
+            raise ValueError(f"{p}too many {key} gears: expected at most {MAX_GEARS}")
+        vals: list[int] = []
+        for j, f in enumerate(g.split(",")):
+            if key == "dynamic_hw" and j == 2:
+                raise ValueError(f"{p}dynamic_hw gear {i} {_quote(g)}: expected H,W (two integers)")
+            if j == MAX_DYN_DIMS:
+                raise ValueError(f"{p}dynamic_dims gear {i} has more than {MAX_DYN_DIMS} values")
+            if not _INT_RE.fullmatch(f):
+                what = "an empty field" if f == "" else "a non-integer"
+                raise ValueError(
+                    f"{p}bad {key} {_quote(tok)}: expected ';'-separated gears of comma-separated integers, got {what} in gear {i} at position {j}"
+                )
+            v = int(f)
+            if not 1 <= v <= _INT64_MAX:
+                raise ValueError(f"{p}{key} gear {i} value {j} must be in 1..{_INT64_MAX}, got {_quote(f)}")
+            vals.append(v)
+        if key == "dynamic_hw" and len(vals) != 2:
+            raise ValueError(f"{p}dynamic_hw gear {i} {_quote(g)}: expected H,W (two integers)")
+        if gears and len(vals) != len(gears[0]):
+            raise ValueError(f"{p}dynamic_dims gear {i} has {len(vals)} values but gear 0 has {len(gears[0])}")
+        if tuple(vals) in gears:
+            raise ValueError(f"{p}{key} gear {i} ({_quote(g)}) repeats gear {gears.index(tuple(vals))}")
+        gears.append(tuple(vals))
+    return tuple(gears)
+
+
+def _check_profile_tensors(m: ModelDef, profile: str, where: _Where) -> None:
+    """dynamic_hw / dynamic_dims / dynamic_shape: where the -1 dims may be, and how many."""
+    dp = where.prefix(profile)
+    n_dyn = 0
+    for k, td in enumerate(m.inputs):
+        axes = td.dynamic_axes
+        n_dyn += len(axes)
+        if profile == "dynamic_hw" and axes and (len(td.dims) != 4 or axes != HW_AXES.get(td.format)):
+            raise ValueError(
+                f"{where.tensor('input', k)}input '{td.name}': dynamic_hw needs -1 exactly at the H and W axes "
+                f"of a 4-dim NCHW or NHWC input, got {td.format} {_dims_text(td.dims)}"
+            )
+    if n_dyn == 0:
+        raise ValueError(f"{dp}{profile}: no input has a -1 dim")
+    if n_dyn > MAX_DYN_DIMS:
+        raise ValueError(f"{dp}{profile}: the inputs have {n_dyn} -1 dims: expected at most {MAX_DYN_DIMS}")
+    if profile == "dynamic_dims" and len(m.dynamic_dims[0]) != n_dyn:
+        raise ValueError(f"{dp}dynamic_dims gears have {len(m.dynamic_dims[0])} values but the inputs have {n_dyn} -1 dims")
+    if profile == "dynamic_shape" and len(m.dynamic_shape) != n_dyn:
+        raise ValueError(f"{dp}dynamic_shape has {len(m.dynamic_shape)} ranges but the inputs have {n_dyn} -1 dims")
+    for k, td in enumerate(m.outputs):
+        ti = m.inputs[k] if k < len(m.inputs) else None
+        tp = where.tensor("output", k)
+        for j in td.dynamic_axes:
+            if ti is None or j >= len(ti.dims) or ti.dims[j] != -1:
+                raise ValueError(
+                    f"{tp}output '{td.name}': dims[{j}] is -1, so input {k} must have a -1 dims[{j}] too "
+                    "(an output's -1 dim takes its input's value)"
+                )
+        if ti is not None and td.dims[0] != ti.dims[0]:
+            raise ValueError(
+                f"{tp}output '{td.name}': dims[0] is {td.dims[0]} but input '{ti.name}' has {ti.dims[0]}: "
+                f"output {k} keeps the batch dimension of input {k}"
+            )
 
 
 def _integral_in_i64(v: float) -> bool:
@@ -653,13 +861,14 @@ def _check_model(m: ModelDef, where: _Where) -> None:
     if not m.outputs:
         raise ValueError(f"{p}no outputs: expected 1 to {MAX_IO} 'output' lines")
     dynamic = bool(m.dynamic_batch)
+    profile = m.profile
     dyn_ref = f" (line {where.lines['dynamic_batch']})" if where.lines is not None and dynamic else ""
     batch0 = m.inputs[0].dims[0]
     for kind, tensors in (("input", m.inputs), ("output", m.outputs)):
         for k, td in enumerate(tensors):
             d0 = td.dims[0]
             tp = where.tensor(kind, k)
-            if d0 == -1 and not dynamic:
+            if d0 == -1 and profile is None:
                 raise ValueError(
                     f"{tp}{kind} '{td.name}': dims[0] is -1 (dynamic batch) but the model has no dynamic_batch line"
                 )
@@ -668,46 +877,72 @@ def _check_model(m: ModelDef, where: _Where) -> None:
                     f"{tp}{kind} '{td.name}': dims[0] must be -1 because the model declares "
                     f"dynamic_batch{dyn_ref}, got {d0}"
                 )
-            if not dynamic and d0 != batch0:
+            for j in td.dynamic_axes:
+                if j == 0:
+                    continue
+                if profile is None:
+                    raise ValueError(
+                        f"{tp}{kind} '{td.name}': dims[{j}] is -1 (dynamic) but the model has no "
+                        "dynamic_hw, dynamic_dims or dynamic_shape line"
+                    )
+                if dynamic:
+                    raise ValueError(f"{tp}{kind} '{td.name}': dims[{j}] is -1 but dynamic_batch makes only dims[0] dynamic")
+            if profile is None and d0 != batch0:
                 ref = f" ({where.ref('input', 0)})" if where.lines is not None else ""
                 raise ValueError(
                     f"{tp}{kind} '{td.name}': dims[0] is {d0} but input '{m.inputs[0].name}'{ref} has "
                     f"{batch0}: all tensors must share the batch dimension"
                 )
-    max_batch = m.max_batch
+    if profile is not None and not dynamic:
+        _check_profile_tensors(m, profile, where)
+    shapes = m.profile_shapes()
     for kind, tensors in (("input", m.inputs), ("output", m.outputs)):
         for k, td in enumerate(tensors):
-            if td.nbytes(max_batch) > TENSOR_BYTES_LIMIT:
-                raise ValueError(
-                    f"{where.tensor(kind, k)}{kind} '{td.name}' is too large: at batch {max_batch} it holds "
-                    f"more than {TENSOR_BYTES_LIMIT} bytes (the limit is 2^40 bytes per tensor)"
-                )
+            if not profile or dynamic:
+                if td.nbytes(m.max_batch) > TENSOR_BYTES_LIMIT:
+                    raise ValueError(
+                        f"{where.tensor(kind, k)}{kind} '{td.name}' is too large: at batch {m.max_batch} it holds "
+                        f"more than {TENSOR_BYTES_LIMIT} bytes (the limit is 2^40 bytes per tensor)"
+                    )
+                continue
+            for ins, outs in shapes:
+                shape = (ins if kind == "input" else outs)[k]
+                if math.prod(shape) * td.elem_size > TENSOR_BYTES_LIMIT:
+                    raise ValueError(
+                        f"{where.tensor(kind, k)}{kind} '{td.name}' is too large: at shape {_dims_text(shape)} it holds "
+                        f"more than {TENSOR_BYTES_LIMIT} bytes (the limit is 2^40 bytes per tensor)"
+                    )
     kp = where.prefix("kernel")
     if len(m.outputs) != len(m.inputs):
         raise ValueError(
             f"{kp}kernel '{m.kernel}' computes output k from input k, so it needs as many outputs as "
             f"inputs: got {len(m.inputs)} inputs and {len(m.outputs)} outputs"
         )
+    varying = profile is not None and not dynamic
     for k, (ti, to) in enumerate(zip(m.inputs, m.outputs)):
         op = where.tensor("output", k)
-        if m.kernel == "segment_sum":
-            if to.sample_elems > ti.sample_elems:
-                raise ValueError(
-                    f"{op}output '{to.name}' holds {to.sample_elems} elements per sample, more than the "
-                    f"{ti.sample_elems} of input '{ti.name}': kernel 'segment_sum' needs 1 <= output "
-                    "sample elements <= input sample elements"
-                )
-            continue
-        if to.dtype != ti.dtype:
+        if m.kernel != "segment_sum" and to.dtype != ti.dtype:
             raise ValueError(
                 f"{op}output '{to.name}' has dtype {to.dtype} but input '{ti.name}' has {ti.dtype}: "
                 f"kernel '{m.kernel}' needs the same dtype for input {k} and output {k}"
             )
-        if to.sample_elems != ti.sample_elems:
-            raise ValueError(
-                f"{op}output '{to.name}' holds {to.sample_elems} elements per sample but input "
-                f"'{ti.name}' holds {ti.sample_elems}: kernel '{m.kernel}' needs equal sample element counts"
-            )
+        for ins, outs in (shapes if varying else [(None, None)]):
+            n = math.prod(ins[k][1:]) if varying else ti.sample_elems
+            e = math.prod(outs[k][1:]) if varying else to.sample_elems
+            at = f" (at input shape {_dims_text(ins[k])})" if varying else ""
+            if m.kernel == "segment_sum" and e > n:
+                raise ValueError(
+                    f"{op}output '{to.name}' holds {e} elements per sample, more than the "
+                    f"{n} of input '{ti.name}': kernel 'segment_sum' needs 1 <= output "
+                    f"sample elements <= input sample elements{at}"
+                )
+            if m.kernel != "segment_sum" and e != n:
+                raise ValueError(
+                    f"{op}output '{to.name}' holds {e} elements per sample but input "
+                    f"'{ti.name}' holds {n}: kernel '{m.kernel}' needs equal sample element counts{at}"
+                )
+        if m.kernel == "segment_sum":
+            continue
         if m.kernel == "affine" and DTYPES[ti.dtype].kind != "f":
             for pname, v in (("scale", m.scale), ("bias", m.bias)):
                 if not _integral_in_i64(v):
@@ -746,8 +981,13 @@ def to_text(model: ModelDef) -> str:
     out.append(f"compute_us {_fmt_float(model.compute_us)}")
     if model.per_sample_us != 0.0:
         out.append(f"per_sample_us {_fmt_float(model.per_sample_us)}")
+    if model.per_element_us != 0.0:
+        out.append(f"per_element_us {_fmt_float(model.per_element_us)}")
     if model.dynamic_batch:
         out.append(f"dynamic_batch {','.join(str(g) for g in model.dynamic_batch)}")
+    for key in PROFILE_KEYS[1:]:
+        if getattr(model, key):
+            out.append(f"{key} {_profile_token(key, getattr(model, key))}")
     if model.workspace_bytes:
         out.append(f"workspace_bytes {model.workspace_bytes}")
     if model.weight_bytes:
@@ -935,7 +1175,7 @@ def parse_model(text: str | bytes) -> ModelDef:
         if key == "name":
             _check_model_name(tok, p)
             name = tok
-        elif key in ("compute_us", "per_sample_us"):
+        elif key in ("compute_us", "per_sample_us", "per_element_us"):
             v = _parse_decimal(tok)
             if v is None:
                 raise ValueError(f"{p}bad {key} {_quote(tok)}: expected a decimal number of microseconds >= 0")
@@ -951,8 +1191,13 @@ def parse_model(text: str | bytes) -> ModelDef:
             v = int(tok)
             _check_bytes(key, v, tok, p)
             values[key] = v
-        else:  # dynamic_batch
-            values[key] = _parse_gears(tok, p)
+        else:  # a dynamic profile
+            other = next((k for k in PROFILE_KEYS if k in lines and k != key), None)
+            if other is not None:
+                raise ValueError(
+                    f"{p}{key}: a model declares at most one of {', '.join(PROFILE_KEYS)} (it also has {other})"
+                )
+            values[key] = _parse_gears(tok, p) if key == "dynamic_batch" else _parse_profile(key, tok, p)
 
     if not have_header:
         raise ValueError("model file: empty model file: expected the header line 'fastexec-emulator-model 1'")
@@ -1038,14 +1283,18 @@ def _segment_sums(xd: Any, m: int) -> Any:
 
 
 def reference_outputs(model: ModelDef, inputs: Sequence[Any], batch: int | None = None, aipp: Any = None) -> list[Any]:
-    """The model's outputs for ``inputs`` (one array per model input, of the input's dtype,
-    holding ``batch`` samples), bit-exact with the C kernels.
+    """The model's outputs for ``inputs`` (one array per model input, of the input's dtype),
+    bit-exact with the C kernels.
 
-    ``batch`` defaults to dims[0] for a static model and to the sample count of ``inputs[0]``
-    for a dynamic one; it must be dims[0] (static) or one of the gears (dynamic). Outputs have
-    shape ``(batch, *dims[1:])``. An AIPP input takes the raw images the runtime shows
-    (:func:`visible_input`); ``aipp`` is the :class:`fastexec.AippConfig` of the model's dynamic
-    AIPP input (required when it has one).
+    Static and dynamic-batch models: each input holds ``batch`` samples in any shape; ``batch``
+    defaults to dims[0] (static) or to the sample count of ``inputs[0]`` (dynamic batch) and must
+    be dims[0] or one of the gears. Outputs have shape ``(batch, *dims[1:])``. An AIPP input takes
+    the raw images the runtime shows (:func:`visible_input`); ``aipp`` is the
+    :class:`fastexec.AippConfig` of the model's dynamic AIPP input (required when it has one).
+
+    dynamic_hw / dynamic_dims / dynamic_shape models: the inputs' shapes choose the gear (or lie
+    within the ranges; :meth:`ModelDef.match_shapes` names what does not fit) and the outputs
+    have their real shapes (an output's -1 dim is its input's dim on that axis).
     """
     import numpy as np
 
@@ -1053,46 +1302,54 @@ def reference_outputs(model: ModelDef, inputs: Sequence[Any], batch: int | None 
     if len(inputs) != len(model.inputs):
         raise ValueError(f"model '{model.name}' has {len(model.inputs)} inputs, got {len(inputs)} arrays")
     arrays = [np.asarray(x) for x in inputs]
-    if batch is None:
-        if model.is_dynamic:
-            per = model.inputs[0].sample_elems
-            if arrays[0].size % per:
-                raise ValueError(f"input '{model.inputs[0].name}' holds {arrays[0].size} elements, not a whole number of samples of {per}")
-            batch = arrays[0].size // per
-        else:
-            batch = model.inputs[0].dims[0]
-    if model.is_dynamic and batch not in model.dynamic_batch:
-        raise ValueError(f"batch {batch} is not a gear of model '{model.name}': gears are {list(model.dynamic_batch)}")
-    if not model.is_dynamic and batch != model.inputs[0].dims[0]:
-        raise ValueError(f"model '{model.name}' is static with batch {model.inputs[0].dims[0]}, got batch {batch}")
-
-    rows = []
-    for k, (td, x) in enumerate(zip(model.inputs, arrays)):
-        shown = visible_input(model, k)
-        if x.dtype != _np_dtype(shown.dtype):
-            raise ValueError(f"input '{td.name}' must be {shown.dtype}, got {x.dtype}")
-        if x.size != batch * shown.sample_elems:
-            raise ValueError(
-                f"input '{td.name}' must hold {batch * shown.sample_elems} elements (batch {batch}), got {x.size}"
-            )
-        x = np.ascontiguousarray(x).reshape(batch, shown.sample_elems)
-        a = model.aipp_of(td.name)
-        if a is not None:
-            x = _run_aipp(a, td, x, aipp, batch)
-        rows.append(x.reshape(batch, td.sample_elems))
+    if model.profile not in (None, "dynamic_batch"):
+        for td, x in zip(model.inputs, arrays):
+            if x.dtype != _np_dtype(td.dtype):
+                raise ValueError(f"input '{td.name}' must be {td.dtype}, got {x.dtype}")
+        in_shapes, out_shapes = model.shapes_of(model.match_shapes([x.shape for x in arrays]))
+    else:
+        if batch is None:
+            if model.is_dynamic:
+                per = model.inputs[0].sample_elems
+                if arrays[0].size % per:
+                    raise ValueError(f"input '{model.inputs[0].name}' holds {arrays[0].size} elements, not a whole number of samples of {per}")
+                batch = arrays[0].size // per
+            else:
+                batch = model.inputs[0].dims[0]
+        if model.is_dynamic and batch not in model.dynamic_batch:
+            raise ValueError(f"batch {batch} is not a gear of model '{model.name}': gears are {list(model.dynamic_batch)}")
+        if not model.is_dynamic and batch != model.inputs[0].dims[0]:
+            raise ValueError(f"model '{model.name}' is static with batch {model.inputs[0].dims[0]}, got batch {batch}")
+        kernel_inputs = []
+        for k, (td, x) in enumerate(zip(model.inputs, arrays)):
+            shown = visible_input(model, k)
+            if x.dtype != _np_dtype(shown.dtype):
+                raise ValueError(f"input '{td.name}' must be {shown.dtype}, got {x.dtype}")
+            if x.size != batch * shown.sample_elems:
+                raise ValueError(
+                    f"input '{td.name}' must hold {batch * shown.sample_elems} elements (batch {batch}), got {x.size}"
+                )
+            x = np.ascontiguousarray(x).reshape(batch, shown.sample_elems)
+            a = model.aipp_of(td.name)
+            if a is not None:
+                x = _run_aipp(a, td, x, aipp, batch)
+            kernel_inputs.append(x.reshape(batch, td.sample_elems))
+        arrays = kernel_inputs
+        in_shapes, out_shapes = model.shapes_of((batch,) * len(model.inputs) if model.is_dynamic else ())
 
     outs = []
-    for ti, to, x in zip(model.inputs, model.outputs, rows):
+    for ti, to, x, si, so in zip(model.inputs, model.outputs, arrays, in_shapes, out_shapes):
+        rows = np.ascontiguousarray(x).reshape(si[0], math.prod(si[1:]))
         if model.kernel == "identity":
-            y = x.copy()
+            y = rows.copy()
         elif model.kernel == "affine":
-            y = _affine(x, ti.dtype, model.scale, model.bias)
+            y = _affine(rows, ti.dtype, model.scale, model.bias)
         else:
-            xd = _to_float64(x, ti.dtype)
+            xd = _to_float64(rows, ti.dtype)
             with np.errstate(over="ignore", invalid="ignore"):
-                v = _segment_sums(xd, to.sample_elems) * model.scale + model.bias
+                v = _segment_sums(xd, math.prod(so[1:])) * model.scale + model.bias
             y = _from_float64(v, to.dtype)
-        outs.append(y.reshape((batch,) + tuple(to.dims[1:])))
+        outs.append(y.reshape(so))
     return outs
 
 

@@ -60,6 +60,52 @@ SAMPLES: dict[str, ModelDef] = {
         per_sample_us=20.0,
         dynamic_batch=(1, 2, 4, 8),
     ),
+    # Dynamic height/width: a batch of 2 RGB images at 16x16, 32x32 or 48x64, reduced to 8
+    # features each; 50 us + 10 ns per input element (15, 61 or 184 us more by gear).
+    "dynamic-hw": ModelDef(
+        name="dynamic-hw",
+        inputs=(TensorDef("image", "float32", "NCHW", (2, 3, -1, -1)),),
+        outputs=(TensorDef("features", "float32", "ND", (2, 8)),),
+        kernel="segment_sum",
+        scale=0.25,
+        bias=0.0,
+        compute_us=50.0,
+        per_element_us=0.01,
+        dynamic_hw=((16, 16), (32, 32), (48, 64)),
+    ),
+    # Dynamic dims: token ids and a float16 mask; each gear gives both inputs a shape:
+    # ids (1,16) + mask (1,4), ids (2,32) + mask (2,4), ids (4,64) + mask (4,4); 40 us +
+    # 0.5 us per input element (50, 74 or 176 us by gear).
+    "dynamic-dims": ModelDef(
+        name="dynamic-dims",
+        inputs=(
+            TensorDef("ids", "int32", "ND", (-1, -1)),
+            TensorDef("mask", "float16", "ND", (-1, 4)),
+        ),
+        outputs=(
+            TensorDef("ids_out", "int32", "ND", (-1, -1)),
+            TensorDef("mask_out", "float16", "ND", (-1, 4)),
+        ),
+        kernel="affine",
+        scale=3.0,
+        bias=-1.0,
+        compute_us=40.0,
+        per_element_us=0.5,
+        dynamic_dims=((1, 16, 1), (2, 32, 2), (4, 64, 4)),
+    ),
+    # Fully dynamic shape: batch 1..8 and sequence 1..128, any shape inside the ranges; the
+    # output has the input's shape. 30 us + 50 ns per element (up to 51 us more).
+    "dynamic-shape": ModelDef(
+        name="dynamic-shape",
+        inputs=(TensorDef("tokens", "float32", "ND", (-1, -1)),),
+        outputs=(TensorDef("hidden", "float32", "ND", (-1, -1)),),
+        kernel="affine",
+        scale=0.5,
+        bias=1.0,
+        compute_us=30.0,
+        per_element_us=0.05,
+        dynamic_shape=((1, 8), (1, 128)),
+    ),
     # Two inputs and two outputs of different dtypes, for executors that match IO by name.
     "multi-io": ModelDef(
         name="multi-io",

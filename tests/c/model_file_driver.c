@@ -7,6 +7,8 @@
  *   model_file_driver --run MODEL BATCH IN_0 .. IN_k OUT_0 .. OUT_k [AIPP]
  *                                           run the model (AIPP, then the kernel) over raw input
  *                                           files, write raw outputs; AIPP: the dynamic AIPP tensor
+ *   model_file_driver --run-dyn MODEL V,V,.. IN_0 .. IN_k OUT_0 .. OUT_k
+ *                                           the same at the shapes whose -1 input dims are V,V,..
  *   model_file_driver --bench MODEL ITERS   time emu_kernel_run at the largest batch
  *
  * Buffers are malloc'ed with their exact size, so a sanitizer build catches any overread.
@@ -14,6 +16,7 @@
  */
 #define _POSIX_C_SOURCE 200809L
 
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -118,6 +121,19 @@ static int cmd_info(const char *path)
         printf(" %llu", (unsigned long long)m->gears[g]);
     }
     printf("\n");
+    printf("per_element_ns %llu\n", (unsigned long long)m->per_element_ns);
+    printf("dyn_kind %d\n", (int)m->dyn_kind);
+    printf("profile");
+    for (size_t e = 0; e < emu_model_profile_count(m); e++) {
+        emu_dyn_values v;
+        emu_model_profile_values(m, e, &v);
+        printf(" ");
+        for (size_t i = 0; i < m->num_dyn; i++) {
+            printf("%s%lld", i ? "," : "", (long long)v.v[i]);
+        }
+        printf("=%llu", (unsigned long long)emu_shape_exec_ns(m, &v));
+    }
+    printf("\n");
     for (size_t k = 0; k < m->num_inputs; k++) {
         print_tensor("input", k, &m->inputs[k]);
     }
@@ -131,7 +147,21 @@ static int cmd_info(const char *path)
 static int cmd_run(int argc, char **argv)
 {
     emu_model_def *m = load_model(argv[2]);
-    unsigned long long batch = strtoull(argv[3], NULL, 10);
+    bool by_values = strcmp(argv[1], "--run-dyn") == 0;
+    unsigned long long batch = by_values ? 0 : strtoull(argv[3], NULL, 10);
+    emu_dyn_values vals;
+    memset(&vals, 0, sizeof vals);
+    if (by_values) {
+        char *p = argv[3];
+        for (size_t i = 0; i < EMU_MAX_DYN && *p; i++) {
+            vals.v[i] = strtoll(p, &p, 10);
+            if (*p == ',') {
+                p++;
+            }
+        }
+    } else {
+        emu_model_batch_values(m, batch, &vals);
+    }
     size_t nio = 4 + m->num_inputs + m->num_outputs;
     if ((size_t)argc != nio && (size_t)argc != nio + 1) {
         fprintf(stderr, "--run needs %zu input and %zu output paths\n", m->num_inputs, m->num_outputs);
@@ -144,15 +174,16 @@ static int cmd_run(int argc, char **argv)
         emu_tensor_def raw;
         emu_input_visible(m, k, 0, &raw);
         ins[k] = read_file(argv[4 + k], &len);
-        if (len != emu_tensor_bytes(&raw, batch)) {
-            fprintf(stderr, "input %zu: %zu bytes, expected %zu\n", k, len, emu_tensor_bytes(&raw, batch));
+        size_t want = by_values ? emu_shape_bytes(m, &vals, 0, k) : emu_tensor_bytes(&raw, batch);
+        if (len != want) {
+            fprintf(stderr, "input %zu: %zu bytes, expected %zu\n", k, len, want);
             return 2;
         }
     }
     size_t aipp_len = 0;
     unsigned char *aipp = (size_t)argc == nio + 1 ? read_file(argv[nio], &aipp_len) : NULL;
     for (size_t k = 0; k < m->num_outputs; k++) {
-        size_t len = emu_tensor_bytes(&m->outputs[k], batch);
+        size_t len = by_values ? emu_shape_bytes(m, &vals, 1, k) : emu_tensor_bytes(&m->outputs[k], batch);
         outs[k] = malloc(len > 0 ? len : 1);
         if (outs[k] == NULL) {
             return 2;
@@ -160,7 +191,7 @@ static int cmd_run(int argc, char **argv)
         memset(outs[k], 0xa5, len);
     }
     char err[512];
-    if (emu_model_run(m, batch, ins, outs, aipp, aipp_len, err, sizeof err) != 0) {
+    if (emu_model_run(m, batch, &vals, ins, outs, aipp, aipp_len, err, sizeof err) != 0) {
         fprintf(stderr, "run failed: %s\n", err);
         return 1;
     }
@@ -168,7 +199,7 @@ static int cmd_run(int argc, char **argv)
     for (size_t k = 0; k < m->num_outputs; k++) {
         const char *path = argv[4 + m->num_inputs + k];
         FILE *f = fopen(path, "wb");
-        size_t len = emu_tensor_bytes(&m->outputs[k], batch);
+        size_t len = by_values ? emu_shape_bytes(m, &vals, 1, k) : emu_tensor_bytes(&m->outputs[k], batch);
         if (f == NULL || fwrite(outs[k], 1, len, f) != len || fclose(f) != 0) {
             fprintf(stderr, "cannot write %s\n", path);
             return 2;
@@ -297,7 +328,7 @@ int main(int argc, char **argv)
         free(text);
         return 0;
     }
-    if (argc >= 4 && strcmp(argv[1], "--run") == 0) {
+    if (argc >= 4 && (strcmp(argv[1], "--run") == 0 || strcmp(argv[1], "--run-dyn") == 0)) {
         return cmd_run(argc, argv);
     }
     if (argc == 4 && strcmp(argv[1], "--bench") == 0) {

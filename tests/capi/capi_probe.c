@@ -53,6 +53,8 @@ static PyObject *probe(PyObject *self, PyObject *args)
     if (strcmp(what, "rows_zero") == 0) st = fx->submit(ex, inputs, 0, &ticket);
     else if (strcmp(what, "rows_too_many") == 0) st = fx->submit(ex, inputs, u + 1, &ticket);
     else if (strcmp(what, "null_input") == 0) { inputs[0] = NULL; st = fx->submit(ex, inputs, 1, &ticket); }
+    else if (strcmp(what, "submit_one") == 0) st = fx->submit(ex, inputs, 1, &ticket);   /* close gives it back */
+    else if (strcmp(what, "acquire_one") == 0) st = fx->acquire(ex, slots, &ticket);
     else if (strcmp(what, "tensor_index") == 0) st = fx->tensor_info(ex, 1, 99, &info);
     else if (strcmp(what, "release_unknown") == 0) st = fx->release(ex, 12345);
     else if (strcmp(what, "wait_unknown") == 0) {

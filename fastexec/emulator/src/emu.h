@@ -202,7 +202,7 @@ typedef struct emu_task {
     union {
         struct { void *dst; const void *src; size_t n; aclrtMemcpyKind dir; } copy;
         struct { void *dst; int value; size_t n; } memset;
-        struct { emu_model *model; uint64_t batch; void *in[EMU_MAX_IO]; void *out[EMU_MAX_IO]; const void *aipp; size_t aipp_len; } exec;
+        struct { emu_model *model; uint64_t batch; emu_dyn_values vals; void *in[EMU_MAX_IO]; void *out[EMU_MAX_IO]; const void *aipp; size_t aipp_len; } exec;
         struct { emu_event *ev; emu_snapshot *snap; } record;
         struct { emu_event *ev; emu_snapshot *snap; } wait;
         struct { aclrtCallback fn; void *data; int block; } callback;
@@ -338,8 +338,8 @@ void emu_dump_profiler_finalize(void);
 /* A model being loaded: its dump folder (malloc'ed) and mode when dump_list names it, else NULL. */
 char *emu_dump_dir_for(const char *model_name, const char *file_stem, int device_id, uint32_t model_id, int *mode);
 /* Dump one execution's inputs (phase_outputs 0) or outputs (1) as .npy files, if `mode` wants them. */
-void emu_dump_tensors(const char *base, uint64_t index, int mode, int phase_outputs, const emu_model_def *def, uint64_t batch,
-                      void *const *tensors, uint32_t stream_id, uint64_t task_id);
+void emu_dump_tensors(const char *base, uint64_t index, int mode, int phase_outputs, const emu_model_def *def,
+                      const emu_dyn_values *vals, void *const *tensors, uint32_t stream_id, uint64_t task_id);
 int emu_profiler_on(void);
 /* A stream task's modelled interval on the device clock, for the profiler timeline. */
 void emu_profiler_task(const emu_stream *s, const char *name, const char *cat, uint64_t start_ns, uint64_t end_ns);
@@ -347,7 +347,7 @@ void emu_profiler_task(const emu_stream *s, const char *name, const char *cat, u
 /* ---------------------------------------------------------------- models */
 void emu_exec_task_run(emu_stream *s, emu_task *t);
 void emu_exec_task_done(emu_task *t, aclError err);
-uint64_t emu_exec_duration_ns(const emu_model *m, uint64_t batch);
+uint64_t emu_exec_duration_ns(const emu_model *m, const emu_dyn_values *vals);
 /* One tensor of an operator, as aclmdlCreateAndGetOpDesc reports it. */
 typedef struct {
     aclDataType dtype;

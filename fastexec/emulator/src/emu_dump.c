@@ -348,18 +348,18 @@ static const char *npy_descr(aclDataType t)
 }
 
 /* One tensor as a NumPy .npy (format 1.0); a type NumPy lacks is written as its bytes (uint8). */
-static int write_npy(const char *path, const emu_tensor_def *t, uint64_t batch, const void *data)
+static int write_npy(const char *path, const emu_tensor_def *t, const int64_t *dims, const void *data)
 {
-    size_t nbytes = emu_tensor_bytes(t, batch);
+    size_t nbytes = t->elem_size;
+    for (size_t i = 0; i < t->ndims; i++) nbytes *= (size_t)dims[i];
     const char *descr = npy_descr(t->dtype);
     char shape[1024];
     size_t off = 0;
     if (descr) {
-        off += (size_t)snprintf(shape + off, sizeof shape - off, "(%llu,", (unsigned long long)batch);
-        for (size_t i = 1; i < t->ndims && off < sizeof shape; i++)
-            off += (size_t)snprintf(shape + off, sizeof shape - off, " %lld,", (long long)t->dims[i]);
-        if (t->ndims > 1 && off > 0) off--;   /* (8, 3, 4) rather than (8, 3, 4,) */
-        snprintf(shape + off, sizeof shape - off, ")");
+        off += (size_t)snprintf(shape, sizeof shape, "(");
+        for (size_t i = 0; i < t->ndims && off < sizeof shape; i++)
+            off += (size_t)snprintf(shape + off, sizeof shape - off, "%s%lld", i ? ", " : "", (long long)dims[i]);
+        if (off < sizeof shape) snprintf(shape + off, sizeof shape - off, t->ndims == 1 ? ",)" : ")");   /* (8,) or (8, 3, 4) */
     } else {
         descr = "|u1";
         snprintf(shape, sizeof shape, "(%zu,)", nbytes);
@@ -381,8 +381,8 @@ static int write_npy(const char *path, const emu_tensor_def *t, uint64_t batch, 
     return fclose(f);
 }
 
-void emu_dump_tensors(const char *base, uint64_t index, int mode, int phase_outputs, const emu_model_def *def, uint64_t batch,
-                      void *const *tensors, uint32_t stream_id, uint64_t task_id)
+void emu_dump_tensors(const char *base, uint64_t index, int mode, int phase_outputs, const emu_model_def *def,
+                      const emu_dyn_values *vals, void *const *tensors, uint32_t stream_id, uint64_t task_id)
 {
     if (!(mode & (phase_outputs ? MODE_OUTPUT : MODE_INPUT))) return;
     char dir[2048];
@@ -401,7 +401,20 @@ void emu_dump_tensors(const char *base, uint64_t index, int mode, int phase_outp
         char path[2600];
         snprintf(path, sizeof path, "%s/Model.%s.%llu.%u.%llu.%s.%zu.npy", dir, op, (unsigned long long)task_id, stream_id, stamp,
                  phase_outputs ? "output" : "input", i);
-        const emu_tensor_def *t = phase_outputs ? &def->outputs[i] : &def->inputs[i];
-        if (write_npy(path, t, batch, tensors[i])) fprintf(stderr, "fastexec emulator: dump: cannot write %s\n", path);
+        /* The tensor as it was given or made: its real dims; an AIPP input's raw image. */
+        emu_tensor_def shown;
+        const emu_tensor_def *t = &shown;
+        int64_t dims[ACL_MAX_DIM_CNT];
+        if (phase_outputs) {
+            t = &def->outputs[i];
+            emu_shape_dims(def, vals, 1, i, dims);
+        } else if (def->aipp[i].mode != EMU_AIPP_NONE) {
+            emu_input_visible(def, i, 0, &shown);
+            memcpy(dims, shown.dims, shown.ndims * sizeof dims[0]);
+        } else {
+            t = &def->inputs[i];
+            emu_shape_dims(def, vals, 0, i, dims);
+        }
+        if (write_npy(path, t, dims, tensors[i])) fprintf(stderr, "fastexec emulator: dump: cannot write %s\n", path);
     }
 }

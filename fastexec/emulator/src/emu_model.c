@@ -16,6 +16,7 @@ struct emu_model {
     emu_stream *inflight_stream; /* stream of the queued executions */
     int unloading;
     uint64_t cur_batch;          /* last aclmdlSetDynamicBatchSize gear; 0 = none set */
+    int cur_gear;                /* dynamic HW / dims: last gear set (index + 1); 0 = none set */
     uint32_t priority;           /* aclmdlSetAttribute(ACL_MDL_ATTR_PRIORITY_INT32) */
     emu_alloc *user_mem[2];      /* aclmdlLoad*WithMem work / weight memory, held until unload */
     char *dump_dir;              /* dumped (emu_dump.c): {dump_path}/{time}/{device}/{name}/{id}, else NULL */
@@ -119,6 +120,12 @@ static aclError check_user_mem(const emu_model_def *def, const user_mem *um, emu
 
 static aclError load_def_mem(const emu_model_def *def, uint32_t *modelId, const user_mem *um, const char *api);
 
+/* Gear models (dynamic batch, HW, dims) get the hidden ascend_mbatch_shape_data input. */
+static int has_gear_tensor(const emu_model_def *def)
+{
+    return def->dyn_kind == EMU_DYN_BATCH || def->dyn_kind == EMU_DYN_HW || def->dyn_kind == EMU_DYN_DIMS;
+}
+
 static aclError load_def(const emu_model_def *def, uint32_t *modelId, const char *api)
 {
     user_mem none = {0};
@@ -140,7 +147,7 @@ static aclError load_def_mem(const emu_model_def *def, uint32_t *modelId, const 
     }
     m->def = *def;
     m->dev = ctx->dev;
-    m->has_dyn = def->num_gears > 0;
+    m->has_dyn = has_gear_tensor(def);
     m->aipp_node = emu_aipp_dynamic_input(def) >= 0 ? (int)(def->num_inputs + (m->has_dyn ? 1 : 0)) : -1;
     pthread_mutex_lock(&model_mu);
     models = realloc(models, (n_models + 1) * sizeof *models);
@@ -238,7 +245,8 @@ typedef struct {
     aclFormat format;
     size_t ndims;
     int64_t dims[ACL_MAX_DIM_CNT];
-    size_t bytes;   /* at the largest batch */
+    size_t bytes;   /* at the largest batch / gear / range bound */
+    int64_t range[ACL_MAX_DIM_CNT][2];   /* per dim over the model's profile */
     aclmdlInputAippType aipp;   /* inputs: how AIPP applies to it */
     size_t attached;            /* ACL_DATA_WITH_DYNAMIC_AIPP: index of its ACL_DYNAMIC_AIPP_NODE input */
     size_t ndims_v2;            /* aclmdlGetInputDimsV2 (the raw-image layout of a static AIPP input) */
@@ -259,36 +267,63 @@ struct aclmdlDesc {
     uint64_t hw[ACL_MAX_HW_NUM][2];
     size_t num_dims_gears;
     aclmdlIODims *dims_gears;         /* num_dims_gears entries, owned by the description */
+    emu_dyn_kind dyn_kind;
 };
 
-static void fill_io(io_info *io, const emu_tensor_def *t, uint64_t max_batch)
+static void fill_io(io_info *io, const emu_model_def *def, int output, size_t k)
 {
+    const emu_tensor_def *t = output ? &def->outputs[k] : &def->inputs[k];
     snprintf(io->name, sizeof io->name, "%s", t->name);
     io->dtype = t->dtype;
     io->format = t->format;
     io->ndims = t->ndims;
     memcpy(io->dims, t->dims, t->ndims * sizeof t->dims[0]);
-    io->bytes = emu_tensor_bytes(t, max_batch);
     io->attached = ACL_INVALID_NODE_INDEX;
+    /* The size at the largest gear; for a dynamic shape at the ranges' upper bounds. */
+    size_t n = emu_model_profile_count(def);
+    io->bytes = n ? 0 : emu_tensor_bytes(t, emu_model_max_batch(def));
+    for (size_t e = 0; e < n; e++) {
+        emu_dyn_values v;
+        emu_model_profile_values(def, e, &v);
+        size_t b = emu_shape_bytes(def, &v, output, k);
+        if (b > io->bytes) io->bytes = b;
+    }
+    /* Each dim's range over the profile ((d, d) for a fixed dim). */
+    for (size_t j = 0; j < t->ndims; j++) io->range[j][0] = io->range[j][1] = t->dims[j];
+    for (size_t e = 0; e < n; e++) {
+        emu_dyn_values v;
+        int64_t dims[ACL_MAX_DIM_CNT];
+        emu_model_profile_values(def, e, &v);
+        emu_shape_dims(def, &v, output, k, dims);
+        for (size_t j = 0; j < t->ndims; j++) {
+            if (t->dims[j] != -1) continue;
+            if (e == 0 || dims[j] < io->range[j][0]) io->range[j][0] = dims[j];
+            if (e == 0 || dims[j] > io->range[j][1]) io->range[j][1] = dims[j];
+        }
+    }
 }
 
-/* Input k as the runtime shows it: an AIPP input is its raw image (model_file.h). */
-static void fill_input(io_info *io, const emu_model_def *def, size_t k, uint64_t max_batch, size_t aipp_node)
+/* Input k as the runtime shows it: an AIPP input is its raw image (model_file.h; the models
+ * with AIPP are static). */
+static void fill_input(io_info *io, const emu_model_def *def, size_t k, size_t aipp_node)
 {
-    emu_tensor_def v1, v2;
-    emu_input_visible(def, k, 1, &v1);
-    emu_input_visible(def, k, 0, &v2);
-    fill_io(io, &v1, max_batch);
-    io->bytes = emu_tensor_bytes(&v2, max_batch);
+    fill_io(io, def, 0, k);
     switch (def->aipp[k].mode) {
     case EMU_AIPP_STATIC: io->aipp = ACL_DATA_WITH_STATIC_AIPP; break;
     case EMU_AIPP_DYNAMIC: io->aipp = ACL_DATA_WITH_DYNAMIC_AIPP; io->attached = aipp_node; break;
-    default: io->aipp = ACL_DATA_WITHOUT_AIPP; break;
+    default: io->aipp = ACL_DATA_WITHOUT_AIPP; return;
     }
-    if (def->aipp[k].mode != EMU_AIPP_NONE) {
-        io->ndims_v2 = v2.ndims;
-        memcpy(io->dims_v2, v2.dims, v2.ndims * sizeof v2.dims[0]);
-    }
+    emu_tensor_def v1, v2;
+    emu_input_visible(def, k, 1, &v1);
+    emu_input_visible(def, k, 0, &v2);
+    io->dtype = v1.dtype;
+    io->format = v1.format;
+    io->ndims = v1.ndims;
+    memcpy(io->dims, v1.dims, v1.ndims * sizeof v1.dims[0]);
+    for (size_t j = 0; j < v1.ndims; j++) io->range[j][0] = io->range[j][1] = v1.dims[j];
+    io->bytes = emu_tensor_bytes(&v2, emu_model_max_batch(def));
+    io->ndims_v2 = v2.ndims;
+    memcpy(io->dims_v2, v2.dims, v2.ndims * sizeof v2.dims[0]);
 }
 
 EMU_API aclmdlDesc *aclmdlCreateDesc(void)
@@ -308,6 +343,45 @@ EMU_API aclError aclmdlDestroyDesc(aclmdlDesc *modelDesc)
 }
 
 static void fill_desc(aclmdlDesc *d, const emu_model_def *def, int has_dyn);
+
+/* Gear g of a gear model as one aclmdlIODims: the dims of every data input, concatenated. */
+static void gear_dims(const emu_model_def *def, size_t g, aclmdlIODims *out)
+{
+    emu_dyn_values v;
+    memset(out, 0, sizeof *out);
+    emu_model_profile_values(def, g, &v);
+    for (size_t k = 0; k < def->num_inputs; k++) {
+        int64_t dims[ACL_MAX_DIM_CNT];
+        emu_shape_dims(def, &v, 0, k, dims);
+        for (size_t j = 0; j < def->inputs[k].ndims && out->dimCount < ACL_MAX_DIM_CNT; j++) out->dims[out->dimCount++] = dims[j];
+    }
+}
+
+/* The gears of a gear model for messages: "a:1,16 b:1,4; a:2,32 b:2,4". */
+static void gears_text(const emu_model_def *def, char *buf, size_t len)
+{
+    buf[0] = '\0';
+    size_t n = emu_model_profile_count(def);
+    for (size_t g = 0; g < n; g++) {
+        emu_dyn_values v;
+        emu_model_profile_values(def, g, &v);
+        int first = 1;
+        for (size_t k = 0; k < def->num_inputs; k++) {
+            int dyn = 0;
+            for (size_t j = 0; j < def->inputs[k].ndims; j++) dyn |= def->inputs[k].dims[j] == -1;
+            if (!dyn) continue;
+            int64_t dims[ACL_MAX_DIM_CNT];
+            emu_shape_dims(def, &v, 0, k, dims);
+            size_t o = strlen(buf);
+            snprintf(buf + o, len - o, "%s%s:", first ? (g ? "; " : "") : " ", def->inputs[k].name);
+            first = 0;
+            for (size_t j = 0; j < def->inputs[k].ndims; j++) {
+                o = strlen(buf);
+                snprintf(buf + o, len - o, "%s%lld", j ? "," : "", (long long)dims[j]);
+            }
+        }
+    }
+}
 
 EMU_API aclError aclmdlGetDesc(aclmdlDesc *modelDesc, uint32_t modelId)
 {
@@ -336,7 +410,7 @@ static void fill_desc(aclmdlDesc *d, const emu_model_def *def, int has_dyn)
     size_t aipp_node = def->num_inputs + (has_dyn ? 1 : 0);
     d->n_in = aipp_node + (aipp_input >= 0 ? 1 : 0);
     d->n_out = def->num_outputs;
-    for (size_t i = 0; i < def->num_inputs; i++) fill_input(&d->in[i], def, i, maxb, aipp_node);
+    for (size_t i = 0; i < def->num_inputs; i++) fill_input(&d->in[i], def, i, aipp_node);
     if (aipp_input >= 0) {   /* the dynamic AIPP parameters: 64 + 96 x batch bytes */
         io_info *io = &d->in[aipp_node];
         snprintf(io->name, sizeof io->name, "%s", ACL_DYNAMIC_AIPP_NAME);
@@ -348,19 +422,31 @@ static void fill_desc(aclmdlDesc *d, const emu_model_def *def, int has_dyn)
         io->aipp = ACL_DYNAMIC_AIPP_NODE;
         io->attached = ACL_INVALID_NODE_INDEX;
     }
-    for (size_t i = 0; i < def->num_outputs; i++) fill_io(&d->out[i], &def->outputs[i], maxb);
+    for (size_t i = 0; i < def->num_outputs; i++) fill_io(&d->out[i], def, 1, i);
     if (has_dyn) {
         io_info *io = &d->in[def->num_inputs];
         snprintf(io->name, sizeof io->name, "%s", ACL_DYNAMIC_TENSOR_NAME);
         io->dtype = ACL_INT64;
         io->format = ACL_FORMAT_ND;
         io->ndims = 1;
-        io->dims[0] = 1;
-        io->bytes = 8;
+        /* One int64 per gear value: the batch; height and width; every dynamic dim. */
+        size_t nv = def->dyn_kind == EMU_DYN_HW ? 2 : def->dyn_kind == EMU_DYN_DIMS ? def->num_dyn : 1;
+        io->dims[0] = (int64_t)nv;
+        io->bytes = 8 * nv;
+        io->range[0][0] = io->range[0][1] = (int64_t)nv;
         io->attached = ACL_INVALID_NODE_INDEX;
     }
     d->num_gears = def->num_gears;
     memcpy(d->gears, def->gears, def->num_gears * sizeof def->gears[0]);
+    d->dyn_kind = def->dyn_kind;
+    d->num_hw = def->num_hw;
+    memcpy(d->hw, def->hw, def->num_hw * sizeof def->hw[0]);
+    if (def->dyn_kind == EMU_DYN_DIMS) {
+        /* Each gear as aclmdlGetInputDynamicDims reports it: every data input's dims, concatenated. */
+        d->num_dims_gears = def->num_dims_gears;
+        d->dims_gears = calloc(def->num_dims_gears, sizeof *d->dims_gears);
+        for (size_t g = 0; g < def->num_dims_gears; g++) gear_dims(def, g, &d->dims_gears[g]);
+    }
 }
 
 static const aclmdlDesc *live_desc(const aclmdlDesc *d, const char *api)
@@ -519,6 +605,7 @@ struct aclmdlDataset {
     aclDataBuffer **bufs;
     size_t n, cap;
     uint64_t dyn_batch;   /* set by aclmdlSetDynamicBatchSize; 0 = not set */
+    int dyn_gear;         /* set by aclmdlSetDynamicHWSize / aclmdlSetInputDynamicDims: gear index + 1; 0 = not set */
     aclTensorDesc **descs;   /* per buffer index, owned copies (aclmdlSetDatasetTensorDesc, executions) */
     size_t n_descs;
 };
@@ -609,57 +696,165 @@ EMU_API aclTensorDesc *aclmdlGetDatasetTensorDesc(const aclmdlDataset *dataset, 
 
 /* ================================================================ dynamic batch */
 
-EMU_API aclError aclmdlSetDynamicBatchSize(uint32_t modelId, aclmdlDataset *dataset, size_t index, uint64_t batchSize)
+/* The gear a gear model runs at when none was set on the dataset: the largest. */
+static size_t default_gear(const emu_model_def *def)
 {
-    EMU_ENTER("aclmdlSetDynamicBatchSize");
-    aclError rc = emu_check_handle(dataset, EMU_H_DATASET, "aclmdlSetDynamicBatchSize");
-    if (rc) return rc;
-    if (batchSize == 0) return emu_fail(ACL_ERROR_INVALID_PARAM, "aclmdlSetDynamicBatchSize: batchSize must be > 0");
-    emu_model *m;
-    rc = lock_model(modelId, &m, "aclmdlSetDynamicBatchSize");
-    if (rc) return rc;
+    size_t n = emu_model_profile_count(def);
+    return n ? n - 1 : 0;
+}
+
+/* The model's current gear (profile index) for the strict check and aclmdlGetCurOutputDims. */
+static size_t current_gear(const emu_model *m)
+{
     const emu_model_def *def = &m->def;
-    if (!m->has_dyn) {
-        pthread_mutex_unlock(&model_mu);
-        return emu_fail(ACL_ERROR_GE_DYNAMIC_BATCH_SIZE_INVALID, "aclmdlSetDynamicBatchSize: model %u has no dynamic-batch gears", modelId);
-    }
-    int found = 0;
-    for (size_t g = 0; g < def->num_gears; g++) found |= def->gears[g] == batchSize;
-    if (!found) {
-        char gears[256] = "";
+    if (def->dyn_kind == EMU_DYN_BATCH && m->cur_batch) {
         for (size_t g = 0; g < def->num_gears; g++)
-            snprintf(gears + strlen(gears), sizeof gears - strlen(gears), "%s%llu", g ? "," : "", (unsigned long long)def->gears[g]);
-        pthread_mutex_unlock(&model_mu);
-        return emu_fail(ACL_ERROR_GE_DYNAMIC_BATCH_SIZE_INVALID, "aclmdlSetDynamicBatchSize: batch %llu is not a gear of model %u (gears: %s)",
-                        (unsigned long long)batchSize, modelId, gears);
+            if (def->gears[g] == m->cur_batch) return g;
     }
+    if ((def->dyn_kind == EMU_DYN_HW || def->dyn_kind == EMU_DYN_DIMS) && m->cur_gear) return (size_t)m->cur_gear - 1;
+    return default_gear(def);
+}
+
+/* The common tail of aclmdlSetDynamicBatchSize / SetDynamicHWSize / SetInputDynamicDims, model_mu
+ * held on entry (released here): gear g of model m for `dataset`. The runtime writes the gear's
+ * values into the hidden tensor with a synchronous copy and records the gear both in the
+ * dataset and model-globally, so changing the model's gear while it has executions in flight
+ * is a race (reported in checked mode). Setting the gear the model already has is not. */
+static aclError commit_gear(emu_model *m, uint32_t modelId, aclmdlDataset *dataset, size_t index, size_t g, const char *api)
+{
+    const emu_model_def *def = &m->def;
     if (index != def->num_inputs) {
         pthread_mutex_unlock(&model_mu);
-        return emu_fail(ACL_ERROR_INVALID_PARAM, "aclmdlSetDynamicBatchSize: index %zu is not the dynamic-batch input (%zu, '%s')", index, def->num_inputs,
+        return emu_fail(ACL_ERROR_INVALID_PARAM, "%s: index %zu is not the dynamic-batch input (%zu, '%s')", api, index, def->num_inputs,
                         ACL_DYNAMIC_TENSOR_NAME);
     }
-    if (m->inflight && emu_profile.checked) {
+    if (m->inflight && emu_profile.checked && g != current_gear(m)) {
+        int n = m->inflight;
         pthread_mutex_unlock(&model_mu);
         return emu_finding(FXEMU_FINDING_BATCH_WHILE_RUNNING, FXEMU_ERR_BATCH_WHILE_RUNNING,
-                           "aclmdlSetDynamicBatchSize: model %u has %d execution(s) in flight; the batch size is model-global and not stream-ordered",
-                           modelId, m->inflight);
+                           "%s: model %u has %d execution(s) in flight; the gear is model-global and not stream-ordered", api, modelId, n);
     }
     pthread_mutex_unlock(&model_mu);
     aclDataBuffer *buf = index < dataset->n ? dataset->bufs[index] : NULL;
     void *addr = buf ? aclGetDataBufferAddr(buf) : NULL;
     size_t size = buf ? aclGetDataBufferSizeV2(buf) : 0;
-    if (!addr) return emu_fail(ACL_ERROR_INVALID_PARAM, "aclmdlSetDynamicBatchSize: the dataset has no buffer at index %zu", index);
-    if (size < 4) return emu_fail(ACL_ERROR_GE_DYNAMIC_INPUT_LENGTH_INVALID, "aclmdlSetDynamicBatchSize: the buffer at index %zu holds %zu bytes (at least 4 needed)", index, size);
-    /* The runtime writes the batch value into the tensor with a synchronous copy. */
-    uint64_t v = batchSize;
-    uint32_t v32 = (uint32_t)batchSize;
-    rc = aclrtMemcpy(addr, size, size >= 8 ? (const void *)&v : (const void *)&v32, size >= 8 ? 8 : 4, ACL_MEMCPY_HOST_TO_DEVICE);
+    if (!addr) return emu_fail(ACL_ERROR_INVALID_PARAM, "%s: the dataset has no buffer at index %zu", api, index);
+    if (size < 4) return emu_fail(ACL_ERROR_GE_DYNAMIC_INPUT_LENGTH_INVALID, "%s: the buffer at index %zu holds %zu bytes (at least 4 needed)", api, index, size);
+    /* The gear's values (the batch; height and width; the dims) as int64, or one uint32 in a 4-byte tensor. */
+    emu_dyn_values v;
+    emu_model_profile_values(def, g, &v);
+    size_t nv = def->dyn_kind == EMU_DYN_BATCH ? 1 : def->dyn_kind == EMU_DYN_HW ? 2 : def->num_dyn;
+    int64_t vals[EMU_MAX_DYN];
+    if (def->dyn_kind == EMU_DYN_HW) {
+        vals[0] = (int64_t)def->hw[g][0];
+        vals[1] = (int64_t)def->hw[g][1];
+    } else {
+        memcpy(vals, v.v, nv * sizeof vals[0]);
+    }
+    uint32_t v32 = (uint32_t)vals[0];
+    size_t n = size >= 8 ? (nv * 8 < size ? nv * 8 : size / 8 * 8) : 4;
+    aclError rc = aclrtMemcpy(addr, size, size >= 8 ? (const void *)vals : (const void *)&v32, n, ACL_MEMCPY_HOST_TO_DEVICE);
     if (rc) return rc;
-    dataset->dyn_batch = batchSize;
     pthread_mutex_lock(&model_mu);
-    if (models[modelId - 1] == m) m->cur_batch = batchSize;   /* the model-global gear (aclmdlGetCurOutputDims) */
+    if (def->dyn_kind == EMU_DYN_BATCH) {
+        dataset->dyn_batch = def->gears[g];
+        if (models[modelId - 1] == m) m->cur_batch = def->gears[g];   /* the model-global gear (aclmdlGetCurOutputDims) */
+    } else {
+        dataset->dyn_gear = (int)g + 1;
+        if (models[modelId - 1] == m) m->cur_gear = (int)g + 1;
+    }
     pthread_mutex_unlock(&model_mu);
     return ACL_SUCCESS;
+}
+
+/* Look up model `modelId` for a Set call: model_mu held on success; 145013 when it has no
+ * gears of `kind` (`what` names them). */
+static aclError lock_gear_model(uint32_t modelId, aclmdlDataset *dataset, emu_dyn_kind kind, const char *what, emu_model **out, const char *api)
+{
+    aclError rc = emu_check_handle(dataset, EMU_H_DATASET, api);
+    if (rc) return rc;
+    rc = lock_model(modelId, out, api);
+    if (rc) return rc;
+    if ((*out)->def.dyn_kind != kind) {
+        pthread_mutex_unlock(&model_mu);
+        return emu_fail(ACL_ERROR_GE_DYNAMIC_BATCH_SIZE_INVALID, "%s: model %u has no %s gears", api, modelId, what);
+    }
+    return ACL_SUCCESS;
+}
+
+EMU_API aclError aclmdlSetDynamicBatchSize(uint32_t modelId, aclmdlDataset *dataset, size_t index, uint64_t batchSize)
+{
+    EMU_ENTER("aclmdlSetDynamicBatchSize");
+    const char *api = "aclmdlSetDynamicBatchSize";
+    aclError rc = emu_check_handle(dataset, EMU_H_DATASET, api);
+    if (rc) return rc;
+    if (batchSize == 0) return emu_fail(ACL_ERROR_INVALID_PARAM, "aclmdlSetDynamicBatchSize: batchSize must be > 0");
+    emu_model *m;
+    rc = lock_gear_model(modelId, dataset, EMU_DYN_BATCH, "dynamic-batch", &m, api);
+    if (rc) return rc;
+    const emu_model_def *def = &m->def;
+    size_t g = 0;
+    while (g < def->num_gears && def->gears[g] != batchSize) g++;
+    if (g == def->num_gears) {
+        char gears[256] = "";
+        for (size_t i = 0; i < def->num_gears; i++)
+            snprintf(gears + strlen(gears), sizeof gears - strlen(gears), "%s%llu", i ? "," : "", (unsigned long long)def->gears[i]);
+        pthread_mutex_unlock(&model_mu);
+        return emu_fail(ACL_ERROR_GE_DYNAMIC_BATCH_SIZE_INVALID, "aclmdlSetDynamicBatchSize: batch %llu is not a gear of model %u (gears: %s)",
+                        (unsigned long long)batchSize, modelId, gears);
+    }
+    return commit_gear(m, modelId, dataset, index, g, api);
+}
+
+EMU_API aclError aclmdlSetDynamicHWSize(uint32_t modelId, aclmdlDataset *dataset, size_t index, uint64_t height, uint64_t width)
+{
+    EMU_ENTER("aclmdlSetDynamicHWSize");
+    const char *api = "aclmdlSetDynamicHWSize";
+    if (height == 0 || width == 0) return emu_fail(ACL_ERROR_INVALID_PARAM, "aclmdlSetDynamicHWSize: height and width must be > 0");
+    emu_model *m;
+    aclError rc = lock_gear_model(modelId, dataset, EMU_DYN_HW, "dynamic height/width", &m, api);
+    if (rc) return rc;
+    const emu_model_def *def = &m->def;
+    size_t g = 0;
+    while (g < def->num_hw && !(def->hw[g][0] == height && def->hw[g][1] == width)) g++;
+    if (g == def->num_hw) {
+        char gears[2048] = "";
+        for (size_t i = 0; i < def->num_hw; i++)
+            snprintf(gears + strlen(gears), sizeof gears - strlen(gears), "%s%llux%llu", i ? ", " : "", (unsigned long long)def->hw[i][0],
+                     (unsigned long long)def->hw[i][1]);
+        pthread_mutex_unlock(&model_mu);
+        return emu_fail(ACL_ERROR_GE_DYNAMIC_BATCH_SIZE_INVALID, "aclmdlSetDynamicHWSize: %llux%llu is not a height/width gear of model %u (gears: %s)",
+                        (unsigned long long)height, (unsigned long long)width, modelId, gears);
+    }
+    return commit_gear(m, modelId, dataset, index, g, api);
+}
+
+EMU_API aclError aclmdlSetInputDynamicDims(uint32_t modelId, aclmdlDataset *dataset, size_t index, const aclmdlIODims *dims)
+{
+    EMU_ENTER("aclmdlSetInputDynamicDims");
+    const char *api = "aclmdlSetInputDynamicDims";
+    if (!dims) return emu_fail(ACL_ERROR_INVALID_PARAM, "aclmdlSetInputDynamicDims: dims is NULL");
+    emu_model *m;
+    aclError rc = lock_gear_model(modelId, dataset, EMU_DYN_DIMS, "dynamic dims", &m, api);
+    if (rc) return rc;
+    const emu_model_def *def = &m->def;
+    size_t g = 0;
+    for (; g < def->num_dims_gears; g++) {
+        aclmdlIODims want;
+        gear_dims(def, g, &want);
+        if (dims->dimCount == want.dimCount && memcmp(dims->dims, want.dims, want.dimCount * sizeof want.dims[0]) == 0) break;
+    }
+    if (g == def->num_dims_gears) {
+        char given[1024] = "", gears[2048];
+        for (size_t i = 0; i < dims->dimCount && i < ACL_MAX_DIM_CNT; i++)
+            snprintf(given + strlen(given), sizeof given - strlen(given), "%s%lld", i ? "," : "", (long long)dims->dims[i]);
+        gears_text(def, gears, sizeof gears);
+        pthread_mutex_unlock(&model_mu);
+        return emu_fail(ACL_ERROR_GE_DYNAMIC_BATCH_SIZE_INVALID,
+                        "aclmdlSetInputDynamicDims: dims [%s] (every input's dims, concatenated) are not a gear of model %u (gears: %s)", given,
+                        modelId, gears);
+    }
+    return commit_gear(m, modelId, dataset, index, g, api);
 }
 
 /* ================================================================ exec configs */
@@ -719,13 +914,14 @@ EMU_API aclError aclmdlSetExecConfigOpt(aclmdlExecConfigHandle *handle, aclmdlEx
 
 /* ================================================================ execution */
 
-uint64_t emu_exec_duration_ns(const emu_model *m, uint64_t batch)
+uint64_t emu_exec_duration_ns(const emu_model *m, const emu_dyn_values *vals)
 {
-    return m->def.compute_ns + m->def.per_sample_ns * batch;
+    return emu_shape_exec_ns(&m->def, vals);
 }
 
 typedef struct {
     uint64_t batch;
+    emu_dyn_values vals;      /* the -1 input dims of this execution */
     void *in[EMU_MAX_IO], *out[EMU_MAX_IO];
     void *aipp;                  /* the dynamic AIPP parameters, or NULL */
     size_t aipp_len;
@@ -734,7 +930,7 @@ typedef struct {
 } exec_args;
 
 static aclError check_buffer(const aclmdlDataset *ds, size_t i, size_t need, int output, const char *name, void **addr, exec_args *a,
-                             const char *api)
+                             int exact, const char *api)
 {
     const char *side = output ? "output" : "input";
     aclDataBuffer *b = ds->bufs[i];
@@ -746,6 +942,8 @@ static aclError check_buffer(const aclmdlDataset *ds, size_t i, size_t need, int
     if (!p) return emu_fail(ACL_ERROR_GE_FAILURE, "%s: %s %zu ('%s') has no memory (NULL buffers are for synchronous aclmdlExecute outputs only)", api, side, i, name);
     if (size + 64 < need)
         return emu_fail(ACL_ERROR_GE_FAILURE, "%s: %s %zu ('%s') buffer holds %zu bytes, the model needs %zu", api, side, i, name, size, need);
+    if (exact && size < need)
+        return emu_fail(ACL_ERROR_GE_FAILURE, "%s: %s %zu ('%s') buffer holds %zu bytes, its real shape needs %zu", api, side, i, name, size, need);
     emu_alloc *al;
     aclError rc = emu_mem_find(p, need < size ? need : size, &al, api, side);
     if (rc) return rc;
@@ -756,6 +954,59 @@ static aclError check_buffer(const aclmdlDataset *ds, size_t i, size_t need, int
         return emu_fail(ACL_ERROR_GE_FAILURE, "%s: %s %zu ('%s') at %p: its device block ends before the %zu bytes the model needs", api, side, i, name, p, need);
     *addr = p;
     a->holds[a->n_holds++] = al;
+    return ACL_SUCCESS;
+}
+
+/* The shapes of one execution (a->batch, a->vals): the dataset's gear (the largest when none
+ * was set), or for a dynamic shape the dims the input dataset's tensor descriptions give,
+ * which must lie within the ranges. */
+static aclError exec_shape(const emu_model_def *def, const aclmdlDataset *input, exec_args *a, const char *api)
+{
+    switch (def->dyn_kind) {
+    case EMU_DYN_NONE:
+    case EMU_DYN_BATCH:
+        a->batch = def->dyn_kind == EMU_DYN_BATCH && input->dyn_batch ? input->dyn_batch : emu_model_max_batch(def);
+        emu_model_batch_values(def, a->batch, &a->vals);
+        return ACL_SUCCESS;
+    case EMU_DYN_HW:
+    case EMU_DYN_DIMS:
+        emu_model_profile_values(def, input->dyn_gear ? (size_t)input->dyn_gear - 1 : default_gear(def), &a->vals);
+        break;
+    case EMU_DYN_SHAPE: {
+        memset(&a->vals, 0, sizeof a->vals);
+        size_t o = 0;
+        for (size_t k = 0; k < def->num_inputs; k++) {
+            const emu_tensor_def *t = &def->inputs[k];
+            const aclTensorDesc *d = k < input->n_descs ? input->descs[k] : NULL;
+            int dyn = 0;
+            for (size_t j = 0; j < t->ndims; j++) dyn |= t->dims[j] == -1;
+            if (!dyn) continue;
+            if (!d)
+                return emu_fail(ACL_ERROR_GE_PARAM_INVALID, "%s: input %zu ('%s') has dynamic dims; set its shape with aclmdlSetDatasetTensorDesc", api, k,
+                                t->name);
+            if (d->ndims != t->ndims)
+                return emu_fail(ACL_ERROR_GE_PARAM_INVALID, "%s: input %zu ('%s') takes %zu dims, its tensor description has %zu", api, k, t->name,
+                                t->ndims, d->ndims);
+            for (size_t j = 0; j < t->ndims; j++) {
+                if (t->dims[j] != -1) {
+                    if (d->dims[j] != t->dims[j])
+                        return emu_fail(ACL_ERROR_GE_PARAM_INVALID, "%s: input %zu ('%s'): dims[%zu] is %lld in its tensor description, the model has %lld", api, k,
+                                        t->name, j, (long long)d->dims[j], (long long)t->dims[j]);
+                    continue;
+                }
+                int64_t lo = def->ranges[o][0], hi = def->ranges[o][1];
+                if (d->dims[j] < lo || d->dims[j] > hi)
+                    return emu_fail(ACL_ERROR_GE_PARAM_INVALID, "%s: input %zu ('%s'): dims[%zu] = %lld is outside its range [%lld, %lld]", api, k, t->name, j,
+                                    (long long)d->dims[j], (long long)lo, (long long)hi);
+                a->vals.v[o++] = d->dims[j];
+            }
+        }
+        break;
+    }
+    }
+    int64_t dims[ACL_MAX_DIM_CNT];
+    emu_shape_dims(def, &a->vals, 0, 0, dims);
+    a->batch = (uint64_t)dims[0];
     return ACL_SUCCESS;
 }
 
@@ -790,20 +1041,26 @@ static aclError prepare_exec(uint32_t modelId, const aclmdlDataset *input, const
         return emu_fail(ACL_ERROR_GE_FAILURE, "%s: model %u takes %zu input buffer(s) and %zu output buffer(s); the datasets hold %zu and %zu", api, modelId,
                         need_in, def->num_outputs, input->n, output->n);
     }
-    a->batch = m->has_dyn ? (input->dyn_batch ? input->dyn_batch : emu_model_max_batch(def)) : emu_model_max_batch(def);
+    rc = exec_shape(def, input, a, api);
+    if (rc) {
+        pthread_mutex_unlock(&model_mu);
+        return rc;
+    }
+    int exact = def->dyn_kind == EMU_DYN_SHAPE;   /* a real output larger than its buffer fails, never truncates */
     a->n_holds = 0;
     for (size_t i = 0; i < def->num_inputs && !rc; i++) {
-        emu_tensor_def shown;   /* an AIPP input takes the raw image */
+        emu_tensor_def shown;   /* an AIPP input takes the raw image (AIPP models are static) */
         emu_input_visible(def, i, 0, &shown);
-        rc = check_buffer(input, i, emu_tensor_bytes(&shown, a->batch), 0, shown.name, &a->in[i], a, api);
+        size_t need = def->aipp[i].mode != EMU_AIPP_NONE ? emu_tensor_bytes(&shown, a->batch) : emu_shape_bytes(def, &a->vals, 0, i);
+        rc = check_buffer(input, i, need, 0, shown.name, &a->in[i], a, exact, api);
     }
     void *dyn_addr;
-    if (!rc && m->has_dyn) rc = check_buffer(input, def->num_inputs, 4, 0, ACL_DYNAMIC_TENSOR_NAME, &dyn_addr, a, api);
+    if (!rc && m->has_dyn) rc = check_buffer(input, def->num_inputs, 4, 0, ACL_DYNAMIC_TENSOR_NAME, &dyn_addr, a, 0, api);
     a->aipp = NULL;
     a->aipp_len = emu_aipp_data_size(a->batch);
-    if (!rc && m->aipp_node >= 0) rc = check_buffer(input, (size_t)m->aipp_node, a->aipp_len, 0, ACL_DYNAMIC_AIPP_NAME, &a->aipp, a, api);
+    if (!rc && m->aipp_node >= 0) rc = check_buffer(input, (size_t)m->aipp_node, a->aipp_len, 0, ACL_DYNAMIC_AIPP_NAME, &a->aipp, a, 0, api);
     for (size_t i = 0; i < def->num_outputs && !rc; i++)
-        rc = check_buffer(output, i, emu_tensor_bytes(&def->outputs[i], a->batch), 1, def->outputs[i].name, &a->out[i], a, api);
+        rc = check_buffer(output, i, emu_shape_bytes(def, &a->vals, 1, i), 1, def->outputs[i].name, &a->out[i], a, exact, api);
     if (!rc && m->inflight && s && m->inflight_stream != s && emu_profile.checked)
         rc = emu_finding(FXEMU_FINDING_MODEL_TWO_STREAMS, FXEMU_ERR_MODEL_BUSY_OTHER_STREAM,
                          "%s: model %u is still executing on another stream; one model id must not execute on two streams at once", api, modelId);
@@ -816,8 +1073,7 @@ static aclError prepare_exec(uint32_t modelId, const aclmdlDataset *input, const
     for (size_t i = 0; i < def->num_outputs; i++) {
         const emu_tensor_def *t = &def->outputs[i];
         int64_t dims[ACL_MAX_DIM_CNT];
-        memcpy(dims, t->dims, t->ndims * sizeof dims[0]);
-        dims[0] = (int64_t)a->batch;
+        emu_shape_dims(def, &a->vals, 1, i, dims);
         dataset_desc_put((aclmdlDataset *)output, i, t->dtype, t->format, t->ndims, dims);
     }
     *out = m;
@@ -826,16 +1082,16 @@ static aclError prepare_exec(uint32_t modelId, const aclmdlDataset *input, const
 
 /* Run a model (its AIPP, then its kernel); a dumped model writes its tensors before and after
  * (emu_dump.c). 0, or -1 with the reason in err. */
-static int run_kernel(emu_model *m, uint64_t batch, void *const *in, void *const *out, const void *aipp, size_t aipp_len,
-                      uint32_t stream_id, uint64_t task_id, char *err, size_t err_len)
+static int run_kernel(emu_model *m, uint64_t batch, const emu_dyn_values *vals, void *const *in, void *const *out, const void *aipp,
+                      size_t aipp_len, uint32_t stream_id, uint64_t task_id, char *err, size_t err_len)
 {
     uint64_t index = 0;
     if (m->dump_dir) {
         index = atomic_fetch_add(&m->dump_index, 1);
-        emu_dump_tensors(m->dump_dir, index, m->dump_mode, 0, &m->def, batch, in, stream_id, task_id);
+        emu_dump_tensors(m->dump_dir, index, m->dump_mode, 0, &m->def, vals, in, stream_id, task_id);
     }
-    int rc = emu_model_run(&m->def, batch, (const void *const *)in, out, aipp, aipp_len, err, err_len);
-    if (m->dump_dir && rc == 0) emu_dump_tensors(m->dump_dir, index, m->dump_mode, 1, &m->def, batch, out, stream_id, task_id);
+    int rc = emu_model_run(&m->def, batch, vals, (const void *const *)in, out, aipp, aipp_len, err, err_len);
+    if (m->dump_dir && rc == 0) emu_dump_tensors(m->dump_dir, index, m->dump_mode, 1, &m->def, vals, out, stream_id, task_id);
     return rc;
 }
 
@@ -843,7 +1099,7 @@ void emu_exec_task_run(emu_stream *s, emu_task *t)
 {
     emu_model *m = t->u.exec.model;
     char err[256];
-    if (run_kernel(m, t->u.exec.batch, t->u.exec.in, t->u.exec.out, t->u.exec.aipp, t->u.exec.aipp_len, s->id,
+    if (run_kernel(m, t->u.exec.batch, &t->u.exec.vals, t->u.exec.in, t->u.exec.out, t->u.exec.aipp, t->u.exec.aipp_len, s->id,
                    atomic_load(&s->completed), err, sizeof err) != 0) {
         t->fail_code = ACL_ERROR_RT_MODEL_EXECUTE;
         emu_fail(ACL_ERROR_RT_MODEL_EXECUTE, "model %u execution: %s", m->id, err);
@@ -871,6 +1127,7 @@ static aclError enqueue_exec(uint32_t modelId, const aclmdlDataset *input, aclmd
     emu_task *t = emu_task_new(EMU_T_EXEC);
     t->u.exec.model = m;
     t->u.exec.batch = a.batch;
+    t->u.exec.vals = a.vals;
     memcpy(t->u.exec.in, a.in, sizeof a.in);
     memcpy(t->u.exec.out, a.out, sizeof a.out);
     t->u.exec.aipp = a.aipp;
@@ -893,14 +1150,14 @@ EMU_API aclError aclmdlExecute(uint32_t modelId, const aclmdlDataset *input, acl
     emu_engine *e = &m->dev->engines[EMU_ENGINE_COMPUTE];
     uint64_t launch = emu_profile.fast ? 0 : (uint64_t)(emu_profile.launch_us * 1e3);
     emu_engine_slot slot;
-    emu_engine_begin(&slot, e, emu_now_ns() + launch, emu_exec_duration_ns(m, a.batch));
+    emu_engine_begin(&slot, e, emu_now_ns() + launch, emu_exec_duration_ns(m, &a.vals));
     uint32_t stream_id = 0;       /* for a dump's file names: the context's default stream */
     if (m->dump_dir) {
         emu_context *ctx = emu_current_context();
         if (ctx && ctx->default_stream) stream_id = ctx->default_stream->id;
     }
     char err[256];
-    int run_rc = run_kernel(m, a.batch, a.in, a.out, a.aipp, a.aipp_len, stream_id, 0, err, sizeof err);
+    int run_rc = run_kernel(m, a.batch, &a.vals, a.in, a.out, a.aipp, a.aipp_len, stream_id, 0, err, sizeof err);
     emu_engine_end(&slot, 0);
     pthread_mutex_lock(&model_mu);
     m->inflight--;
@@ -1153,7 +1410,7 @@ EMU_API aclError aclmdlGetDescFromFile(aclmdlDesc *modelDesc, const char *modelP
     emu_model_def *def = malloc(sizeof *def);
     rc = parse(text, len, def, "aclmdlGetDescFromFile", modelPath);
     free(text);
-    if (!rc) fill_desc(modelDesc, def, def->num_gears > 0);
+    if (!rc) fill_desc(modelDesc, def, has_gear_tensor(def));
     free(def);
     return rc;
 }
@@ -1174,11 +1431,9 @@ EMU_API aclError aclmdlGetInputDimsRange(const aclmdlDesc *modelDesc, size_t ind
     if (!io) return emu_fail(ACL_ERROR_INVALID_PARAM, "aclmdlGetInputDimsRange: index %zu is out of range (the model has %zu inputs)", index, modelDesc->n_in);
     memset(dimsRange, 0, sizeof *dimsRange);
     dimsRange->rangeCount = io->ndims;
-    uint64_t lo = modelDesc->num_gears ? modelDesc->gears[0] : 0, hi = modelDesc->num_gears ? modelDesc->gears[modelDesc->num_gears - 1] : 0;
-    for (size_t i = 0; i < io->ndims; i++) {
-        int dyn = io->dims[i] < 0;
-        dimsRange->range[i][0] = dyn ? (int64_t)lo : io->dims[i];
-        dimsRange->range[i][1] = dyn ? (int64_t)hi : io->dims[i];
+    for (size_t i = 0; i < io->ndims; i++) {   /* over the gears, or the dynamic-shape ranges; (d, d) for a fixed dim */
+        dimsRange->range[i][0] = io->range[i][0];
+        dimsRange->range[i][1] = io->range[i][1];
     }
     return ACL_SUCCESS;
 }
@@ -1199,16 +1454,21 @@ EMU_API aclError aclmdlGetCurOutputDims(const aclmdlDesc *modelDesc, size_t inde
 {
     aclError rc = get_dims(modelDesc, 1, index, dims, "aclmdlGetCurOutputDims");
     if (rc) return rc;
-    if (!modelDesc->num_gears) return ACL_SUCCESS;   /* static: the dims are the dims */
-    /* Dynamic batch: the model's current gear (the largest when none was set). */
-    uint64_t batch = modelDesc->max_batch;
+    if (modelDesc->dyn_kind == EMU_DYN_NONE || modelDesc->dyn_kind == EMU_DYN_SHAPE)
+        return ACL_SUCCESS;   /* static: the dims are the dims; dynamic shape: see aclmdlGetDatasetTensorDesc */
+    /* A gear model: the output dims at the model's current gear (the largest when none was set). */
     pthread_mutex_lock(&model_mu);
     uint32_t id = modelDesc->model_id;
     emu_model *m = id >= 1 && id <= n_models ? models[id - 1] : NULL;
-    if (m && m->cur_batch) batch = m->cur_batch;
+    if (m) {
+        emu_dyn_values v;
+        emu_model_profile_values(&m->def, current_gear(m), &v);
+        emu_shape_dims(&m->def, &v, 1, index, dims->dims);
+    } else {
+        for (size_t i = 0; i < dims->dimCount; i++)   /* a description read from a file: the largest gear */
+            if (dims->dims[i] < 0) dims->dims[i] = modelDesc->out[index].range[i][1];
+    }
     pthread_mutex_unlock(&model_mu);
-    for (size_t i = 0; i < dims->dimCount; i++)
-        if (dims->dims[i] < 0) dims->dims[i] = (int64_t)batch;
     return ACL_SUCCESS;
 }
 
@@ -1271,35 +1531,6 @@ EMU_API aclError aclmdlGetAippType(uint32_t modelId, size_t index, aclmdlInputAi
     return ACL_SUCCESS;
 }
 
-/* ================================================================ dynamic HW / dims (not in the emulator's models) */
-
-static aclError no_gears(uint32_t modelId, aclmdlDataset *dataset, const char *what, const char *api)
-{
-    aclError rc = emu_check_handle(dataset, EMU_H_DATASET, api);
-    if (rc) return rc;
-    emu_model *m;
-    rc = lock_model(modelId, &m, api);
-    if (rc) return rc;
-    pthread_mutex_unlock(&model_mu);
-    return emu_fail(ACL_ERROR_GE_DYNAMIC_BATCH_SIZE_INVALID, "%s: model %u has no dynamic %s gears", api, modelId, what);
-}
-
-EMU_API aclError aclmdlSetDynamicHWSize(uint32_t modelId, aclmdlDataset *dataset, size_t index, uint64_t height, uint64_t width)
-{
-    EMU_ENTER("aclmdlSetDynamicHWSize");
-    (void)index;
-    if (height == 0 || width == 0) return emu_fail(ACL_ERROR_INVALID_PARAM, "aclmdlSetDynamicHWSize: height and width must be > 0");
-    return no_gears(modelId, dataset, "height/width", "aclmdlSetDynamicHWSize");
-}
-
-EMU_API aclError aclmdlSetInputDynamicDims(uint32_t modelId, aclmdlDataset *dataset, size_t index, const aclmdlIODims *dims)
-{
-    EMU_ENTER("aclmdlSetInputDynamicDims");
-    (void)index;
-    if (!dims) return emu_fail(ACL_ERROR_INVALID_PARAM, "aclmdlSetInputDynamicDims: dims is NULL");
-    return no_gears(modelId, dataset, "dims", "aclmdlSetInputDynamicDims");
-}
-
 /* ================================================================ failed-task descriptions */
 
 void emu_exec_describe(const emu_task *t, char *name, size_t len, emu_op_tensor **in, size_t *n_in, emu_op_tensor **out, size_t *n_out)
@@ -1320,8 +1551,7 @@ void emu_exec_describe(const emu_task *t, char *name, size_t len, emu_op_tensor 
             o->dtype = td->dtype;
             o->format = td->format;
             o->ndims = td->ndims;
-            memcpy(o->dims, td->dims, td->ndims * sizeof td->dims[0]);
-            o->dims[0] = (int64_t)t->u.exec.batch;
+            emu_shape_dims(def, &t->u.exec.vals, k, i, o->dims);
         }
     }
 }

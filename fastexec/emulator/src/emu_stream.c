@@ -433,7 +433,7 @@ static void run_task(emu_stream *s, emu_task *t)
         run_engine_task(s, t, EMU_ENGINE_H2D, emu_copy_ns(ACL_MEMCPY_DEVICE_TO_DEVICE, t->u.memset.n, 0));
         break;
     case EMU_T_EXEC:
-        run_engine_task(s, t, EMU_ENGINE_COMPUTE, emu_exec_duration_ns(t->u.exec.model, t->u.exec.batch));
+        run_engine_task(s, t, EMU_ENGINE_COMPUTE, emu_exec_duration_ns(t->u.exec.model, &t->u.exec.vals));
         break;
     case EMU_T_RECORD:
         atomic_fetch_add(&emu_live.tasks_run, 1); /* counted before the record completes, like the stream */

@@ -183,6 +183,7 @@ typedef struct {
     size_t errlen;
     bool have_header;
     size_t line_name, line_kernel, line_compute, line_per_sample, line_dyn, line_ws, line_wt;
+    size_t line_per_element, line_hw, line_dims, line_shape;
     size_t line_in[EMU_MAX_IO];
     size_t line_out[EMU_MAX_IO];
     size_t aipp_line[EMU_MAX_IO][AIPP_PARAM_COUNT]; /* line of each aipp parameter of input k, 0: not given */
@@ -455,9 +456,9 @@ static int parse_dims(parser *ps, size_t line, const char *kind, const char *tna
             return fail(ps, line, "%s '%s': dims[0] must be >= 1, or -1 for a dynamic batch, got %lld",
                         kind, tname, (long long)v);
         }
-        if (nd > 0 && v < 1) {
-            return fail(ps, line, "%s '%s': dims[%zu] must be >= 1, got %lld", kind, tname, nd,
-                        (long long)v);
+        if (nd > 0 && v < 1 && v != -1) {
+            return fail(ps, line, "%s '%s': dims[%zu] must be >= 1, or -1 for a dynamic dim, got %lld",
+                        kind, tname, nd, (long long)v);
         }
         td->dims[nd++] = v;
         if (j == t.n) {
@@ -471,7 +472,7 @@ static int parse_dims(parser *ps, size_t line, const char *kind, const char *tna
     uint64_t elems = 1;
     uint64_t cap = TENSOR_BYTES_LIMIT < (uint64_t)SIZE_MAX ? TENSOR_BYTES_LIMIT : (uint64_t)SIZE_MAX;
     for (size_t k = 1; k < nd; k++) {
-        uint64_t d = (uint64_t)td->dims[k];
+        uint64_t d = td->dims[k] == -1 ? 1u : (uint64_t)td->dims[k];   /* a dynamic dim counts as 1 */
         if (elems > cap / d) {
             return fail(ps, line, "%s '%s' is too large: one sample holds more than %llu bytes "
                                   "(the limit is 2^40 bytes per tensor)", kind, tname,
@@ -680,13 +681,186 @@ static int handle_bytes(parser *ps, size_t line, const token *tok, size_t ntok, 
     return 0;
 }
 
+static const char *const PROFILE_KEYS[] = {"dynamic_batch", "dynamic_hw", "dynamic_dims", "dynamic_shape"};
+
+/* A model declares at most one dynamic profile (`key` is on `line`, already recorded). */
+static int check_one_profile(parser *ps, size_t line, const char *key)
+{
+    const size_t lines[] = {ps->line_dyn, ps->line_hw, ps->line_dims, ps->line_shape};
+    for (size_t i = 0; i < COUNT_OF(lines); i++) {
+        if (lines[i] != 0 && strcmp(PROFILE_KEYS[i], key) != 0) {
+            return fail(ps, line, "%s: a model declares at most one of dynamic_batch, dynamic_hw, dynamic_dims, "
+                                  "dynamic_shape (it also has %s)", key, PROFILE_KEYS[i]);
+        }
+    }
+    return 0;
+}
+
+/* The next field of t from position *i up to `sep` (or the end); *i moves past the separator.
+ * Returns false once the token is used up. */
+static bool next_field(token t, size_t *i, bool *done, char sep, token *out)
+{
+    if (*done) {
+        return false;
+    }
+    size_t j = *i;
+    while (j < t.n && t.p[j] != sep) {
+        j++;
+    }
+    out->p = t.p + *i;
+    out->n = j - *i;
+    if (j == t.n) {
+        *done = true;
+    } else {
+        *i = j + 1;
+    }
+    return true;
+}
+
+/* An integer in 1..INT64_MAX: 0 ok, 1 syntax, 2 out of range. */
+static int parse_positive(token t, int64_t *out)
+{
+    bool neg;
+    uint64_t mag;
+    num_status st = parse_int(t, &neg, &mag);
+    if (st == NUM_SYNTAX) {
+        return 1;
+    }
+    if (st == NUM_RANGE || neg || mag == 0 || mag > (uint64_t)INT64_MAX) {
+        return 2;
+    }
+    *out = (int64_t)mag;
+    return 0;
+}
+
+/* dynamic_shape MIN~MAX,MIN~MAX,... */
+static int parse_ranges(parser *ps, size_t line, token t)
+{
+    char q[QBUF], q2[QBUF];
+    emu_model_def *m = ps->m;
+    size_t i = 0;
+    bool done = false;
+    token f;
+    size_t n = 0;
+    while (next_field(t, &i, &done, ',', &f)) {
+        if (n == EMU_MAX_DYN) {
+            return fail(ps, line, "too many dynamic_shape ranges: expected at most %d", EMU_MAX_DYN);
+        }
+        size_t tilde = 0;
+        while (tilde < f.n && f.p[tilde] != '~') {
+            tilde++;
+        }
+        token lo = {f.p, tilde}, hi = {f.p + tilde + (tilde < f.n), tilde < f.n ? f.n - tilde - 1 : 0};
+        bool neg_lo, neg_hi;
+        uint64_t a, b;
+        num_status sa = tilde < f.n ? parse_int(lo, &neg_lo, &a) : NUM_SYNTAX;
+        num_status sb = tilde < f.n ? parse_int(hi, &neg_hi, &b) : NUM_SYNTAX;
+        if (sa == NUM_SYNTAX || sb == NUM_SYNTAX) {
+            return fail(ps, line, "bad dynamic_shape %s: expected comma-separated MIN~MAX ranges, got %s at "
+                                  "position %zu", quote(q, t), quote(q2, f), n);
+        }
+        if (sa == NUM_RANGE || sb == NUM_RANGE || neg_lo || neg_hi || a < 1 || a > b || b > (uint64_t)INT64_MAX) {
+            return fail(ps, line, "dynamic_shape range %zu must satisfy 1 <= MIN <= MAX <= 9223372036854775807, "
+                                  "got %s", n, quote(q, f));
+        }
+        m->ranges[n][0] = (int64_t)a;
+        m->ranges[n][1] = (int64_t)b;
+        n++;
+    }
+    m->num_dyn = n;   /* checked against the inputs' -1 dims in finish() */
+    return 0;
+}
+
+/* dynamic_hw H,W;H,W;... and dynamic_dims V,V,..;V,V,..;... */
+static int parse_gear_list(parser *ps, size_t line, const char *key, token t)
+{
+    char q[QBUF];
+    emu_model_def *m = ps->m;
+    bool hw = strcmp(key, "dynamic_hw") == 0;
+    size_t i = 0, ng = 0, first_len = 0;
+    bool done = false;
+    token g;
+    while (next_field(t, &i, &done, ';', &g)) {
+        if (ng == ACL_MAX_SHAPE_COUNT) {
+            return fail(ps, line, "too many %s gears: expected at most %d", key, ACL_MAX_SHAPE_COUNT);
+        }
+        int64_t vals[EMU_MAX_DYN];
+        size_t nv = 0, gi = 0;
+        bool gdone = false;
+        token f;
+        while (next_field(g, &gi, &gdone, ',', &f)) {
+            if (hw && nv == 2) {
+                return fail(ps, line, "dynamic_hw gear %zu %s: expected H,W (two integers)", ng, quote(q, g));
+            }
+            if (nv == EMU_MAX_DYN) {
+                return fail(ps, line, "dynamic_dims gear %zu has more than %d values", ng, EMU_MAX_DYN);
+            }
+            int rc = parse_positive(f, &vals[nv]);
+            if (rc == 1) {
+                return fail(ps, line, "bad %s %s: expected ';'-separated gears of comma-separated integers, got "
+                                      "%s in gear %zu at position %zu", key, quote(q, t),
+                            f.n == 0 ? "an empty field" : "a non-integer", ng, nv);
+            }
+            if (rc == 2) {
+                return fail(ps, line, "%s gear %zu value %zu must be in 1..9223372036854775807, got %s", key, ng,
+                            nv, quote(q, f));
+            }
+            nv++;
+        }
+        if (hw && nv != 2) {
+            return fail(ps, line, "dynamic_hw gear %zu %s: expected H,W (two integers)", ng, quote(q, g));
+        }
+        if (ng > 0 && nv != first_len) {
+            return fail(ps, line, "dynamic_dims gear %zu has %zu values but gear 0 has %zu", ng, nv, first_len);
+        }
+        for (size_t o = 0; o < ng; o++) {
+            bool same = true;
+            for (size_t k = 0; k < nv; k++) {
+                int64_t prev = hw ? (int64_t)m->hw[o][k] : m->dims_gears[o][k];
+                same = same && prev == vals[k];
+            }
+            if (same) {
+                return fail(ps, line, "%s gear %zu (%s) repeats gear %zu", key, ng, quote(q, g), o);
+            }
+        }
+        for (size_t k = 0; k < nv; k++) {
+            if (hw) {
+                m->hw[ng][k] = (uint64_t)vals[k];
+            } else {
+                m->dims_gears[ng][k] = vals[k];
+            }
+        }
+        first_len = nv;
+        ng++;
+    }
+    if (hw) {
+        m->num_hw = ng;
+    } else {
+        m->num_dims_gears = ng;
+        m->num_dyn = first_len;   /* checked against the inputs' -1 dims in finish() */
+    }
+    return 0;
+}
+
+static int handle_profile(parser *ps, size_t line, const token *tok, size_t ntok, const char *key, size_t *slot,
+                          emu_dyn_kind kind)
+{
+    if (check_unique_key(ps, line, slot, key) || check_arity(ps, line, ntok, 1, key) ||
+        check_one_profile(ps, line, key)) {
+        return -1;
+    }
+    ps->m->dyn_kind = kind;
+    return kind == EMU_DYN_SHAPE ? parse_ranges(ps, line, tok[1]) : parse_gear_list(ps, line, key, tok[1]);
+}
+
 static int handle_dynamic_batch(parser *ps, size_t line, const token *tok, size_t ntok)
 {
     char q[QBUF];
     if (check_unique_key(ps, line, &ps->line_dyn, "dynamic_batch") ||
-        check_arity(ps, line, ntok, 1, "dynamic_batch")) {
+        check_arity(ps, line, ntok, 1, "dynamic_batch") || check_one_profile(ps, line, "dynamic_batch")) {
         return -1;
     }
+    ps->m->dyn_kind = EMU_DYN_BATCH;
     token t = tok[1];
     emu_model_def *m = ps->m;
     size_t i = 0;
@@ -939,8 +1113,9 @@ static int finish_aipp(parser *ps)
         if (a->mode == EMU_AIPP_NONE) {
             return fail(ps, line, "aipp for input '%s': aipp_mode is missing: expected static or dynamic", n);
         }
-        if (m->num_gears > 0) {
-            return fail(ps, line, "aipp for input '%s': AIPP and dynamic_batch cannot be combined in the emulator", n);
+        if (m->dyn_kind != EMU_DYN_NONE) {
+            return fail(ps, line, "aipp for input '%s': AIPP and a dynamic profile (dynamic_batch, dynamic_hw, "
+                                  "dynamic_dims, dynamic_shape) cannot be combined in the emulator", n);
         }
         bool nchw = t->format == ACL_FORMAT_NCHW;
         if (t->ndims != 4 || (!nchw && t->format != ACL_FORMAT_NHWC)) {
@@ -1066,6 +1241,18 @@ static int handle_line(parser *ps, size_t line, const token *tok, size_t ntok)
     if (tok_is(key, "dynamic_batch")) {
         return handle_dynamic_batch(ps, line, tok, ntok);
     }
+    if (tok_is(key, "dynamic_hw")) {
+        return handle_profile(ps, line, tok, ntok, "dynamic_hw", &ps->line_hw, EMU_DYN_HW);
+    }
+    if (tok_is(key, "dynamic_dims")) {
+        return handle_profile(ps, line, tok, ntok, "dynamic_dims", &ps->line_dims, EMU_DYN_DIMS);
+    }
+    if (tok_is(key, "dynamic_shape")) {
+        return handle_profile(ps, line, tok, ntok, "dynamic_shape", &ps->line_shape, EMU_DYN_SHAPE);
+    }
+    if (tok_is(key, "per_element_us")) {
+        return handle_time(ps, line, tok, ntok, "per_element_us", &ps->line_per_element, &ps->m->per_element_ns);
+    }
     if (tok_is(key, "workspace_bytes")) {
         return handle_bytes(ps, line, tok, ntok, "workspace_bytes", &ps->line_ws, &ps->m->workspace_bytes);
     }
@@ -1079,7 +1266,8 @@ static int handle_line(parser *ps, size_t line, const token *tok, size_t ntok)
         return fail(ps, line, "duplicate header line: the header must appear once, as the first line");
     }
     return fail(ps, line, "unknown key %s: expected one of name, input, output, kernel, compute_us, "
-                          "per_sample_us, dynamic_batch, workspace_bytes, weight_bytes, aipp", quote(q, key));
+                          "per_sample_us, dynamic_batch, dynamic_hw, dynamic_dims, dynamic_shape, per_element_us, "
+                          "workspace_bytes, weight_bytes, aipp", quote(q, key));
 }
 
 /* ------------------------------------------------------------------------------------------
@@ -1089,6 +1277,117 @@ static int handle_line(parser *ps, size_t line, const token *tok, size_t ntok)
 static bool integral_in_i64(double v)
 {
     return v >= -TWO_POW_63 && v < TWO_POW_63 && (double)(int64_t)v == v;
+}
+
+#define DIMS_TEXT 2816   /* 128 dims of up to 20 characters and a comma */
+
+static const char *dims_text(char *buf, const int64_t *dims, size_t nd)
+{
+    size_t o = 0;
+    buf[0] = '\0';
+    for (size_t i = 0; i < nd && o < DIMS_TEXT; i++) {
+        int k = snprintf(buf + o, DIMS_TEXT - o, "%s%lld", i ? "," : "", (long long)dims[i]);
+        if (k < 0) {
+            break;
+        }
+        o += (size_t)k;
+    }
+    return buf;
+}
+
+/* Product of dims[from:to] (all >= 1), saturating at UINT64_MAX. */
+static uint64_t dims_product(const int64_t *dims, size_t from, size_t to)
+{
+    uint64_t p = 1;
+    for (size_t i = from; i < to; i++) {
+        uint64_t d = (uint64_t)dims[i];
+        if (p > UINT64_MAX / d) {
+            return UINT64_MAX;
+        }
+        p *= d;
+    }
+    return p;
+}
+
+/* Whether product(dims[from:to]) x elem_size exceeds cap (exactly, without overflow). */
+static bool elems_over(const int64_t *dims, size_t from, size_t to, size_t elem_size, uint64_t cap)
+{
+    uint64_t p = 1;
+    for (size_t i = from; i < to; i++) {
+        uint64_t d = (uint64_t)dims[i];
+        if (p > cap / d) {
+            return true;
+        }
+        p *= d;
+    }
+    return p > cap / elem_size;
+}
+
+static const char *format_name(aclFormat f)
+{
+    for (size_t i = 0; i < COUNT_OF(FORMAT_TABLE); i++) {
+        if (FORMAT_TABLE[i].format == f) {
+            return FORMAT_TABLE[i].name;
+        }
+    }
+    return "?";
+}
+
+/* dynamic_hw / dynamic_dims / dynamic_shape: where the -1 dims may be, and how many. */
+static int check_profile_tensors(parser *ps)
+{
+    emu_model_def *m = ps->m;
+    const char *key = m->dyn_kind == EMU_DYN_HW ? "dynamic_hw" : m->dyn_kind == EMU_DYN_DIMS ? "dynamic_dims" : "dynamic_shape";
+    size_t dline = m->dyn_kind == EMU_DYN_HW ? ps->line_hw : m->dyn_kind == EMU_DYN_DIMS ? ps->line_dims : ps->line_shape;
+    char dtext[DIMS_TEXT];
+    size_t n_dyn = 0;
+    for (size_t k = 0; k < m->num_inputs; k++) {
+        const emu_tensor_def *t = &m->inputs[k];
+        size_t axes[ACL_MAX_DIM_CNT], na = 0;
+        for (size_t j = 0; j < t->ndims; j++) {
+            if (t->dims[j] == -1) {
+                axes[na++] = j;
+            }
+        }
+        n_dyn += na;
+        if (m->dyn_kind == EMU_DYN_HW && na > 0) {
+            size_t h = t->format == ACL_FORMAT_NCHW ? 2 : t->format == ACL_FORMAT_NHWC ? 1 : 0;
+            if (t->ndims != 4 || h == 0 || na != 2 || axes[0] != h || axes[1] != h + 1) {
+                return fail(ps, ps->line_in[k], "input '%s': dynamic_hw needs -1 exactly at the H and W axes of a "
+                                                "4-dim NCHW or NHWC input, got %s %s", t->name, format_name(t->format),
+                            dims_text(dtext, t->dims, t->ndims));
+            }
+        }
+    }
+    if (n_dyn == 0) {
+        return fail(ps, dline, "%s: no input has a -1 dim", key);
+    }
+    if (n_dyn > EMU_MAX_DYN) {
+        return fail(ps, dline, "%s: the inputs have %zu -1 dims: expected at most %d", key, n_dyn, EMU_MAX_DYN);
+    }
+    if (m->dyn_kind == EMU_DYN_DIMS && m->num_dyn != n_dyn) {
+        return fail(ps, dline, "dynamic_dims gears have %zu values but the inputs have %zu -1 dims", m->num_dyn, n_dyn);
+    }
+    if (m->dyn_kind == EMU_DYN_SHAPE && m->num_dyn != n_dyn) {
+        return fail(ps, dline, "dynamic_shape has %zu ranges but the inputs have %zu -1 dims", m->num_dyn, n_dyn);
+    }
+    m->num_dyn = n_dyn;
+    for (size_t k = 0; k < m->num_outputs; k++) {
+        const emu_tensor_def *t = &m->outputs[k];
+        const emu_tensor_def *in = k < m->num_inputs ? &m->inputs[k] : NULL;
+        for (size_t j = 0; j < t->ndims; j++) {
+            if (t->dims[j] == -1 && (in == NULL || j >= in->ndims || in->dims[j] != -1)) {
+                return fail(ps, ps->line_out[k], "output '%s': dims[%zu] is -1, so input %zu must have a -1 dims[%zu] "
+                                                 "too (an output's -1 dim takes its input's value)", t->name, j, k, j);
+            }
+        }
+        if (in != NULL && t->dims[0] != in->dims[0]) {
+            return fail(ps, ps->line_out[k], "output '%s': dims[0] is %lld but input '%s' has %lld: output %zu keeps "
+                                             "the batch dimension of input %zu", t->name, (long long)t->dims[0],
+                        in->name, (long long)in->dims[0], k, k);
+        }
+    }
+    return 0;
 }
 
 static int finish(parser *ps)
@@ -1111,6 +1410,7 @@ static int finish(parser *ps)
     }
 
     bool dynamic = ps->line_dyn != 0;
+    bool profile = m->dyn_kind != EMU_DYN_NONE;
     int64_t batch0 = m->inputs[0].dims[0];
     for (size_t pass = 0; pass < 2; pass++) {
         const char *kind = pass == 0 ? "input" : "output";
@@ -1119,7 +1419,7 @@ static int finish(parser *ps)
         const size_t *lines = pass == 0 ? ps->line_in : ps->line_out;
         for (size_t k = 0; k < n; k++) {
             int64_t d0 = defs[k].dims[0];
-            if (d0 == -1 && !dynamic) {
+            if (d0 == -1 && !profile) {
                 return fail(ps, lines[k], "%s '%s': dims[0] is -1 (dynamic batch) but the model has no "
                                           "dynamic_batch line", kind, defs[k].name);
             }
@@ -1128,7 +1428,20 @@ static int finish(parser *ps)
                                           "dynamic_batch (line %zu), got %lld", kind, defs[k].name,
                             ps->line_dyn, (long long)d0);
             }
-            if (!dynamic && d0 != batch0) {
+            for (size_t j = 1; j < defs[k].ndims; j++) {
+                if (defs[k].dims[j] != -1) {
+                    continue;
+                }
+                if (!profile) {
+                    return fail(ps, lines[k], "%s '%s': dims[%zu] is -1 (dynamic) but the model has no dynamic_hw, "
+                                              "dynamic_dims or dynamic_shape line", kind, defs[k].name, j);
+                }
+                if (dynamic) {
+                    return fail(ps, lines[k], "%s '%s': dims[%zu] is -1 but dynamic_batch makes only dims[0] dynamic",
+                                kind, defs[k].name, j);
+                }
+            }
+            if (!profile && d0 != batch0) {
                 return fail(ps, lines[k], "%s '%s': dims[0] is %lld but input '%s' (line %zu) has %lld: "
                                           "all tensors must share the batch dimension", kind,
                             defs[k].name, (long long)d0, m->inputs[0].name, ps->line_in[0],
@@ -1137,14 +1450,37 @@ static int finish(parser *ps)
         }
     }
 
+    if (dynamic) {
+        m->num_dyn = m->num_inputs;   /* one -1 dim per input: dims[0] */
+    }
+    bool varying = profile && !dynamic;   /* dynamic_hw / dynamic_dims / dynamic_shape */
+    if (varying && check_profile_tensors(ps) != 0) {
+        return -1;
+    }
     uint64_t max_batch = emu_model_max_batch(m);
     uint64_t cap = TENSOR_BYTES_LIMIT < (uint64_t)SIZE_MAX ? TENSOR_BYTES_LIMIT : (uint64_t)SIZE_MAX;
+    size_t n_shapes = emu_model_profile_count(m);
+    char dtext[DIMS_TEXT];
     for (size_t pass = 0; pass < 2; pass++) {
         const char *kind = pass == 0 ? "input" : "output";
         size_t n = pass == 0 ? m->num_inputs : m->num_outputs;
         const emu_tensor_def *defs = pass == 0 ? m->inputs : m->outputs;
         const size_t *lines = pass == 0 ? ps->line_in : ps->line_out;
         for (size_t k = 0; k < n; k++) {
+            if (varying) {
+                for (size_t e = 0; e < n_shapes; e++) {
+                    emu_dyn_values v;
+                    int64_t dims[ACL_MAX_DIM_CNT];
+                    emu_model_profile_values(m, e, &v);
+                    emu_shape_dims(m, &v, pass, k, dims);
+                    if (elems_over(dims, 0, defs[k].ndims, defs[k].elem_size, cap)) {
+                        return fail(ps, lines[k], "%s '%s' is too large: at shape %s it holds more than %llu bytes "
+                                                  "(the limit is 2^40 bytes per tensor)", kind, defs[k].name,
+                                    dims_text(dtext, dims, defs[k].ndims), (unsigned long long)cap);
+                    }
+                }
+                continue;
+            }
             uint64_t sample_bytes = (uint64_t)defs[k].sample_elems * defs[k].elem_size;
             if (max_batch > cap / sample_bytes) {
                 return fail(ps, lines[k], "%s '%s' is too large: at batch %llu it holds more than %llu "
@@ -1163,24 +1499,38 @@ static int finish(parser *ps)
     for (size_t k = 0; k < m->num_inputs; k++) {
         const emu_tensor_def *in = &m->inputs[k];
         const emu_tensor_def *out = &m->outputs[k];
-        if (m->kernel == EMU_KERNEL_SEGMENT_SUM) {
-            if (out->sample_elems > in->sample_elems) {
-                return fail(ps, ps->line_out[k], "output '%s' holds %zu elements per sample, more than the "
-                                                 "%zu of input '%s': kernel 'segment_sum' needs 1 <= output "
-                                                 "sample elements <= input sample elements", out->name,
-                            out->sample_elems, in->sample_elems, in->name);
-            }
-            continue;
-        }
-        if (out->dtype != in->dtype) {
+        if (m->kernel != EMU_KERNEL_SEGMENT_SUM && out->dtype != in->dtype) {
             return fail(ps, ps->line_out[k], "output '%s' has dtype %s but input '%s' has %s: kernel '%s' "
                                              "needs the same dtype for input %zu and output %zu", out->name,
                         dtype_name(out->dtype), in->name, dtype_name(in->dtype), kname, k, k);
         }
-        if (out->sample_elems != in->sample_elems) {
-            return fail(ps, ps->line_out[k], "output '%s' holds %zu elements per sample but input '%s' "
-                                             "holds %zu: kernel '%s' needs equal sample element counts",
-                        out->name, out->sample_elems, in->name, in->sample_elems, kname);
+        for (size_t e = 0; e < (varying ? n_shapes : 1); e++) {
+            size_t ni = in->sample_elems, no = out->sample_elems;
+            char at[DIMS_TEXT + 32] = "";
+            if (varying) {
+                emu_dyn_values v;
+                int64_t di[ACL_MAX_DIM_CNT], dout[ACL_MAX_DIM_CNT];
+                emu_model_profile_values(m, e, &v);
+                emu_shape_dims(m, &v, 0, k, di);
+                emu_shape_dims(m, &v, 1, k, dout);
+                ni = (size_t)dims_product(di, 1, in->ndims);
+                no = (size_t)dims_product(dout, 1, out->ndims);
+                snprintf(at, sizeof at, " (at input shape %s)", dims_text(dtext, di, in->ndims));
+            }
+            if (m->kernel == EMU_KERNEL_SEGMENT_SUM && no > ni) {
+                return fail(ps, ps->line_out[k], "output '%s' holds %zu elements per sample, more than the "
+                                                 "%zu of input '%s': kernel 'segment_sum' needs 1 <= output "
+                                                 "sample elements <= input sample elements%s", out->name,
+                            no, ni, in->name, at);
+            }
+            if (m->kernel != EMU_KERNEL_SEGMENT_SUM && no != ni) {
+                return fail(ps, ps->line_out[k], "output '%s' holds %zu elements per sample but input '%s' "
+                                                 "holds %zu: kernel '%s' needs equal sample element counts%s",
+                            out->name, no, in->name, ni, kname, at);
+            }
+        }
+        if (m->kernel == EMU_KERNEL_SEGMENT_SUM) {
+            continue;
         }
         if (m->kernel == EMU_KERNEL_AFFINE && !dtype_is_float(in->dtype)) {
             if (!integral_in_i64(m->scale)) {
@@ -1304,10 +1654,129 @@ size_t emu_tensor_bytes(const emu_tensor_def *t, uint64_t batch)
     return (size_t)(batch * per);
 }
 
+size_t emu_model_profile_count(const emu_model_def *m)
+{
+    switch (m->dyn_kind) {
+    case EMU_DYN_BATCH:
+        return m->num_gears;
+    case EMU_DYN_HW:
+        return m->num_hw;
+    case EMU_DYN_DIMS:
+        return m->num_dims_gears;
+    case EMU_DYN_SHAPE:
+        return 2;
+    default:
+        return 0;
+    }
+}
+
+void emu_model_batch_values(const emu_model_def *m, uint64_t batch, emu_dyn_values *v)
+{
+    memset(v, 0, sizeof *v);
+    for (size_t k = 0; k < EMU_MAX_DYN && k < m->num_inputs; k++) {
+        v->v[k] = (int64_t)batch;
+    }
+}
+
+void emu_model_profile_values(const emu_model_def *m, size_t i, emu_dyn_values *v)
+{
+    memset(v, 0, sizeof *v);
+    switch (m->dyn_kind) {
+    case EMU_DYN_BATCH:
+        emu_model_batch_values(m, m->gears[i], v);
+        return;
+    case EMU_DYN_HW: {
+        size_t o = 0;
+        for (size_t k = 0; k < m->num_inputs; k++) {
+            const emu_tensor_def *t = &m->inputs[k];
+            for (size_t j = 0; j < t->ndims && o + 1 < EMU_MAX_DYN; j++) {
+                if (t->dims[j] == -1) {
+                    v->v[o++] = (int64_t)m->hw[i][0];
+                    v->v[o++] = (int64_t)m->hw[i][1];
+                    break;
+                }
+            }
+        }
+        return;
+    }
+    case EMU_DYN_DIMS:
+        memcpy(v->v, m->dims_gears[i], sizeof v->v);
+        return;
+    case EMU_DYN_SHAPE:
+        for (size_t j = 0; j < m->num_dyn; j++) {
+            v->v[j] = m->ranges[j][i ? 1 : 0];
+        }
+        return;
+    default:
+        return;
+    }
+}
+
+void emu_shape_dims(const emu_model_def *m, const emu_dyn_values *v, int output, size_t k, int64_t *dims)
+{
+    size_t o = 0;
+    for (size_t i = 0; i < k && i < m->num_inputs; i++) {
+        for (size_t j = 0; j < m->inputs[i].ndims; j++) {
+            o += m->inputs[i].dims[j] == -1;
+        }
+    }
+    int64_t in_dims[ACL_MAX_DIM_CNT];
+    const emu_tensor_def *in = k < m->num_inputs ? &m->inputs[k] : NULL;
+    size_t nin = in ? in->ndims : 0;
+    for (size_t j = 0; j < nin; j++) {
+        in_dims[j] = in->dims[j] == -1 ? (o < EMU_MAX_DYN ? v->v[o++] : 1) : in->dims[j];
+    }
+    if (!output) {
+        memcpy(dims, in_dims, nin * sizeof dims[0]);
+        return;
+    }
+    const emu_tensor_def *t = &m->outputs[k];
+    for (size_t j = 0; j < t->ndims; j++) {
+        dims[j] = t->dims[j] == -1 ? (j < nin ? in_dims[j] : 1) : t->dims[j];
+    }
+}
+
+size_t emu_shape_bytes(const emu_model_def *m, const emu_dyn_values *v, int output, size_t k)
+{
+    const emu_tensor_def *t = output ? &m->outputs[k] : &m->inputs[k];
+    int64_t dims[ACL_MAX_DIM_CNT];
+    emu_shape_dims(m, v, output, k, dims);
+    uint64_t p = dims_product(dims, 0, t->ndims);
+    if (p > (uint64_t)SIZE_MAX / t->elem_size) {
+        return SIZE_MAX;
+    }
+    return (size_t)(p * t->elem_size);
+}
+
+uint64_t emu_shape_exec_ns(const emu_model_def *m, const emu_dyn_values *v)
+{
+    uint64_t elems = 0;
+    int64_t dims[ACL_MAX_DIM_CNT];
+    for (size_t k = 0; k < m->num_inputs; k++) {
+        emu_shape_dims(m, v, 0, k, dims);
+        elems += dims_product(dims, 0, m->inputs[k].ndims);
+    }
+    emu_shape_dims(m, v, 0, 0, dims);
+    return m->compute_ns + m->per_sample_ns * (uint64_t)dims[0] + m->per_element_ns * elems;
+}
+
 uint64_t emu_model_max_batch(const emu_model_def *m)
 {
     if (m->num_gears > 0) {
         return m->gears[m->num_gears - 1];
+    }
+    if (m->dyn_kind != EMU_DYN_NONE) {
+        uint64_t best = 0;
+        for (size_t i = 0; i < emu_model_profile_count(m); i++) {
+            emu_dyn_values v;
+            int64_t dims[ACL_MAX_DIM_CNT];
+            emu_model_profile_values(m, i, &v);
+            emu_shape_dims(m, &v, 0, 0, dims);
+            if ((uint64_t)dims[0] > best) {
+                best = (uint64_t)dims[0];
+            }
+        }
+        return best;
     }
     if (m->num_inputs == 0 || m->inputs[0].dims[0] < 1) {
         return 0;
@@ -1667,11 +2136,9 @@ static double segment_total(const unsigned char *x, aclDataType dt, size_t a, si
     }
 }
 
-static void run_segment_sum(const emu_tensor_def *ti, const emu_tensor_def *to, uint64_t batch,
+static void run_segment_sum(const emu_tensor_def *ti, const emu_tensor_def *to, size_t n, size_t m, uint64_t batch,
                             double scale, double bias, const unsigned char *x, unsigned char *y)
 {
-    size_t n = ti->sample_elems;
-    size_t m = to->sample_elems;
     if (m == 0 || n < m) {
         return; /* excluded by the parser */
     }
@@ -1700,6 +2167,32 @@ static void run_segment_sum(const emu_tensor_def *ti, const emu_tensor_def *to, 
     }
 }
 
+void emu_kernel_run_values(const emu_model_def *m, const emu_dyn_values *v, const void *const *inputs, void *const *outputs)
+{
+    for (size_t k = 0; k < m->num_inputs && k < m->num_outputs; k++) {
+        const emu_tensor_def *ti = &m->inputs[k];
+        const emu_tensor_def *to = &m->outputs[k];
+        int64_t di[ACL_MAX_DIM_CNT], dout[ACL_MAX_DIM_CNT];
+        emu_shape_dims(m, v, 0, k, di);
+        emu_shape_dims(m, v, 1, k, dout);
+        uint64_t rows = (uint64_t)di[0];
+        size_t n = (size_t)dims_product(di, 1, ti->ndims), e = (size_t)dims_product(dout, 1, to->ndims);
+        const unsigned char *x = inputs[k];
+        unsigned char *y = outputs[k];
+        switch (m->kernel) {
+        case EMU_KERNEL_IDENTITY:
+            memcpy(y, x, (size_t)rows * n * ti->elem_size);
+            break;
+        case EMU_KERNEL_AFFINE:
+            run_affine(ti, (size_t)rows * n, m->scale, m->bias, x, y);
+            break;
+        case EMU_KERNEL_SEGMENT_SUM:
+            run_segment_sum(ti, to, n, e, rows, m->scale, m->bias, x, y);
+            break;
+        }
+    }
+}
+
 void emu_kernel_run(const emu_model_def *m, uint64_t batch, const void *const *inputs, void *const *outputs)
 {
     if (m == NULL || batch == 0) {
@@ -1718,7 +2211,7 @@ void emu_kernel_run(const emu_model_def *m, uint64_t batch, const void *const *i
             run_affine(ti, (size_t)batch * ti->sample_elems, m->scale, m->bias, x, y);
             break;
         case EMU_KERNEL_SEGMENT_SUM:
-            run_segment_sum(ti, to, batch, m->scale, m->bias, x, y);
+            run_segment_sum(ti, to, ti->sample_elems, to->sample_elems, batch, m->scale, m->bias, x, y);
             break;
         }
     }
@@ -2076,10 +2569,21 @@ static void aipp_static(const emu_aipp_def *a, aipp_image *im, emu_aipp_batch *b
     }
 }
 
-int emu_model_run(const emu_model_def *m, uint64_t batch, const void *const *inputs, void *const *outputs,
-                  const void *aipp_data, size_t aipp_len, char *err, size_t errlen)
+int emu_model_run(const emu_model_def *m, uint64_t batch, const emu_dyn_values *v, const void *const *inputs,
+                  void *const *outputs, const void *aipp_data, size_t aipp_len, char *err, size_t errlen)
 {
-    if (m == NULL || batch == 0) {
+    if (m == NULL) {
+        return 0;
+    }
+    bool has_aipp = false;
+    for (size_t k = 0; k < m->num_inputs; k++) {
+        has_aipp |= m->aipp[k].mode != EMU_AIPP_NONE;
+    }
+    if (!has_aipp) {   /* any profile; the models with AIPP are static */
+        emu_kernel_run_values(m, v, inputs, outputs);
+        return 0;
+    }
+    if (batch == 0) {
         return 0;
     }
     const void *kin[EMU_MAX_IO];
