@@ -922,6 +922,18 @@ EMU_API aclError aclrtQueryEventStatus(aclrtEvent event, aclrtEventRecordedStatu
     return ACL_SUCCESS;
 }
 
+/* When an event's latest record completed (ns); fails if it was never recorded or is not done. */
+static aclError completed_at(emu_event *ev, const char *which, const char *api, uint64_t *ts)
+{
+    pthread_mutex_lock(&ev->mu);
+    int rec = ev->latest != NULL, done = rec && atomic_load(&ev->latest->done);
+    *ts = done ? ev->latest->ts : 0;
+    pthread_mutex_unlock(&ev->mu);
+    if (!rec) return emu_fail(ACL_ERROR_RT_EVENT_TIMESTAMP_INVALID, "%s: %s was never recorded", api, which);
+    if (!done) return emu_fail(ACL_ERROR_RT_EVENT_NOT_COMPLETE, "%s: %s has not completed (synchronize it first)", api, which);
+    return ACL_SUCCESS;
+}
+
 EMU_API aclError aclrtEventElapsedTime(float *ms, aclrtEvent startEvent, aclrtEvent endEvent)
 {
     EMU_ENTER("aclrtEventElapsedTime");
@@ -935,12 +947,8 @@ EMU_API aclError aclrtEventElapsedTime(float *ms, aclrtEvent startEvent, aclrtEv
         const char *which = i ? "endEvent" : "startEvent";
         if (!(ev[i]->flags & ACL_EVENT_TIME_LINE))
             return emu_fail(ACL_ERROR_RT_PARAM_INVALID, "aclrtEventElapsedTime: %s was created without ACL_EVENT_TIME_LINE", which);
-        pthread_mutex_lock(&ev[i]->mu);
-        int rec = ev[i]->latest != NULL, done = rec && atomic_load(&ev[i]->latest->done);
-        ts[i] = done ? ev[i]->latest->ts : 0;
-        pthread_mutex_unlock(&ev[i]->mu);
-        if (!rec) return emu_fail(ACL_ERROR_RT_EVENT_TIMESTAMP_INVALID, "aclrtEventElapsedTime: %s was never recorded", which);
-        if (!done) return emu_fail(ACL_ERROR_RT_EVENT_NOT_COMPLETE, "aclrtEventElapsedTime: %s has not completed (synchronize it first)", which);
+        rc = completed_at(ev[i], which, "aclrtEventElapsedTime", &ts[i]);
+        if (rc) return rc;
     }
     if (ts[1] < ts[0]) return emu_fail(ACL_ERROR_RT_EVENT_TIMESTAMP_REVERSAL, "aclrtEventElapsedTime: endEvent completed before startEvent");
     *ms = (float)((double)(ts[1] - ts[0]) / 1e6);
@@ -955,13 +963,9 @@ EMU_API aclError aclrtEventGetTimestamp(aclrtEvent event, uint64_t *timestamp)
     if (!timestamp) return emu_fail(ACL_ERROR_INVALID_PARAM, "aclrtEventGetTimestamp: timestamp is NULL");
     aclError rc = emu_check_handle(event, EMU_H_EVENT, "aclrtEventGetTimestamp");
     if (rc) return rc;
-    emu_event *ev = event;
-    pthread_mutex_lock(&ev->mu);
-    int rec = ev->latest != NULL, done = rec && atomic_load(&ev->latest->done);
-    uint64_t ts = done ? ev->latest->ts : 0;
-    pthread_mutex_unlock(&ev->mu);
-    if (!rec) return emu_fail(ACL_ERROR_RT_EVENT_TIMESTAMP_INVALID, "aclrtEventGetTimestamp: the event was never recorded");
-    if (!done) return emu_fail(ACL_ERROR_RT_EVENT_NOT_COMPLETE, "aclrtEventGetTimestamp: the event has not completed (synchronize it first)");
+    uint64_t ts;
+    rc = completed_at(event, "the event", "aclrtEventGetTimestamp", &ts);
+    if (rc) return rc;
     *timestamp = ts / 1000u;
     return ACL_SUCCESS;
 }
