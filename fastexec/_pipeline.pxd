@@ -197,7 +197,6 @@ cdef struct Pipeline:
     size_t out_row[MAX_IO]
     size_t in_bytes[MAX_IO]         # bytes of one full batch, as the model reports them
     size_t out_bytes[MAX_IO]
-    bint dynamic                    # the model has a dynamic-batch input
     int aipp_index                  # its dynamic AIPP parameter input, or -1
     const aclmdlAIPP* aipp          # the executor's dynamic AIPP parameters (every slot's default)
     bint dynamic                    # the model has the hidden gear input (dynamic batch / HW / dims)

@@ -1323,16 +1323,6 @@ static bool elems_over(const int64_t *dims, size_t from, size_t to, size_t elem_
     return p > cap / elem_size;
 }
 
-static const char *format_name(aclFormat f)
-{
-    for (size_t i = 0; i < COUNT_OF(FORMAT_TABLE); i++) {
-        if (FORMAT_TABLE[i].format == f) {
-            return FORMAT_TABLE[i].name;
-        }
-    }
-    return "?";
-}
-
 /* dynamic_hw / dynamic_dims / dynamic_shape: where the -1 dims may be, and how many. */
 static int check_profile_tensors(parser *ps)
 {
