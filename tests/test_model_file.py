@@ -1147,7 +1147,7 @@ def test_c_kernels_on_samples(c_driver, tmp_path, name):
     for batch in batches:
         xs = [random_tensor(t.dtype, (batch,) + t.dims[1:], rng) for t in shown]
         want = mf.reference_outputs(model, xs, batch=batch, aipp=aipp)
-        got = run_c_kernel(c_driver, tmp_path, model, xs, batch, aipp)
+        got = run_c_kernel(c_driver, tmp_path, model, xs, batch, aipp=aipp)
         for t, g, w in zip(model.outputs, got, want):
             assert_bit_equal(g, w, f"{name} batch {batch} {t.name}")
 
@@ -1293,7 +1293,7 @@ def test_c_dynamic_aipp_matches_reference(c_driver, tmp_path, name):
     rng = np.random.default_rng(len(name))
     x = raw_images(model, rng)
     want = mf.reference_outputs(model, [x], aipp=cfg)[0]
-    got = run_c_kernel(c_driver, tmp_path, model, [x], 2, cfg)[0]
+    got = run_c_kernel(c_driver, tmp_path, model, [x], 2, aipp=cfg)[0]
     assert_bit_equal(got, want, name)
 
 

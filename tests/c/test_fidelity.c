@@ -47,7 +47,7 @@ TEST(init_config_paths)
     snprintf(array, sizeof array, "%s/array.json", dir);
     snprintf(missing, sizeof missing, "%s/missing.json", dir);
     write_text(good, "{\n  \"dump\": {\"dump_path\": \"/tmp/d\\u00e9\", \"dump_list\": [{\"model_name\": \"m\"}], \"dump_mode\": \"output\"},\n"
-                     "  \"profiler\": {\"switch\": \"on\", \"interval\": 1.5e1},\n  \"err_msg_mode\": \"1\",\n  \"unknown\": [true, false, null, -0.5]\n}\n");
+                     "  \"profiler\": {\"switch\": \"off\", \"interval\": 1.5e1},\n  \"err_msg_mode\": \"1\",\n  \"unknown\": [true, false, null, -0.5]\n}\n");
     write_text(bad, "{\"dump\": {\"dump_path\": \"x\"}\n");
     write_text(empty, "");
     write_text(array, "[1, 2]");
