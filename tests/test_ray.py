@@ -86,7 +86,20 @@ def test_import_fastexec_does_not_import_ray():
 # ---------------------------------------------------------------- on the cluster
 
 
+def check_actors(actors, want_npus):
+    """(pid, npu, visible, device count) per actor: one NPU each, its own, the only one it sees."""
+    assert len({a[0] for a in actors}) == len(actors), f"an actor reported two NPUs: {actors}"
+    assert {a[1] for a in actors} <= want_npus and len({a[1] for a in actors}) == len(actors), \
+        f"one NPU per actor, each its own: {actors}"
+    for pid, npu, visible, count in actors:
+        assert visible == npu, "Ray set ASCEND_RT_VISIBLE_DEVICES to the actor's NPU"
+        assert count == 1, "the actor's ACL runtime saw only its own device"
+
+
 def test_pipeline_outputs_equal_executor_run_each_actor_on_its_own_npu(cluster, expected):
+    """Every row once, bit for bit Executor.run's. Which of the pool's two actors takes which
+    batch is Ray's choice (a busy machine may give one actor all of them); each actor that served
+    ran on its own NPU."""
     ds = ray.data.range(ROWS, override_num_blocks=8).map_batches(with_x)
     out = ds.map_batches(traced(), fn_constructor_kwargs={"model": MODEL}, batch_size=64, concurrency=2,
                          resources={"NPU": 1}).take_all()
@@ -96,12 +109,34 @@ def test_pipeline_outputs_equal_executor_run_each_actor_on_its_own_npu(cluster, 
     y = np.stack([r["y"] for r in out])
     assert y.dtype == expected.dtype and np.array_equal(y, expected)
     assert np.array_equal(np.stack([r["x"] for r in out]), rows_of(np.arange(ROWS))), "the input column is kept"
-    actors = {(r["pid"], r["npu"], r["visible"], r["acl_device_count"]) for r in out}
+    check_actors({(r["pid"], r["npu"], r["visible"], r["acl_device_count"]) for r in out}, {"0", "1"})
+
+
+def test_two_actors_run_on_the_two_npus(cluster, expected):
+    """Two predictor actors holding one NPU each, as map_batches places them, both called: NPUs
+    0 and 1, one each, and the right outputs from both."""
+    Traced = traced()
+
+    @ray.remote(num_cpus=1, resources={"NPU": 1})
+    class Holder:
+        def __init__(self):
+            self.predictor = Traced(model=MODEL)
+
+        def call(self, batch):
+            return self.predictor(batch)
+
+    holders = [Holder.remote() for _ in range(2)]
+    try:
+        batch = with_x({"id": np.arange(64)})
+        outs = ray.get([h.call.remote(batch) for h in holders])
+    finally:
+        for h in holders:
+            ray.kill(h)
+    for out in outs:
+        assert np.array_equal(out["y"], expected[:64])
+    actors = {(int(o["pid"][0]), str(o["npu"][0]), str(o["visible"][0]), int(o["acl_device_count"][0])) for o in outs}
     assert len(actors) == 2, actors
-    assert {a[1] for a in actors} == {"0", "1"}, "one NPU per actor, each its own"
-    for pid, npu, visible, count in actors:
-        assert visible == npu, "Ray set ASCEND_RT_VISIBLE_DEVICES to the actor's NPU"
-        assert count == 1, "the actor's ACL runtime saw only its own device"
+    check_actors(actors, {"0", "1"})
 
 
 @pytest.mark.parametrize("batch_format", ["pandas", "pyarrow"])
