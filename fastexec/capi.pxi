@@ -521,8 +521,15 @@ cdef int _check_dims(CHandle* c, const char* what, const int64_t* const* dims, i
             snprintf(fx_capi_error, sizeof(fx_capi_error), "%s: input '%s': shape %s is no gear of the model (%s)", what,
                      c.infos[i].name, shape, c.allowed)
             return FASTEXEC_ERR_INVALID_ARGUMENT
-    snprintf(fx_capi_error, sizeof(fx_capi_error), "%s: each input's shape is in some gear, but no one gear has them all (%s)",
-             what, c.allowed)
+    nd = snprintf(fx_capi_error, sizeof(fx_capi_error), "%s: inputs ", what)
+    for i in range(p.n_in):
+        if <size_t>nd < sizeof(fx_capi_error):
+            _shape_text(shape, sizeof(shape), dims[i], p.in_ndims[i])
+            nd += snprintf(fx_capi_error + nd, sizeof(fx_capi_error) - nd, "%s'%s' %s", ", " if i else "",
+                           c.infos[i].name, shape)
+    if <size_t>nd < sizeof(fx_capi_error):
+        snprintf(fx_capi_error + nd, sizeof(fx_capi_error) - nd,
+                 ": each shape is in some gear, but no one gear has them all (%s)", c.allowed)
     return FASTEXEC_ERR_INVALID_ARGUMENT
 
 

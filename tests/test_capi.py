@@ -286,10 +286,18 @@ def test_shaped_batches_from_c_threads_equal_reference(probe, no_leaks, name, mo
     with fastexec.Executor(emulator.sample_model(name), depth=2) as ex:
         got = probe.shaped_run(ex, batches, [o.dtype.itemsize for o in ex.outputs], mode)
         stats = ex.stats()
+        python_says = {}            # the same refusals from Python's submit(): the same words
+        for k in ([bad, bad + 1] if name == "dynamic-dims" else [bad]):
+            x = [np.frombuffer(b, dtype=t.dtype).reshape(d) for t, b, d in zip(model.inputs, *batches[k])]
+            with pytest.raises(ValueError) as ei:
+                ex.submit(x)
+            python_says[k] = f"{mode}_shaped: {ei.value}"
     if name == "dynamic-dims":
         status, message, _ = got.pop(bad + 1)
-        assert status == 1 and "each input's shape is in some gear, but no one gear has them all (gears: " in message, message
+        assert status == 1 and "each shape is in some gear, but no one gear has them all (gears: " in message, message
+        assert message == python_says[bad + 1]
     status, message, _ = got.pop(bad)
+    assert message == python_says[bad]
     first = ex.inputs[0].name
     shown = "(" + ", ".join(str(d) for d in bad_shapes[0]) + ")"
     assert status == 1 and message.startswith(f"{mode}_shaped: input '{first}': shape {shown} ") and fragment in message, message
@@ -317,6 +325,19 @@ def test_shaped_error_paths(probe, no_leaks, what, status, fragment):
         assert (got_status, fragment in message) == (status, True), (got_status, message)
         x = [np.ones(model.profile_shapes()[0][0][0], np.float32)]
         assert_bits(ex.run(x), reference_outputs(model, x), "after")
+
+
+def test_acquire_shaped_commit_zero_gives_the_slot_back(probe, no_leaks):
+    from fastexec.emulator.model_file import reference_outputs
+    from fastexec.emulator.samples import SAMPLES
+
+    model = SAMPLES["dynamic-hw"]
+    gear = [tuple(sh) for sh in model.profile_shapes()[1][0]]
+    with fastexec.Executor(emulator.sample_model("dynamic-hw"), depth=1) as ex:
+        status, message = probe.probe(ex, "acquire_shaped_cancel", gear)
+        assert status == 4 and "not an acquired" in message, message
+        x = [np.full(gear[0], 0.5, np.float32)]
+        assert_bits(ex.run(x), reference_outputs(model, x), "after")      # (depth 1: the one slot is free)
 
 
 @pytest.mark.parametrize("what", ["submit_shaped_one", "acquire_shaped_one"])

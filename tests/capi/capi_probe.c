@@ -67,6 +67,17 @@ static PyObject *probe(PyObject *self, PyObject *args)
             per[i] = dims[i];
         }
         st = what[0] == 's' ? fx->submit_shaped(ex, inputs, per, &ticket) : fx->acquire_shaped(ex, per, slots, &ticket);
+    } else if (strcmp(what, "acquire_shaped_cancel") == 0) {   /* py_inputs: a shape per input */
+        int64_t dims[64][16];
+        const int64_t *per[64];
+        for (size_t i = 0; i < n; i++) {
+            PyObject *shape = PyList_GetItem(py_inputs, (Py_ssize_t)i);
+            for (Py_ssize_t d = 0; d < PyTuple_Size(shape) && d < 16; d++) dims[i][d] = PyLong_AsLongLong(PyTuple_GetItem(shape, d));
+            per[i] = dims[i];
+        }
+        st = fx->acquire_shaped(ex, per, slots, &ticket);
+        if (st == FASTEXEC_OK) st = fx->commit(ex, ticket, 0);
+        if (st == FASTEXEC_OK) st = fx->commit(ex, ticket, 1);   /* expected: UNKNOWN_TICKET */
     } else if (strcmp(what, "shaped_null_dims") == 0) {
         const int64_t *per[64] = {0};
         st = fx->submit_shaped(ex, inputs, per, &ticket);
