@@ -110,7 +110,8 @@ typedef struct fastexec_api {
      * queue it with commit (rows = 0 gives the slot back unqueued). */
     int (*acquire)(fastexec_executor *ex, void **inputs, int64_t *ticket);
     int (*commit)(fastexec_executor *ex, int64_t ticket, uint64_t rows);
-    /* Wait for a batch; outputs[i] then points at its rows of output i, valid until release. */
+    /* Wait for a batch; outputs[i] then points at its rows of output i (a shaped batch's: at the
+     * dims output_dims gives), valid until release. */
     int (*wait)(fastexec_executor *ex, int64_t ticket, const void *const **outputs, uint64_t *rows);
     int (*release)(fastexec_executor *ex, int64_t ticket);
     int (*stats)(fastexec_executor *ex, fastexec_stats *out);
