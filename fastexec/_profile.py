@@ -8,6 +8,7 @@ input's shape must be one gear's), "dynamic_shape" (every dim within its range).
 """
 from __future__ import annotations
 
+import operator
 
 from .errors import FastexecError
 
@@ -88,11 +89,42 @@ class Profile:
             gears.append(" ".join(f"'{spec.name}' {_shape_text(shape)}" for spec, shape in zip(self.inputs, gear)))
         return "gears: " + "; ".join(gears)
 
+    def order_shapes(self, shapes, what):
+        """Input shapes given as a dict (input name -> shape) or a sequence in input order, as
+        a tuple of int tuples in input order; ValueError / TypeError naming what is wrong."""
+        names = [spec.name for spec in self.inputs]
+        if isinstance(shapes, dict):
+            unknown = [k for k in shapes if k not in names]
+            missing = [n for n in names if n not in shapes]
+            if unknown or missing:
+                wrong = ([f"unknown {unknown}"] if unknown else []) + ([f"missing {missing}"] if missing else [])
+                raise ValueError(f"{what}: shapes= must name every input {names}; " + ", ".join(wrong))
+            shapes = [shapes[n] for n in names]
+        elif isinstance(shapes, (list, tuple)):
+            if len(shapes) != len(names):
+                raise ValueError(f"{what}: shapes= holds {len(shapes)} shapes; the model has {len(names)} inputs {names}")
+        else:
+            raise TypeError(f"{what}: shapes= must be a dict (input name -> shape) or a list in input order, "
+                            f"got {type(shapes).__name__}")
+        ordered = []
+        for name, shape in zip(names, shapes):
+            try:
+                if isinstance(shape, (str, bytes)) or any(isinstance(d, bool) for d in shape):
+                    raise TypeError
+                dims = tuple(operator.index(d) for d in shape)
+            except TypeError:
+                raise TypeError(f"{what}: the shape of input '{name}' must be a sequence of ints, got {shape!r}") from None
+            ordered.append(dims)
+        return tuple(ordered)
+
     def match(self, arrays):
         """The gear index (dynamic HW / dims) or the input shapes (dynamic shape) of a batch of
         these arrays (already checked for count, dtype and layout); ValueError naming the input,
         its shape and the allowed gears or ranges when they fit none."""
-        shapes = tuple(tuple(int(d) for d in a.shape) for a in arrays)
+        return self.match_shapes(tuple(tuple(int(d) for d in a.shape) for a in arrays))
+
+    def match_shapes(self, shapes):
+        """match() of a batch whose inputs have these shapes (in input order)."""
         for spec, shape in zip(self.inputs, shapes):
             if len(shape) != len(spec.shape):
                 raise ValueError(f"input '{spec.name}': expected {len(spec.shape)} dims {_shape_text(spec.shape)}, got "

@@ -10,6 +10,7 @@ from cpython.pycapsule cimport PyCapsule_New
 from cpython.ref cimport Py_DECREF, Py_INCREF
 from libc.stdio cimport snprintf
 from libc.stdlib cimport malloc
+from libc.string cimport memcmp
 
 cdef extern from "fastexec/fastexec.h":
     enum:
@@ -62,6 +63,9 @@ cdef extern from "fastexec/fastexec.h":
         int (*stats)(fastexec_executor*, fastexec_stats*) noexcept nogil
         const char* (*last_error)() noexcept nogil
         int (*open_devices)(const char*, const int32_t*, size_t, int32_t, int32_t, fastexec_executor**) noexcept nogil
+        int (*submit_shaped)(fastexec_executor*, const void* const*, const int64_t* const*, int64_t*) noexcept nogil
+        int (*acquire_shaped)(fastexec_executor*, const int64_t* const*, void**, int64_t*) noexcept nogil
+        int (*output_dims)(fastexec_executor*, int64_t, size_t, int64_t*) noexcept nogil
 
 cdef extern from *:
     """
@@ -86,6 +90,11 @@ cdef struct CHandle:
     fastexec_tensor_info* infos     # n_in inputs then n_out outputs
     char* strings                   # names, NUL-separated
     int64_t* dims
+    # the profile of a dynamic HW / dims / shape model, for checking a batch's dims without the GIL
+    int n_gears
+    int64_t* gear_dims              # n_gears x n_in x MAX_SHAPE_DIMS: each input's shape at the gear
+    int64_t* ranges                 # dynamic shape: n_in x MAX_SHAPE_DIMS x (min, max)
+    char* allowed                   # Profile.allowed(): the gears or ranges, for messages
 
 
 cdef inline PyThreadState* _gil_off() noexcept nogil:
@@ -119,9 +128,11 @@ cdef const char* _last_error() noexcept nogil:
     return fx_capi_error
 
 
-# The C API's batches are rows; a batch of a dynamic HW / dims / shape model has a shape.
-cdef const char* _SHAPED_ONLY_PYTHON = ("the C API takes batches of rows (static and dynamic-batch models); "
-                                        "a dynamic HW / dims / shape model's batches go through the Python API")
+# submit / acquire take batches of rows; a batch of a dynamic HW / dims / shape model has shapes.
+cdef const char* _SHAPED_NEEDS_DIMS = ("a dynamic HW / dims / shape model's batches have shapes: use submit_shaped / "
+                                       "acquire_shaped, which take each input's dims")
+cdef const char* _ROWS_ONLY = ("this model's batches are rows (a static or dynamic-batch model): use submit / acquire "
+                               "(submit_shaped / acquire_shaped are for dynamic HW / dims / shape models)")
 
 
 cdef int _usable(fastexec_executor* h) noexcept nogil:
@@ -170,11 +181,8 @@ cdef int _from_object(void* obj, fastexec_executor** out) noexcept:
         c.infos = <fastexec_tensor_info*>calloc(len(specs), sizeof(fastexec_tensor_info))
         c.strings = <char*>malloc(chars)
         c.dims = <int64_t*>malloc(max(nd, 1) * sizeof(int64_t))
-        if c.infos == NULL or c.strings == NULL or c.dims == NULL:
-            free(c.infos)
-            free(c.strings)
-            free(c.dims)
-            free(c)
+        if c.infos == NULL or c.strings == NULL or c.dims == NULL or _profile_tables(c, ex):
+            _free_handle(c)
             raise MemoryError()
         c.n_in = ex.n_in
         c.n_out = ex.n_out
@@ -200,6 +208,41 @@ cdef int _from_object(void* obj, fastexec_executor** out) noexcept:
     except BaseException as exc:
         msg = f"from_object: {type(exc).__name__}: {exc}".encode(errors="replace")
         return _fail_with(FASTEXEC_ERR_PYTHON, msg)
+
+
+cdef int _profile_tables(CHandle* c, Executor ex) except -1:
+    """GIL held. A shaped model's gears or ranges and their text into the handle; -1: no memory."""
+    cdef int g, i, d
+    profile = ex.profile
+    if not profile.shaped:
+        return 0
+    text = profile.allowed().encode(errors="replace")
+    c.allowed = <char*>malloc(len(text) + 1)
+    c.n_gears = len(profile.gears)
+    c.gear_dims = <int64_t*>calloc(max(c.n_gears, 1) * max(ex.n_in, 1) * MAX_SHAPE_DIMS, sizeof(int64_t))
+    c.ranges = <int64_t*>calloc(max(ex.n_in, 1) * MAX_SHAPE_DIMS * 2, sizeof(int64_t))
+    if c.allowed == NULL or c.gear_dims == NULL or c.ranges == NULL:
+        return -1
+    memcpy(c.allowed, <const char*>text, len(text) + 1)
+    for g, gear in enumerate(profile.gears):
+        for i, shape in enumerate(gear):
+            for d, v in enumerate(shape):
+                c.gear_dims[(g * ex.n_in + i) * MAX_SHAPE_DIMS + d] = v
+    for i, rng in enumerate(profile.ranges):
+        for d, (lo, hi) in enumerate(rng or ()):
+            c.ranges[(i * MAX_SHAPE_DIMS + d) * 2] = lo
+            c.ranges[(i * MAX_SHAPE_DIMS + d) * 2 + 1] = hi
+    return 0
+
+
+cdef void _free_handle(CHandle* c) noexcept nogil:
+    free(c.infos)
+    free(c.strings)
+    free(c.dims)
+    free(c.gear_dims)
+    free(c.ranges)
+    free(c.allowed)
+    free(c)
 
 
 cdef int _open(const char* path, int32_t device, int32_t depth, int32_t instances, fastexec_executor** out) noexcept nogil:
@@ -250,10 +293,7 @@ cdef int _close(fastexec_executor* h) noexcept nogil:
         except BaseException:
             pass
         Py_DECREF(<object>exv)
-    free(c.infos)
-    free(c.strings)
-    free(c.dims)
-    free(c)
+    _free_handle(c)
     return FASTEXEC_OK
 
 
@@ -317,7 +357,7 @@ cdef int _submit_impl(fastexec_executor* h, const void* const* inputs, uint64_t 
     if inputs == NULL or ticket == NULL:
         return _fail_with(FASTEXEC_ERR_INVALID_ARGUMENT, "submit: inputs and ticket must not be NULL")
     if c.p.dyn_kind >= DYN_HW:
-        return _fail_with(FASTEXEC_ERR_INVALID_ARGUMENT, _SHAPED_ONLY_PYTHON)
+        return _fail_with(FASTEXEC_ERR_INVALID_ARGUMENT, _SHAPED_NEEDS_DIMS)
     for i in range(c.n_in):
         if inputs[i] == NULL:
             return _fail_with(FASTEXEC_ERR_INVALID_ARGUMENT, "submit: an input pointer is NULL")
@@ -343,7 +383,7 @@ cdef int _acquire_impl(fastexec_executor* h, void** inputs, int64_t* ticket) noe
     if inputs == NULL or ticket == NULL:
         return _fail_with(FASTEXEC_ERR_INVALID_ARGUMENT, "acquire: inputs and ticket must not be NULL")
     if c.p.dyn_kind >= DYN_HW:
-        return _fail_with(FASTEXEC_ERR_INVALID_ARGUMENT, _SHAPED_ONLY_PYTHON)
+        return _fail_with(FASTEXEC_ERR_INVALID_ARGUMENT, _SHAPED_NEEDS_DIMS)
     st = _reserve_c(c, &k)
     if st:
         return st
@@ -360,7 +400,7 @@ cdef int _commit_impl(fastexec_executor* h, int64_t ticket, uint64_t rows) noexc
     cdef bint mine
     if st:
         return st
-    if rows > c.p.batch_size:
+    if rows > c.p.batch_size and c.p.dyn_kind < DYN_HW:
         return _fail_with(FASTEXEC_ERR_INVALID_ARGUMENT, "commit: rows must be from 0 to the batch size")
     if ticket < 0:
         return _status_of(PL_UNKNOWN, "commit: the ticket is not an acquired, uncommitted batch of this handle")
@@ -373,7 +413,8 @@ cdef int _commit_impl(fastexec_executor* h, int64_t ticket, uint64_t rows) noexc
     if rows == 0:
         pl_unreserve(c.p, s)
         return FASTEXEC_OK
-    s.rows = rows
+    if c.p.dyn_kind < DYN_HW:      # (a shaped batch runs at the dims acquire_shaped gave it)
+        s.rows = rows
     s.t_stage = 0
     return _enqueue_c(c, ticket, "commit batch")
 
@@ -413,6 +454,186 @@ cdef int _release_impl(fastexec_executor* h, int64_t ticket) noexcept nogil:
         return _fail_with(FASTEXEC_ERR_CLOSED, "the executor belongs to the parent process; a forked child cannot use it")
     if ticket < 0 or pl_release_ticket(c.p, ticket, <intptr_t>c):
         return _status_of(PL_UNKNOWN, "release: the ticket is not a waited batch held by this handle")
+    return FASTEXEC_OK
+
+
+cdef int _shape_text(char* out, size_t cap, const int64_t* dims, int nd) noexcept nogil:
+    """`(d0, d1, ...)` as Python writes a shape; the characters written."""
+    cdef int n = snprintf(out, cap, "(")
+    cdef int j
+    for j in range(nd):
+        if <size_t>n < cap:
+            n += snprintf(out + n, cap - n, "%lld%s", <long long>dims[j], ", " if j + 1 < nd else ("," if nd == 1 else ""))
+    if <size_t>n < cap:
+        n += snprintf(out + n, cap - n, ")")
+    return n
+
+
+cdef int _check_dims(CHandle* c, const char* what, const int64_t* const* dims, int64_t* flat, int* gear) noexcept nogil:
+    """The dims of a shaped batch (dims[i]: input i's ndims values) checked against the profile,
+    as Profile.match does: into `flat` (n_in x MAX_SHAPE_DIMS) with the gear (-1 for a dynamic
+    shape); else FASTEXEC_ERR_INVALID_ARGUMENT naming the input, its shape and the gears or
+    ranges allowed. Nothing is reserved yet."""
+    cdef Pipeline* p = c.p
+    cdef char shape[400]
+    cdef int i, j, g, nd
+    cdef bint fits, anywhere
+    cdef int64_t lo, hi
+    if p.dyn_kind < DYN_HW:
+        return _fail_with(FASTEXEC_ERR_INVALID_ARGUMENT, _ROWS_ONLY)
+    for i in range(p.n_in):
+        if dims[i] == NULL:
+            snprintf(fx_capi_error, sizeof(fx_capi_error), "%s: the dims of input '%s' are NULL", what, c.infos[i].name)
+            return FASTEXEC_ERR_INVALID_ARGUMENT
+        for j in range(p.in_ndims[i]):
+            flat[i * MAX_SHAPE_DIMS + j] = dims[i][j]
+    if p.dyn_kind == DYN_SHAPE:
+        gear[0] = -1
+        for i in range(p.n_in):
+            nd = p.in_ndims[i]
+            for j in range(nd):
+                lo = c.ranges[(i * MAX_SHAPE_DIMS + j) * 2]
+                hi = c.ranges[(i * MAX_SHAPE_DIMS + j) * 2 + 1]
+                if not lo <= dims[i][j] <= hi:
+                    _shape_text(shape, sizeof(shape), dims[i], nd)
+                    snprintf(fx_capi_error, sizeof(fx_capi_error), "%s: input '%s': shape %s is outside the model's range: "
+                             "dim %d must be in %lld..%lld (%s)", what, c.infos[i].name, shape, j, <long long>lo,
+                             <long long>hi, c.allowed)
+                    return FASTEXEC_ERR_INVALID_ARGUMENT
+        return FASTEXEC_OK
+    for g in range(c.n_gears):
+        fits = True
+        for i in range(p.n_in):
+            if memcmp(&c.gear_dims[(g * p.n_in + i) * MAX_SHAPE_DIMS], dims[i], p.in_ndims[i] * sizeof(int64_t)):
+                fits = False
+                break
+        if fits:
+            gear[0] = g
+            return FASTEXEC_OK
+    for i in range(p.n_in):        # the first input whose shape is in no gear
+        anywhere = False
+        for g in range(c.n_gears):
+            if not memcmp(&c.gear_dims[(g * p.n_in + i) * MAX_SHAPE_DIMS], dims[i], p.in_ndims[i] * sizeof(int64_t)):
+                anywhere = True
+                break
+        if not anywhere:
+            _shape_text(shape, sizeof(shape), dims[i], p.in_ndims[i])
+            snprintf(fx_capi_error, sizeof(fx_capi_error), "%s: input '%s': shape %s is no gear of the model (%s)", what,
+                     c.infos[i].name, shape, c.allowed)
+            return FASTEXEC_ERR_INVALID_ARGUMENT
+    nd = snprintf(fx_capi_error, sizeof(fx_capi_error), "%s: inputs ", what)
+    for i in range(p.n_in):
+        if <size_t>nd < sizeof(fx_capi_error):
+            _shape_text(shape, sizeof(shape), dims[i], p.in_ndims[i])
+            nd += snprintf(fx_capi_error + nd, sizeof(fx_capi_error) - nd, "%s'%s' %s", ", " if i else "",
+                           c.infos[i].name, shape)
+    if <size_t>nd < sizeof(fx_capi_error):
+        snprintf(fx_capi_error + nd, sizeof(fx_capi_error) - nd,
+                 ": each shape is in some gear, but no one gear has them all (%s)", c.allowed)
+    return FASTEXEC_ERR_INVALID_ARGUMENT
+
+
+cdef int _shape_reserved(CHandle* c, int64_t k, const int64_t* flat, int gear, const char* what) noexcept nogil:
+    """pl_shape for the reserved C batch k, its rows its first input's dim 0; a failure gives
+    the slot back."""
+    cdef Slot* s = pl_slot(c.p, k)
+    cdef const char* api = ""
+    cdef Status err
+    cdef aclError rc = pl_shape(c.p, s, gear, flat, &api)
+    if rc:
+        pl_unreserve(c.p, s)
+        status_set(&err, rc, api, NULL)
+        return _fail_status(FASTEXEC_ERR_ACL, what, k, &err)
+    s.rows = flat[0] if c.p.in_ndims[0] else 1
+    return FASTEXEC_OK
+
+
+cdef int _submit_shaped_impl(fastexec_executor* h, const void* const* inputs, const int64_t* const* dims,
+                             int64_t* ticket) noexcept nogil:
+    cdef int st = _usable(h)
+    cdef CHandle* c = <CHandle*>h
+    cdef int64_t flat[MAX_IO * MAX_SHAPE_DIMS]
+    cdef int64_t k
+    cdef int gear
+    cdef size_t i
+    if st:
+        return st
+    if inputs == NULL or dims == NULL or ticket == NULL:
+        return _fail_with(FASTEXEC_ERR_INVALID_ARGUMENT, "submit_shaped: inputs, dims and ticket must not be NULL")
+    for i in range(c.n_in):
+        if inputs[i] == NULL:
+            return _fail_with(FASTEXEC_ERR_INVALID_ARGUMENT, "submit_shaped: an input pointer is NULL")
+    st = _check_dims(c, "submit_shaped", dims, flat, &gear)
+    if st:
+        return st
+    st = _reserve_c(c, &k)
+    if st:
+        return st
+    st = _shape_reserved(c, k, flat, gear, "submit_shaped batch")
+    if st:
+        return st
+    pl_stage(c.p, pl_slot(c.p, k), <const char**>inputs, pl_slot(c.p, k).rows)
+    st = _enqueue_c(c, k, "submit_shaped batch")
+    if st == FASTEXEC_OK:
+        ticket[0] = k
+    return st
+
+
+cdef int _acquire_shaped_impl(fastexec_executor* h, const int64_t* const* dims, void** inputs,
+                              int64_t* ticket) noexcept nogil:
+    cdef int st = _usable(h)
+    cdef CHandle* c = <CHandle*>h
+    cdef int64_t flat[MAX_IO * MAX_SHAPE_DIMS]
+    cdef int64_t k
+    cdef int gear
+    cdef size_t i
+    if st:
+        return st
+    if inputs == NULL or dims == NULL or ticket == NULL:
+        return _fail_with(FASTEXEC_ERR_INVALID_ARGUMENT, "acquire_shaped: dims, inputs and ticket must not be NULL")
+    st = _check_dims(c, "acquire_shaped", dims, flat, &gear)
+    if st:
+        return st
+    st = _reserve_c(c, &k)
+    if st:
+        return st
+    st = _shape_reserved(c, k, flat, gear, "acquire_shaped batch")
+    if st:
+        return st
+    for i in range(c.n_in):
+        inputs[i] = pl_slot(c.p, k).in_hosts[i]
+    ticket[0] = k
+    return FASTEXEC_OK
+
+
+cdef int _output_dims_impl(fastexec_executor* h, int64_t ticket, size_t index, int64_t* dims) noexcept nogil:
+    """The real dims of output `index` of a waited batch this handle holds."""
+    cdef int st = _usable(h)
+    cdef CHandle* c = <CHandle*>h
+    cdef Slot* s
+    cdef bint held
+    cdef int j
+    if st and not (st == FASTEXEC_ERR_CLOSED and c != NULL and not c.closed and c.p.insts != NULL
+                   and c.p.pid == fx_pid()):
+        return st
+    if dims == NULL:
+        return _fail_with(FASTEXEC_ERR_INVALID_ARGUMENT, "output_dims: dims is NULL")
+    if index >= c.n_out:
+        return _fail_with(FASTEXEC_ERR_INVALID_ARGUMENT, "output_dims: index out of range")
+    if ticket < 0:
+        return _status_of(PL_UNKNOWN, "output_dims: the ticket is not a waited batch held by this handle")
+    pthread_mutex_lock(&c.p.mu)
+    s = pl_slot(c.p, ticket)
+    held = s.ticket == ticket and s.owner == <intptr_t>c and s.state == SLOT_HELD
+    if held:
+        for j in range(c.p.out_ndims[index]):
+            if c.p.dyn_kind >= DYN_HW:
+                dims[j] = s.out_shape[index * MAX_SHAPE_DIMS + j]
+            else:
+                dims[j] = <int64_t>s.rows if j == 0 else c.infos[c.n_in + index].dims[j]
+    pthread_mutex_unlock(&c.p.mu)
+    if not held:
+        return _status_of(PL_UNKNOWN, "output_dims: the ticket is not a waited batch held by this handle")
     return FASTEXEC_OK
 
 
@@ -521,6 +742,28 @@ cdef int _stats(fastexec_executor* h, fastexec_stats* out) noexcept nogil:
     return st
 
 
+cdef int _submit_shaped(fastexec_executor* h, const void* const* inputs, const int64_t* const* dims,
+                        int64_t* ticket) noexcept nogil:
+    cdef PyThreadState* ts = _gil_off()
+    cdef int st = _submit_shaped_impl(h, inputs, dims, ticket)
+    _gil_on(ts)
+    return st
+
+
+cdef int _acquire_shaped(fastexec_executor* h, const int64_t* const* dims, void** inputs, int64_t* ticket) noexcept nogil:
+    cdef PyThreadState* ts = _gil_off()
+    cdef int st = _acquire_shaped_impl(h, dims, inputs, ticket)
+    _gil_on(ts)
+    return st
+
+
+cdef int _output_dims(fastexec_executor* h, int64_t ticket, size_t index, int64_t* dims) noexcept nogil:
+    cdef PyThreadState* ts = _gil_off()
+    cdef int st = _output_dims_impl(h, ticket, index, dims)
+    _gil_on(ts)
+    return st
+
+
 # numpy dtype -> aclDataType, format name -> aclFormat, for tensor_info
 _ACL_DTYPES = {v: k for k, v in _DTYPES.items()}
 _FORMAT_CODES = {v: k for k, v in _FORMATS.items()}
@@ -542,5 +785,8 @@ _api.release = _release
 _api.stats = _stats
 _api.last_error = _last_error
 _api.open_devices = _open_devices
+_api.submit_shaped = _submit_shaped
+_api.acquire_shaped = _acquire_shaped
+_api.output_dims = _output_dims
 
 _C_API = PyCapsule_New(&_api, b"fastexec._core._C_API", NULL)

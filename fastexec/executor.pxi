@@ -556,26 +556,34 @@ cdef class Executor:
 
     # ------------------------------------------------------------ one batch: submit / result / staged
 
+    cdef int _shape_slot(self, int64_t k, tuple shapes, object match) except -1:
+        """Give the reserved batch k of a dynamic HW / dims / shape model its gear or input
+        shapes (`match`: what Profile.match_shapes(shapes) returned) and its rows."""
+        cdef Slot* s = pl_slot(self.p, k)
+        cdef int64_t dims[MAX_IO * MAX_SHAPE_DIMS]
+        cdef const char* api = ""
+        cdef aclError rc
+        cdef int i, d
+        if self.p.dyn_kind == DYN_SHAPE:
+            for i in range(self.n_in):
+                for d in range(len(shapes[i])):
+                    dims[i * MAX_SHAPE_DIMS + d] = shapes[i][d]
+        rc = pl_shape(self.p, s, match if self.p.dyn_kind != DYN_SHAPE else -1, dims, &api)
+        if rc:
+            check(rc, api)
+        s.rows = shapes[0][0] if shapes[0] else 1
+        return 0
+
     cdef int _stage_shaped(self, int64_t k, list arrays) except -1:
         """The reserved batch k of a dynamic HW / dims / shape model: its gear or shape, then its
         inputs (checked against the profile by the caller)."""
         cdef Slot* s = pl_slot(self.p, k)
-        cdef int64_t dims[MAX_IO * MAX_SHAPE_DIMS]
         cdef const char* src[MAX_IO]
-        cdef const char* api = ""
-        cdef aclError rc
-        cdef int i, d
-        match = self.profile.match(arrays)
-        if self.p.dyn_kind == DYN_SHAPE:
-            for i in range(self.n_in):
-                for d in range(arrays[i].ndim):
-                    dims[i * MAX_SHAPE_DIMS + d] = arrays[i].shape[d]
+        cdef int i
+        shapes = tuple(tuple(int(d) for d in a.shape) for a in arrays)
+        self._shape_slot(k, shapes, self.profile.match_shapes(shapes))
         for i in range(self.n_in):
             src[i] = <const char*>cnp.PyArray_DATA(<cnp.ndarray>arrays[i])
-        rc = pl_shape(self.p, s, match if self.p.dyn_kind != DYN_SHAPE else -1, dims, &api)
-        if rc:
-            check(rc, api)
-        s.rows = arrays[0].shape[0] if arrays[0].ndim else 1
         with nogil:
             pl_stage(self.p, s, src, s.rows)
         return 0
@@ -653,17 +661,29 @@ cdef class Executor:
             raise out
         return out
 
-    def staged(self):
+    def staged(self, shapes=None):
         """Zero-copy submission: ``with ex.staged() as batch:`` reserves a slot and gives
         ``batch.inputs``, numpy views of its pinned input buffers (batch_size rows each), to fill
         in place; leaving the block queues the batch (``batch.rows`` rows, all by default) and
         sets ``batch.ticket``; an exception in the block gives the slot back unqueued. The views
-        must not be used after the block. Several blocks may be open at once, on any threads."""
+        must not be used after the block. Several blocks may be open at once, on any threads.
+
+        A dynamic HW / dims / shape model's batch needs ``shapes=`` (a dict input name -> shape,
+        or a list in input order): checked against the profile before a slot is taken
+        (ValueError naming the input, the shape and the allowed gears or ranges); the views
+        then have exactly those shapes, the batch is queued at them (``batch.rows`` is the
+        first input's dim 0 and stays so) and result() gives the outputs at their real dims."""
         self._usable()
-        if self.profile.shaped:
-            raise FastexecError(f"staged(): a {self.profile.kind} model's batches take their shapes from submit(), imap() "
-                                "or run(); staged() fills fixed-shape buffers in place")
-        return StagedBatch(self)
+        if not self.profile.shaped:
+            if shapes is not None:
+                raise ValueError(f"staged(): shapes= is for dynamic HW / dims / shape models; this one "
+                                 f"({self.profile.kind or 'static'}) takes rows (set batch.rows)")
+            return StagedBatch(self, None, None)
+        if shapes is None:
+            raise ValueError(f"staged(): a {self.profile.kind} model's batch needs shapes= (input name -> shape; "
+                             f"{self.profile.allowed()})")
+        ordered = self.profile.order_shapes(shapes, "staged()")
+        return StagedBatch(self, ordered, self.profile.match_shapes(ordered))
 
     # ------------------------------------------------------------ streaming: imap
 
@@ -1144,9 +1164,14 @@ cdef class StagedBatch:
     cdef readonly object ticket
     cdef bint entered
 
-    def __init__(self, Executor ex):
+    cdef tuple shapes                # a shaped model's input shapes (None: rows), checked
+    cdef object match               # what Profile.match_shapes gave for them
+
+    def __init__(self, Executor ex, shapes, match):
         self.ex = ex
         self.ticket = None
+        self.shapes = shapes
+        self.match = match
 
     def __enter__(self):
         cdef Slot* s
@@ -1156,16 +1181,28 @@ cdef class StagedBatch:
         self.ex._usable()
         waiter_init(&w, -1, True)
         self.k = self.ex._reserve(OWNER_PYTHON, &w, "staged()")
-        self.entered = True
         s = pl_slot(self.ex.p, self.k)
+        if self.shapes is not None:
+            try:
+                self.ex._shape_slot(self.k, self.shapes, self.match)
+            except BaseException:
+                with nogil:
+                    pl_unreserve(self.ex.p, s)
+                raise
+        self.entered = True
         views = []
         for i in range(self.ex.n_in):
             spec = self.ex.in_specs[i]
-            shape = (self.ex.batch_size,) + tuple(spec.shape[1:])
+            if self.shapes is not None:
+                shape = self.shapes[i]
+                count = s.in_n[i] // spec.dtype.itemsize
+            else:
+                shape = (self.ex.batch_size,) + tuple(spec.shape[1:])
+                count = self.ex.batch_size * (self.ex.p.in_row[i] // spec.dtype.itemsize)
             views.append(np.frombuffer(<char[:s.ins[i].nbytes]><char*>s.ins[i].host, dtype=spec.dtype,
-                                       count=self.ex.batch_size * (self.ex.p.in_row[i] // spec.dtype.itemsize)).reshape(shape))
+                                       count=count).reshape(shape))
         self.inputs = views
-        self.rows = self.ex.batch_size
+        self.rows = s.rows if self.shapes is not None else self.ex.batch_size
         return self
 
     def __exit__(self, exc_type, exc, tb):
@@ -1176,7 +1213,13 @@ cdef class StagedBatch:
         self.inputs = None
         s = pl_slot(self.ex.p, self.k)
         rows = self.rows
-        if exc_type is None and (isinstance(rows, bool) or not isinstance(rows, int) or not 1 <= rows <= self.ex.batch_size):
+        if exc_type is None and self.shapes is not None and rows != s.rows:
+            with nogil:
+                pl_unreserve(self.ex.p, s)
+            raise ValueError(f"staged batch: a shaped batch runs at its shapes {list(self.shapes)}; rows must stay "
+                             f"{s.rows} (got {rows!r})")
+        if exc_type is None and self.shapes is None and (isinstance(rows, bool) or not isinstance(rows, int)
+                                                         or not 1 <= rows <= self.ex.batch_size):
             with nogil:
                 pl_unreserve(self.ex.p, s)
             raise ValueError(f"staged batch: rows must be an int in 1..{self.ex.batch_size} (got {rows!r})")

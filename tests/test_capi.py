@@ -235,14 +235,129 @@ def test_c_batches_feed_the_trace(fxpipe, probe, device):
     assert threading.get_native_id() not in set(rec["submit_thread"][:6].tolist())   # queued by the C threads
 
 
-@pytest.mark.parametrize("what", ["submit_one", "acquire_one"])
-def test_rows_api_refuses_shaped_models_and_runs_dynamic_batch(probe, device, what):
-    """The C API's batches are rows: a dynamic HW / dims / shape model is refused with a clear
-    error (its batches have shapes: the Python API takes them); a dynamic batch takes any rows."""
-    for name in ("dynamic-hw", "dynamic-dims", "dynamic-shape"):
+def shaped_batches(model, shapes_list, rng):
+    """(inputs as bytes, dims per input) for capi_probe.shaped_run, and the inputs as arrays."""
+    from test_executor import random_array
+
+    arrays = [[random_array(rng, t.dtype, sh) for t, sh in zip(model.inputs, shapes)] for shapes in shapes_list]
+    return [([a.tobytes() for a in x], [tuple(a.shape) for a in x]) for x in arrays], arrays
+
+
+def shaped_outputs(ex, got):
+    """capi_probe.shaped_run's outputs of one batch as arrays at the dims output_dims gave."""
+    return [np.frombuffer(b, dtype=spec.dtype).reshape(dims) for spec, (dims, b) in zip(ex.outputs, got)]
+
+
+def assert_bits(got, want, what):
+    assert [(g.shape, g.dtype, g.tobytes()) for g in got] == [(w.shape, w.dtype, w.tobytes()) for w in want], what
+
+
+@pytest.mark.parametrize("mode", ["submit", "acquire"])
+@pytest.mark.parametrize("name", ["dynamic-hw", "dynamic-dims", "dynamic-shape"])
+def test_shaped_batches_from_c_threads_equal_reference(probe, no_leaks, name, mode):
+    """Two native threads, no GIL: every gear of a dynamic HW / dims model (up and back down), or
+    random shapes of a dynamic-shape model, through submit_shaped or acquire_shaped + commit;
+    output_dims gives each output's real dims and the bytes there equal the numpy reference bit
+    for bit. One batch has a shape of no gear / out of range: refused with a message naming the
+    input, its shape and what is allowed; the batches around it are unaffected."""
+    from fastexec.emulator.model_file import reference_outputs
+    from fastexec.emulator.samples import SAMPLES
+
+    model = SAMPLES[name]
+    rng = np.random.default_rng(11)
+    if name == "dynamic-shape":
+        shapes_list = []
+        for _ in range(10):
+            values = [int(rng.integers(lo, hi + 1)) for lo, hi in model.dynamic_shape]
+            shapes_list.append(model.shapes_of(values)[0])
+        bad_shapes, fragment = [(2, 129)], "outside the model's range: dim 1 must be in 1..128 (ranges: 'tokens'"
+    else:
+        gears = [ins for ins, _ in model.profile_shapes()]
+        shapes_list = gears + gears[::-1] + gears
+        bad_shapes = [(s[0], s[1] + 1) + tuple(s[2:]) for s in gears[0]]
+        fragment = "is no gear of the model (gears: "
+    batches, arrays = shaped_batches(model, shapes_list, rng)
+    bad = len(batches) // 2
+    bad_batch, _ = shaped_batches(model, [bad_shapes], rng)
+    batches.insert(bad, bad_batch[0])
+    if name == "dynamic-dims":      # each input's shape from another gear
+        mixed, _ = shaped_batches(model, [[gears[0][0], gears[1][1]]], rng)
+        batches.insert(bad + 1, mixed[0])
+    with fastexec.Executor(emulator.sample_model(name), depth=2) as ex:
+        got = probe.shaped_run(ex, batches, [o.dtype.itemsize for o in ex.outputs], mode)
+        stats = ex.stats()
+        python_says = {}            # the same refusals from Python's submit(): the same words
+        for k in ([bad, bad + 1] if name == "dynamic-dims" else [bad]):
+            x = [np.frombuffer(b, dtype=t.dtype).reshape(d) for t, b, d in zip(model.inputs, *batches[k])]
+            with pytest.raises(ValueError) as ei:
+                ex.submit(x)
+            python_says[k] = f"{mode}_shaped: {ei.value}"
+    if name == "dynamic-dims":
+        status, message, _ = got.pop(bad + 1)
+        assert status == 1 and "each shape is in some gear, but no one gear has them all (gears: " in message, message
+        assert message == python_says[bad + 1]
+    status, message, _ = got.pop(bad)
+    assert message == python_says[bad]
+    first = ex.inputs[0].name
+    shown = "(" + ", ".join(str(d) for d in bad_shapes[0]) + ")"
+    assert status == 1 and message.startswith(f"{mode}_shaped: input '{first}': shape {shown} ") and fragment in message, message
+    assert len(got) == len(arrays) and stats["batches"] == len(arrays)
+    for k, ((status, message, outs), x) in enumerate(zip(got, arrays)):
+        assert status == 0, (k, message)
+        assert_bits(shaped_outputs(ex, outs), reference_outputs(model, x), f"{name} {mode} batch {k}")
+
+
+@pytest.mark.parametrize("what,status,fragment", [
+    ("submit_one", 1, "use submit_shaped / acquire_shaped"),
+    ("acquire_one", 1, "use submit_shaped / acquire_shaped"),
+    ("shaped_null_dims", 1, "the dims of input 'image' are NULL"),
+    ("output_dims_unknown", 4, "not a waited batch"),
+])
+def test_shaped_error_paths(probe, no_leaks, what, status, fragment):
+    """submit / acquire (rows) refuse a shaped model and point at the shaped calls; NULL dims and
+    an unknown ticket are refused; the executor works afterwards."""
+    from fastexec.emulator.model_file import reference_outputs
+    from fastexec.emulator.samples import SAMPLES
+
+    model = SAMPLES["dynamic-hw"]
+    with fastexec.Executor(emulator.sample_model("dynamic-hw")) as ex:
+        got_status, message = probe.probe(ex, what)
+        assert (got_status, fragment in message) == (status, True), (got_status, message)
+        x = [np.ones(model.profile_shapes()[0][0][0], np.float32)]
+        assert_bits(ex.run(x), reference_outputs(model, x), "after")
+
+
+def test_acquire_shaped_commit_zero_gives_the_slot_back(probe, no_leaks):
+    from fastexec.emulator.model_file import reference_outputs
+    from fastexec.emulator.samples import SAMPLES
+
+    model = SAMPLES["dynamic-hw"]
+    gear = [tuple(sh) for sh in model.profile_shapes()[1][0]]
+    with fastexec.Executor(emulator.sample_model("dynamic-hw"), depth=1) as ex:
+        status, message = probe.probe(ex, "acquire_shaped_cancel", gear)
+        assert status == 4 and "not an acquired" in message, message
+        x = [np.full(gear[0], 0.5, np.float32)]
+        assert_bits(ex.run(x), reference_outputs(model, x), "after")      # (depth 1: the one slot is free)
+
+
+@pytest.mark.parametrize("what", ["submit_shaped_one", "acquire_shaped_one"])
+def test_shaped_calls_refuse_rows_models(probe, no_leaks, what):
+    for name in ("tiny", "dynamic-batch"):
         with fastexec.Executor(emulator.sample_model(name)) as ex:
             status, message = probe.probe(ex, what)
-            assert status == 1 and "the C API takes batches of rows" in message, (name, status, message)
+            assert status == 1 and "this model's batches are rows" in message and "use submit / acquire" in message, message
+
+
+@pytest.mark.parametrize("what", ["submit_one", "acquire_one"])
+def test_rows_api_runs_dynamic_batch(probe, device, what):
     with fastexec.Executor(emulator.sample_model("dynamic-batch")) as ex:
         status, message = probe.probe(ex, what)
         assert status == 0, message
+
+
+def test_output_dims_of_a_rows_batch(probe, device):
+    """output_dims answers for any model: a rows batch's outputs are (rows,) + the model's dims."""
+    with fastexec.Executor(emulator.sample_model("multi-io"), depth=2) as ex:
+        inputs = data(ex, ex.batch_size, seed=5)
+        got = probe.zero_copy(ex, [a.tobytes() for a in inputs], 1, True)
+        assert got == [(1,) + tuple(o.shape[1:]) for o in ex.outputs]

@@ -131,10 +131,87 @@ def test_dynamic_shape_output_larger_than_output_size_is_an_error(no_leaks):
         fastexec.Executor(emulator.sample_model("dynamic-shape"), output_size=0)
 
 
-def test_staged_and_c_rows_refuse_shaped_models(no_leaks):
+@pytest.mark.parametrize("name", ["dynamic-hw", "dynamic-dims"])
+def test_staged_every_gear_equals_reference(no_leaks, name):
+    """staged(shapes=) gives views of exactly the gear's shapes; filled in place, the batch runs
+    at that gear and result() gives the outputs at their real dims, bit for bit."""
+    model = SAMPLES[name]
+    rng = np.random.default_rng(7)
+    gears = [ins for ins, _ in model.profile_shapes()]
+    with fastexec.Executor(emulator.sample_model(name), depth=2) as ex:
+        names = [s.name for s in ex.inputs]
+        tickets = []
+        for gear in gears + gears[::-1]:
+            x = gear_inputs(model, gear, rng)
+            with ex.staged(shapes=dict(zip(names, gear))) as batch:
+                assert [v.shape for v in batch.inputs] == [tuple(g) for g in gear]
+                for view, a in zip(batch.inputs, x):
+                    view[...] = a
+            tickets.append((batch.ticket, x))
+            if len(tickets) == 2:
+                t, b = tickets.pop(0)
+                assert_bit_equal(ex.result(t), reference_outputs(model, b), f"{name} gear {gear}")
+        for t, b in tickets:
+            assert_bit_equal(ex.result(t), reference_outputs(model, b), f"{name} last")
+
+
+def test_staged_random_dynamic_shapes_equal_reference(no_leaks):
+    model = SAMPLES["dynamic-shape"]
+    rng = np.random.default_rng(8)
+    with fastexec.Executor(emulator.sample_model("dynamic-shape")) as ex:
+        for shapes in shape_cases(model, rng, 12):
+            x = gear_inputs(model, shapes, rng)
+            with ex.staged(shapes=[tuple(sh) for sh in shapes]) as batch:   # a list, in input order
+                assert [v.shape for v in batch.inputs] == [tuple(sh) for sh in shapes]
+                assert batch.rows == shapes[0][0]
+                for view, a in zip(batch.inputs, x):
+                    view[...] = a
+            got = ex.result(batch.ticket)
+            want = reference_outputs(model, x)
+            assert [g.shape for g in got] == [w.shape for w in want]
+            assert_bit_equal(got, want, f"shapes {shapes}")
+
+
+def test_staged_bad_shape_is_refused_before_a_slot_is_taken(no_leaks):
+    """Each refusal names the input, the shape given and what the profile allows; no slot was
+    taken (the next batch has the next ticket) and the batches around it are exact."""
+    hw = SAMPLES["dynamic-hw"]
+    rng = np.random.default_rng(9)
     with fastexec.Executor(emulator.sample_model("dynamic-hw")) as ex:
-        with pytest.raises(fastexec.FastexecError, match="staged\\(\\): a dynamic_hw model"):
+        name = ex.inputs[0].name
+        gear = [tuple(g) for g in hw.profile_shapes()[0][0]]
+        x = gear_inputs(hw, gear, rng)
+        t0 = ex.submit(x)
+        assert_bit_equal(ex.result(t0), reference_outputs(hw, x), "before")
+        bad = (gear[0][0], gear[0][1], 17, 16)
+        with pytest.raises(ValueError) as ei:
+            ex.staged(shapes={name: bad})
+        msg = str(ei.value)
+        assert f"input '{name}'" in msg and "(2, 3, 17, 16)" in msg and "gears:" in msg and "(2, 3, 48, 64)" in msg, msg
+        with pytest.raises(ValueError, match=r"missing \['%s'\]" % name):
+            ex.staged(shapes={"nope": gear[0]})
+        with pytest.raises(ValueError, match="needs shapes="):
             ex.staged()
+        with pytest.raises(TypeError, match=f"input '{name}' must be a sequence of ints"):
+            ex.staged(shapes=[(2, 3, 16.0, 16)])
+        with ex.staged(shapes=gear) as batch:
+            batch.inputs[0][...] = x[0]
+        assert batch.ticket == t0 + 1
+        assert_bit_equal(ex.result(batch.ticket), reference_outputs(hw, x), "after")
+        with pytest.raises(ValueError, match="rows must stay 2"):     # a shaped batch keeps its rows
+            with ex.staged(shapes=gear) as batch:
+                batch.rows = 1
+        with ex.staged(shapes=gear) as batch:
+            batch.inputs[0][...] = x[0]
+        assert batch.ticket == t0 + 3 and len(ex.result(batch.ticket)) == 1
+    with fastexec.Executor(emulator.sample_model("dynamic-shape")) as ex:
+        with pytest.raises(ValueError) as ei:
+            ex.staged(shapes=[(2, 129)])
+        msg = str(ei.value)
+        assert "input 'tokens'" in msg and "(2, 129)" in msg and "dim 1 must be in 1..128" in msg and "ranges: 'tokens' (1..8, 1..128)" in msg, msg
+    with fastexec.Executor(emulator.sample_model("tiny")) as ex:
+        with pytest.raises(ValueError, match="shapes= is for dynamic HW / dims / shape models"):
+            ex.staged(shapes=[(1, 16)])
 
 
 def test_model_describes_its_profile(device):

@@ -402,17 +402,18 @@ def test_c_calls_with_gil_held_race_python_methods(ext_dir):
     assert_live_zero(recs[-1], "after the GIL race")
 
 
-def test_c_api_version_is_4(ext_dir):
+def test_c_api_version_is_5(ext_dir):
     """Version 2: FASTEXEC_ERR_STATE is gone, Python and C batches share the pipeline; version 3:
     fastexec_stats carries every series (min, max, percentiles), the calibration and the bound;
-    version 4: open_devices, an executor over several devices. fastexec_import() hands out
-    version 4."""
+    version 4: open_devices, an executor over several devices; version 5: submit_shaped,
+    acquire_shaped and output_dims for dynamic HW / dims / shape models. fastexec_import() hands
+    out version 5."""
     sys.path.insert(0, ext_dir)
     try:
         import race_ext
     finally:
         sys.path.remove(ext_dir)
-    assert race_ext.api_version() == 4
+    assert race_ext.api_version() == 5
 
 
 # ---------------------------------------------------------------- 3: lifetime

@@ -12,6 +12,8 @@
  *     const void *const *out; uint64_t n; fx->wait(ex, t, &out, &n);
  *     ... read out[i] (n rows of output i) ...
  *     fx->release(ex, t);                                 // the slot may be reused
+ *     // a dynamic HW / dims / shape model: submit_shaped(ex, inputs, dims, &t), and after wait
+ *     // output_dims(ex, t, i, d) gives output i's real dims
  *     fx->close(ex);
  *
  * Every function returns a fastexec_status and never raises; on failure fx->last_error()
@@ -35,13 +37,13 @@ extern "C" {
 /* Bumped whenever the table below changes; fastexec_import() refuses a mismatch. (Defining it
  * yourself before including this header only serves to test that refusal.) */
 #ifndef FASTEXEC_C_API_VERSION
-#define FASTEXEC_C_API_VERSION 4
+#define FASTEXEC_C_API_VERSION 5
 #endif
 #define FASTEXEC_C_API_CAPSULE "fastexec._core._C_API"
 
 typedef enum {
     FASTEXEC_OK = 0,
-    FASTEXEC_ERR_INVALID_ARGUMENT = 1, /* NULL pointer, index out of range, rows out of range */
+    FASTEXEC_ERR_INVALID_ARGUMENT = 1, /* NULL pointer, index out of range, rows or dims out of range */
     FASTEXEC_ERR_CLOSED = 2,           /* the handle or its executor has been closed */
     FASTEXEC_ERR_BUSY = 3,             /* no free slot: wait for and release an earlier batch */
     FASTEXEC_ERR_UNKNOWN_TICKET = 4,   /* not a batch of this handle that can take this call */
@@ -108,7 +110,8 @@ typedef struct fastexec_api {
      * queue it with commit (rows = 0 gives the slot back unqueued). */
     int (*acquire)(fastexec_executor *ex, void **inputs, int64_t *ticket);
     int (*commit)(fastexec_executor *ex, int64_t ticket, uint64_t rows);
-    /* Wait for a batch; outputs[i] then points at its rows of output i, valid until release. */
+    /* Wait for a batch; outputs[i] then points at its rows of output i (a shaped batch's: at the
+     * dims output_dims gives), valid until release. */
     int (*wait)(fastexec_executor *ex, int64_t ticket, const void *const **outputs, uint64_t *rows);
     int (*release)(fastexec_executor *ex, int64_t ticket);
     int (*stats)(fastexec_executor *ex, fastexec_stats *out);
@@ -119,6 +122,19 @@ typedef struct fastexec_api {
      * open(path, d, ...) is open_devices(path, &d, 1, ...). */
     int (*open_devices)(const char *model_path, const int32_t *devices, size_t n_devices, int32_t depth,
                         int32_t instances, fastexec_executor **out);
+    /* version 5: batches of a dynamic HW / dims / shape model, whose inputs have shapes (submit
+     * and acquire refuse them). dims[i] points at input i's tensor_info ndims values: the shape
+     * of this batch's input i, which must be one gear's (every input at the same gear) or within
+     * the ranges; else FASTEXEC_ERR_INVALID_ARGUMENT naming the input, the shape and the gears
+     * or ranges allowed, before any slot is taken. submit_shaped copies inputs[i] (exactly that
+     * shape's bytes); acquire_shaped gives the slot's pinned inputs to write at that shape, then
+     * commit(ticket, rows) queues it at those dims for any rows != 0 (0 gives the slot back).
+     * wait's rows is the first input's dim 0. */
+    int (*submit_shaped)(fastexec_executor *ex, const void *const *inputs, const int64_t *const *dims, int64_t *ticket);
+    int (*acquire_shaped)(fastexec_executor *ex, const int64_t *const *dims, void **inputs, int64_t *ticket);
+    /* The real dims of output `index` of a waited, unreleased batch (any model): `dims` receives
+     * tensor_info(ex, 1, index).ndims values; outputs[index] of wait holds exactly those. */
+    int (*output_dims)(fastexec_executor *ex, int64_t ticket, size_t index, int64_t *dims);
 } fastexec_api;
 
 #ifdef Py_PYTHON_H

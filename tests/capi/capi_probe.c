@@ -2,6 +2,9 @@
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 
+#include <pthread.h>
+#include <sched.h>
+
 #include "fastexec/fastexec.h"
 
 static const fastexec_api *fx;
@@ -55,6 +58,33 @@ static PyObject *probe(PyObject *self, PyObject *args)
     else if (strcmp(what, "null_input") == 0) { inputs[0] = NULL; st = fx->submit(ex, inputs, 1, &ticket); }
     else if (strcmp(what, "submit_one") == 0) st = fx->submit(ex, inputs, 1, &ticket);   /* close gives it back */
     else if (strcmp(what, "acquire_one") == 0) st = fx->acquire(ex, slots, &ticket);
+    else if (strcmp(what, "submit_shaped_one") == 0 || strcmp(what, "acquire_shaped_one") == 0) {
+        int64_t dims[64][16];   /* every input at the dims tensor_info gives (a -1 stays -1) */
+        const int64_t *per[64];
+        for (size_t i = 0; i < n; i++) {
+            fx->tensor_info(ex, 0, i, &info);
+            memcpy(dims[i], info.dims, info.ndims * sizeof(int64_t));
+            per[i] = dims[i];
+        }
+        st = what[0] == 's' ? fx->submit_shaped(ex, inputs, per, &ticket) : fx->acquire_shaped(ex, per, slots, &ticket);
+    } else if (strcmp(what, "acquire_shaped_cancel") == 0) {   /* py_inputs: a shape per input */
+        int64_t dims[64][16];
+        const int64_t *per[64];
+        for (size_t i = 0; i < n; i++) {
+            PyObject *shape = PyList_GetItem(py_inputs, (Py_ssize_t)i);
+            for (Py_ssize_t d = 0; d < PyTuple_Size(shape) && d < 16; d++) dims[i][d] = PyLong_AsLongLong(PyTuple_GetItem(shape, d));
+            per[i] = dims[i];
+        }
+        st = fx->acquire_shaped(ex, per, slots, &ticket);
+        if (st == FASTEXEC_OK) st = fx->commit(ex, ticket, 0);
+        if (st == FASTEXEC_OK) st = fx->commit(ex, ticket, 1);   /* expected: UNKNOWN_TICKET */
+    } else if (strcmp(what, "shaped_null_dims") == 0) {
+        const int64_t *per[64] = {0};
+        st = fx->submit_shaped(ex, inputs, per, &ticket);
+    } else if (strcmp(what, "output_dims_unknown") == 0) {
+        int64_t dims[16];
+        st = fx->output_dims(ex, 4242, 0, dims);
+    }
     else if (strcmp(what, "tensor_index") == 0) st = fx->tensor_info(ex, 1, 99, &info);
     else if (strcmp(what, "release_unknown") == 0) st = fx->release(ex, 12345);
     else if (strcmp(what, "wait_unknown") == 0) {
@@ -174,14 +204,16 @@ static PyObject *stats_v3(PyObject *self, PyObject *args)
                          "device_utilization", s.device_utilization);
 }
 
-/* zero_copy(executor, inputs (bytes, one per input), rows) -> outputs (bytes): acquire a slot,
- * write the inputs into its pinned memory, commit, wait, copy the outputs, release. */
+/* zero_copy(executor, inputs (bytes, one per input), rows[, dims]) -> outputs (bytes): acquire a
+ * slot, write the inputs into its pinned memory, commit, wait, copy the outputs, release. With
+ * dims true, each output's dims from output_dims instead of its bytes. */
 static PyObject *zero_copy(PyObject *self, PyObject *args)
 {
     (void)self;
     PyObject *executor, *inputs;
     unsigned long long rows;
-    if (!PyArg_ParseTuple(args, "OO!K", &executor, &PyList_Type, &inputs, &rows)) return NULL;
+    int want_dims = 0;
+    if (!PyArg_ParseTuple(args, "OO!K|p", &executor, &PyList_Type, &inputs, &rows, &want_dims)) return NULL;
     fastexec_executor *ex;
     if (fx->from_object(executor, &ex) != FASTEXEC_OK) return PyErr_Format(PyExc_ValueError, "%s", fx->last_error());
     void *slot[64];
@@ -208,6 +240,14 @@ static PyObject *zero_copy(PyObject *self, PyObject *args)
             uint64_t batch;
             fx->tensor_info(ex, 1, i, &info);
             fx->batch_size(ex, &batch);
+            if (want_dims) {
+                int64_t dims[16];
+                fx->output_dims(ex, ticket, i, dims);
+                PyObject *shape = PyTuple_New((Py_ssize_t)info.ndims);
+                for (size_t d = 0; d < info.ndims; d++) PyTuple_SetItem(shape, (Py_ssize_t)d, PyLong_FromLongLong(dims[d]));
+                PyList_SetItem(result, (Py_ssize_t)i, shape);
+                continue;
+            }
             PyList_SetItem(result, (Py_ssize_t)i, PyBytes_FromStringAndSize(out[i], (Py_ssize_t)(got * (info.nbytes / batch))));
         }
         fx->release(ex, ticket);
@@ -281,7 +321,139 @@ static PyObject *open_devices_run(PyObject *self, PyObject *args)
     return r;
 }
 
+/* shaped_run: batches of a dynamic HW / dims / shape model from two native threads without the
+ * GIL (batch j on thread j % 2), each through submit_shaped or acquire_shaped + commit, then
+ * wait, output_dims and a copy of exactly those dims' bytes, then release. */
+typedef struct {
+    size_t n_in, n_out;
+    const int64_t *dims[64];    /* per input */
+    const char *data[64];
+    size_t in_bytes[64];
+    int status;
+    char message[1024];
+    int64_t out_dims[64][16];
+    char *out[64];
+    size_t out_bytes[64];
+} shaped_batch;
+
+typedef struct {
+    fastexec_executor *ex;
+    shaped_batch *batches;
+    size_t n, first, step;
+    int acquire;
+    size_t out_item[64], out_ndims[64];
+} shaped_job;
+
+static void run_shaped_batch(shaped_job *job, shaped_batch *b)
+{
+    int64_t ticket;
+    int st;
+    do {
+        if (job->acquire) {
+            void *slot[64];
+            st = fx->acquire_shaped(job->ex, b->dims, slot, &ticket);
+            if (st == FASTEXEC_OK) {
+                for (size_t i = 0; i < b->n_in; i++) memcpy(slot[i], b->data[i], b->in_bytes[i]);
+                st = fx->commit(job->ex, ticket, 1);
+            }
+        } else {
+            st = fx->submit_shaped(job->ex, (const void *const *)b->data, b->dims, &ticket);
+        }
+        if (st == FASTEXEC_ERR_BUSY) sched_yield();   /* the other thread holds the slot needed */
+    } while (st == FASTEXEC_ERR_BUSY);
+    const void *const *out;
+    uint64_t rows;
+    if (st == FASTEXEC_OK) st = fx->wait(job->ex, ticket, &out, &rows);
+    for (size_t i = 0; st == FASTEXEC_OK && i < b->n_out; i++) {
+        st = fx->output_dims(job->ex, ticket, i, b->out_dims[i]);
+        size_t bytes = job->out_item[i];
+        for (size_t d = 0; d < job->out_ndims[i]; d++) bytes *= (size_t)b->out_dims[i][d];
+        b->out[i] = malloc(bytes ? bytes : 1);
+        b->out_bytes[i] = bytes;
+        memcpy(b->out[i], out[i], bytes);
+    }
+    if (st == FASTEXEC_OK) st = fx->release(job->ex, ticket);
+    b->status = st;
+    snprintf(b->message, sizeof(b->message), "%s", st == FASTEXEC_OK ? "" : fx->last_error());
+}
+
+static void *shaped_thread(void *arg)
+{
+    shaped_job *job = arg;
+    for (size_t j = job->first; j < job->n; j += job->step) run_shaped_batch(job, &job->batches[j]);
+    return NULL;
+}
+
+/* shaped_run(executor, [(inputs (bytes per input), dims (a tuple per input))], out_items, mode)
+ * -> [(status, message, [(dims, bytes) per output])] in batch order */
+static PyObject *shaped_run(PyObject *self, PyObject *args)
+{
+    (void)self;
+    PyObject *executor, *py_batches, *py_items;
+    const char *mode;
+    if (!PyArg_ParseTuple(args, "OO!O!s", &executor, &PyList_Type, &py_batches, &PyList_Type, &py_items, &mode)) return NULL;
+    shaped_job jobs[2];
+    memset(jobs, 0, sizeof(jobs));
+    if (fx->from_object(executor, &jobs[0].ex) != FASTEXEC_OK) return PyErr_Format(PyExc_ValueError, "%s", fx->last_error());
+    size_t n = (size_t)PyList_Size(py_batches), n_in, n_out;
+    fx->num_tensors(jobs[0].ex, 0, &n_in);
+    fx->num_tensors(jobs[0].ex, 1, &n_out);
+    shaped_batch *batches = calloc(n ? n : 1, sizeof(shaped_batch));
+    int64_t (*dims)[64][16] = calloc(n ? n : 1, sizeof(*dims));
+    for (size_t i = 0; i < n_out; i++) {
+        fastexec_tensor_info info;
+        fx->tensor_info(jobs[0].ex, 1, i, &info);
+        jobs[0].out_item[i] = (size_t)PyLong_AsSize_t(PyList_GetItem(py_items, (Py_ssize_t)i));
+        jobs[0].out_ndims[i] = info.ndims;
+    }
+    for (size_t j = 0; j < n; j++) {   /* (the list keeps the bytes alive while the threads run) */
+        PyObject *item = PyList_GetItem(py_batches, (Py_ssize_t)j);
+        PyObject *ins = PyTuple_GetItem(item, 0), *shapes = PyTuple_GetItem(item, 1);
+        batches[j].n_in = n_in;
+        batches[j].n_out = n_out;
+        for (size_t i = 0; i < n_in; i++) {
+            PyObject *b = PyList_GetItem(ins, (Py_ssize_t)i), *shape = PyList_GetItem(shapes, (Py_ssize_t)i);
+            batches[j].data[i] = PyBytes_AsString(b);
+            batches[j].in_bytes[i] = (size_t)PyBytes_Size(b);
+            for (Py_ssize_t d = 0; d < PyTuple_Size(shape) && d < 16; d++) dims[j][i][d] = PyLong_AsLongLong(PyTuple_GetItem(shape, d));
+            batches[j].dims[i] = dims[j][i];
+        }
+    }
+    if (PyErr_Occurred()) { fx->close(jobs[0].ex); free(batches); free(dims); return NULL; }
+    jobs[1] = jobs[0];
+    for (int t = 0; t < 2; t++) {
+        jobs[t].batches = batches;
+        jobs[t].n = n;
+        jobs[t].first = (size_t)t;
+        jobs[t].step = 2;
+        jobs[t].acquire = strcmp(mode, "acquire") == 0;
+    }
+    pthread_t threads[2];
+    Py_BEGIN_ALLOW_THREADS
+    for (int t = 0; t < 2; t++) pthread_create(&threads[t], NULL, shaped_thread, &jobs[t]);
+    for (int t = 0; t < 2; t++) pthread_join(threads[t], NULL);
+    Py_END_ALLOW_THREADS
+    fx->close(jobs[0].ex);
+    PyObject *result = PyList_New((Py_ssize_t)n);
+    for (size_t j = 0; j < n; j++) {
+        PyObject *outs = PyList_New(0);
+        for (size_t i = 0; i < n_out && batches[j].status == FASTEXEC_OK; i++) {
+            PyObject *shape = PyTuple_New((Py_ssize_t)jobs[0].out_ndims[i]);
+            for (size_t d = 0; d < jobs[0].out_ndims[i]; d++) PyTuple_SetItem(shape, (Py_ssize_t)d, PyLong_FromLongLong(batches[j].out_dims[i][d]));
+            PyObject *pair = Py_BuildValue("(Ny#)", shape, batches[j].out[i], (Py_ssize_t)batches[j].out_bytes[i]);
+            PyList_Append(outs, pair);
+            Py_DECREF(pair);
+        }
+        for (size_t i = 0; i < n_out; i++) free(batches[j].out[i]);
+        PyList_SetItem(result, (Py_ssize_t)j, Py_BuildValue("(isN)", batches[j].status, batches[j].message, outs));
+    }
+    free(batches);
+    free(dims);
+    return result;
+}
+
 static PyMethodDef methods[] = {
+    {"shaped_run", shaped_run, METH_VARARGS, NULL},
     {"open_devices_run", open_devices_run, METH_VARARGS, NULL},
     {"probe", probe, METH_VARARGS, NULL},
     {"zero_copy", zero_copy, METH_VARARGS, NULL},
