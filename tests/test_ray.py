@@ -47,7 +47,9 @@ def cluster():
              runtime_env={"env_vars": WORKER_ENV})
     ctx = ray.data.DataContext.get_current()
     ctx.enable_progress_bars = False
-    ctx.wait_for_min_actors_s = 60      # every actor of a pool up before the first batch: both NPUs serve
+    # every actor of a pool up before the first batch (a timeout, not a wait: starting an actor
+    # process takes over a minute when two busy loops share this 2-core machine)
+    ctx.wait_for_min_actors_s = 600
     yield
     ray.shutdown()
 
@@ -128,7 +130,7 @@ def test_two_actors_run_on_the_two_npus(cluster, expected):
     holders = [Holder.remote() for _ in range(2)]
     try:
         batch = with_x({"id": np.arange(64)})
-        outs = ray.get([h.call.remote(batch) for h in holders])
+        outs = ray.get([h.call.remote(batch) for h in holders], timeout=600)   # a failure, never a hang
     finally:
         for h in holders:
             ray.kill(h)
