@@ -124,7 +124,7 @@ cdef class Executor:
     cdef object _take(self, int64_t k, bint store)
     cdef int _enqueue(self, int64_t k) except -1
     cdef int _shape_slot(self, int64_t k, tuple shapes, object match) except -1
-    cdef int _stage_shaped(self, int64_t k, list arrays) except -1
+    cdef int _stage_shaped(self, int64_t k, list arrays, tuple shapes, object match) except -1
     cdef int _output_table(self, int i) except -1
     cdef _teardown(self)
     cdef _uncount(self)

@@ -574,14 +574,14 @@ cdef class Executor:
         s.rows = shapes[0][0] if shapes[0] else 1
         return 0
 
-    cdef int _stage_shaped(self, int64_t k, list arrays) except -1:
+    cdef int _stage_shaped(self, int64_t k, list arrays, tuple shapes, object match) except -1:
         """The reserved batch k of a dynamic HW / dims / shape model: its gear or shape, then its
-        inputs (checked against the profile by the caller)."""
+        inputs (`shapes` and `match`: the arrays' shapes and what the caller's
+        Profile.match_shapes of them returned, before the slot was taken)."""
         cdef Slot* s = pl_slot(self.p, k)
         cdef const char* src[MAX_IO]
         cdef int i
-        shapes = tuple(tuple(int(d) for d in a.shape) for a in arrays)
-        self._shape_slot(k, shapes, self.profile.match_shapes(shapes))
+        self._shape_slot(k, shapes, match)
         for i in range(self.n_in):
             src[i] = <const char*>cnp.PyArray_DATA(<cnp.ndarray>arrays[i])
         with nogil:
@@ -598,11 +598,12 @@ cdef class Executor:
         cdef int64_t t
         if self.profile.shaped:
             arrays = order_inputs(self.in_specs, inputs, self.batch_size, False, True)
-            self.profile.match(arrays)          # a bad shape fails before a slot is taken
+            shapes = tuple(tuple(int(d) for d in a.shape) for a in arrays)
+            match = self.profile.match_shapes(shapes)       # a bad shape fails before a slot is taken
             waiter_init(&w, -1, True)
             t = self._reserve(OWNER_PYTHON, &w, "submit()")
             try:
-                self._stage_shaped(t, arrays)
+                self._stage_shaped(t, arrays, shapes, match)
             except BaseException:
                 with nogil:
                     pl_unreserve(self.p, pl_slot(self.p, t))
